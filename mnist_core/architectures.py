@@ -1,0 +1,210 @@
+"""The registry of network architectures: a name -> a builder and a one-line description.
+
+Every model takes (batch, 28, 28) float32 images in [0, 1] and returns (batch, 10) logits, so the trainer,
+the classifier and the pages treat all architectures alike. Adding an architecture is adding an entry.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mnist_core.constants import IMAGE_SIZE, NUM_CLASSES
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    title: str
+    description: str
+    source: str  # where the design comes from
+    build_layers: Callable[[], list]
+
+
+def _mlp() -> list:
+    from keras import layers
+
+    return [
+        layers.Flatten(),
+        layers.Dense(128, activation="relu"),
+        layers.Dense(NUM_CLASSES),
+    ]
+
+
+def _cnn() -> list:
+    from keras import layers
+
+    return [
+        layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1)),
+        layers.Conv2D(32, 3, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(64, 3, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dense(64, activation="relu"),
+        layers.Dense(NUM_CLASSES),
+    ]
+
+
+def _cnn3() -> list:
+    from keras import layers
+
+    return [
+        layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1)),
+        layers.Conv2D(32, 3, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(64, 3, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(64, 3, activation="relu"),
+        layers.Flatten(),
+        layers.Dense(64, activation="relu"),
+        layers.Dense(NUM_CLASSES),
+    ]
+
+
+def _lenet5() -> list:
+    from keras import layers
+
+    # LeCun et al. 1998, with ReLU and max pooling as is usual today; "same" padding on the first
+    # convolution stands in for the original 32x32 input.
+    return [
+        layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1)),
+        layers.Conv2D(6, 5, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(16, 5, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dense(120, activation="relu"),
+        layers.Dense(84, activation="relu"),
+        layers.Dense(NUM_CLASSES),
+    ]
+
+
+def _strong() -> list:
+    from keras import layers
+
+    def conv_block(filters: int) -> list:
+        # conv -> batch norm -> relu, twice, then pool and drop: the usual VGG-style stage
+        return [
+            layers.Conv2D(filters, 3, padding="same", use_bias=False),
+            layers.BatchNormalization(),
+            layers.Activation("relu"),
+            layers.Conv2D(filters, 3, padding="same", use_bias=False),
+            layers.BatchNormalization(),
+            layers.Activation("relu"),
+            layers.MaxPooling2D(2),
+            layers.Dropout(0.25),
+        ]
+
+    return [
+        layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1)),
+        *conv_block(32),
+        *conv_block(64),
+        layers.Conv2D(128, 3, padding="same", use_bias=False),
+        layers.BatchNormalization(),
+        layers.Activation("relu"),
+        layers.GlobalAveragePooling2D(),
+        layers.Dense(128, use_bias=False),
+        layers.BatchNormalization(),
+        layers.Activation("relu"),
+        layers.Dropout(0.4),
+        layers.Dense(NUM_CLASSES),
+    ]
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    architecture.name: architecture
+    for architecture in (
+        Architecture(
+            "mlp",
+            "MLP",
+            "Flatten, one hidden layer of 128 ReLU units, 10 outputs: the classic first network (about 97.7%).",
+            "seeds 001 and 004",
+            _mlp,
+        ),
+        Architecture(
+            "cnn",
+            "Simple CNN",
+            "Two conv+pool stages (32, 64 filters) then Dense 64: small and quick, about 99.2%.",
+            "seed 000",
+            _cnn,
+        ),
+        Architecture(
+            "cnn3",
+            "Three-conv CNN",
+            "Conv 32-pool-conv 64-pool-conv 64, then Dense 64: one more convolution than the simple CNN.",
+            "seed 003",
+            _cnn3,
+        ),
+        Architecture(
+            "lenet5",
+            "LeNet-5",
+            "LeCun's 1998 design: conv 6 and conv 16 with 5x5 kernels, then Dense 120 and 84.",
+            "LeCun et al. 1998, mentioned in seed 003",
+            _lenet5,
+        ),
+        Architecture(
+            "strong",
+            "Strong CNN",
+            "VGG-style: two double-conv stages with batch norm and dropout, global pooling; >= 99.5% with augmentation.",
+            "modern practice (batch norm, dropout, augmentation)",
+            _strong,
+        ),
+    )
+}
+
+
+class UnknownArchitectureError(ValueError):
+    pass
+
+
+def get_architecture(name: str) -> Architecture:
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        known = ", ".join(ARCHITECTURES)
+        raise UnknownArchitectureError(f"Unknown architecture {name!r}; choose one of: {known}.") from None
+
+
+def build_model(name: str):
+    """A fresh, built keras.Sequential for the architecture `name`: (batch, 28, 28) float32 -> (batch, 10) logits."""
+    import keras
+
+    architecture = get_architecture(name)
+    return keras.Sequential(
+        [keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE), name="image"), *architecture.build_layers()],
+        name=name,
+    )
+
+
+def parameter_count(model) -> int:
+    return int(model.count_params())
+
+
+def summary_text(model) -> str:
+    """Keras' layer table (layer, output shape, parameters) as plain text."""
+    buffer = io.StringIO()
+    model.summary(print_fn=lambda line, **_: buffer.write(line + "\n"), line_length=80)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    name: str
+    kind: str
+    output_shape: str
+    parameters: int
+
+
+def layer_table(model) -> list[LayerRow]:
+    """One row per layer, for showing the architecture as a table."""
+    return [
+        LayerRow(
+            name=layer.name,
+            kind=type(layer).__name__,
+            output_shape=str(tuple(layer.output.shape)).replace("None", "batch"),
+            parameters=int(layer.count_params()),
+        )
+        for layer in model.layers
+    ]

@@ -1,0 +1,16 @@
+"""Numbers and paths that the whole project shares, defined once."""
+
+from pathlib import Path
+
+IMAGE_SIZE = 28  # MNIST images are 28x28 pixels
+MNIST_BOX = 20  # MNIST fits each digit's longer side into a 20x20 box before centring it in 28x28
+CANVAS_SIZE = 280  # the Draw page's canvas, ten screen pixels per MNIST pixel
+NUM_CLASSES = 10
+CLASS_NAMES = tuple(str(digit) for digit in range(NUM_CLASSES))
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_PATH = PROJECT_ROOT / "data" / "mnist.npz"
+MODELS_DIR = PROJECT_ROOT / "models"
+
+# sha256 of the bundled MNIST (see data/README.md for its provenance)
+MNIST_SHA256 = "06af5dfe73b70e3bc1c36439982b18a8d76803db9b544f6fdf838a37fbb01b64"

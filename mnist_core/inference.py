@@ -1,0 +1,100 @@
+"""Classifier: what a trained model thinks of 28x28 images, and what its convolution layers see."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mnist_core.constants import IMAGE_SIZE, MODELS_DIR
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Up to this many images a direct model call is cheapest; above it, batched calls keep memory bounded.
+DIRECT_CALL_LIMIT = 256
+
+
+@dataclass(frozen=True)
+class FeatureMaps:
+    """The output of one convolution layer for one image: (height, width, channels) float32."""
+
+    layer_name: str
+    maps: np.ndarray
+
+
+def _as_batch(images: np.ndarray) -> np.ndarray:
+    images = np.asarray(images, dtype=np.float32)
+    if images.shape == (IMAGE_SIZE, IMAGE_SIZE):
+        images = images[np.newaxis]
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise ValueError(f"Expected 28x28 images shaped (n, 28, 28), got {images.shape}.")
+    return images
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exponentials = np.exp(shifted)
+    return exponentials / exponentials.sum(axis=-1, keepdims=True)
+
+
+class Classifier:
+    """Wraps a loaded Keras model that maps (n, 28, 28) float32 in [0, 1] to (n, 10) logits."""
+
+    def __init__(self, model, name: str = ""):
+        self.model = model
+        self.name = name or model.name
+        self._feature_model = None
+
+    @classmethod
+    def load(cls, name: str, models_dir: Path = MODELS_DIR) -> Classifier:
+        from mnist_core.store import load_model
+
+        return cls(load_model(name, models_dir), name)
+
+    def predict_proba(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        """Probabilities (n, 10) float32 for images (n, 28, 28) or one image (28, 28), pixels in [0, 1]."""
+        images = _as_batch(images)
+        if len(images) <= DIRECT_CALL_LIMIT:
+            # A direct call costs milliseconds; model.predict sets up a whole loop for each call.
+            logits = np.asarray(self.model(images, training=False))
+        else:
+            logits = np.concatenate(
+                [
+                    np.asarray(self.model(images[start : start + batch_size], training=False))
+                    for start in range(0, len(images), batch_size)
+                ]
+            )
+        return softmax(logits.astype(np.float64)).astype(np.float32)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """The most likely digit for each image: (n,) int."""
+        return self.predict_proba(images).argmax(axis=1)
+
+    def top_k(self, image: np.ndarray, k: int = 3) -> list[tuple[int, float]]:
+        """The k most likely digits for one image with their probabilities, most likely first."""
+        probabilities = self.predict_proba(image)[0]
+        order = np.argsort(probabilities)[::-1][:k]
+        return [(int(digit), float(probabilities[digit])) for digit in order]
+
+    @property
+    def conv_layer_names(self) -> list[str]:
+        return [layer.name for layer in self.model.layers if type(layer).__name__ == "Conv2D"]
+
+    def feature_maps(self, image: np.ndarray) -> list[FeatureMaps]:
+        """The activations of every Conv2D layer (after its activation) for one (28, 28) image; [] for an MLP."""
+        names = self.conv_layer_names
+        if not names:
+            return []
+        if self._feature_model is None:
+            import keras
+
+            outputs = [self.model.get_layer(name).output for name in names]
+            self._feature_model = keras.Model(inputs=self.model.inputs, outputs=outputs)
+        outputs = self._feature_model(_as_batch(image)[:1], training=False)
+        if not isinstance(outputs, (list, tuple)):
+            outputs = [outputs]
+        return [FeatureMaps(name, np.asarray(output)[0]) for name, output in zip(names, outputs)]

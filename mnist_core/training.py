@@ -1,0 +1,367 @@
+"""Training: the configuration, the progress events, and `train()` with a stop flag.
+
+`train()` reports through a plain callback (`on_event`), never through any UI: the CLI prints the events,
+a `TrainingJob` (see jobs.py) keeps them for the app to draw. It runs in whatever thread calls it and stops
+at the next batch once `stop_event` is set.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from mnist_core.architectures import ARCHITECTURES, build_model
+from mnist_core.data import load_mnist, subset
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+VALIDATIONS = ("test", "split")
+SCHEDULES = ("constant", "cosine")
+BATCH_SIZES = (16, 32, 64, 128, 256, 512)
+MAX_EPOCHS = 50
+MIN_TRAIN_SIZE = 100
+FULL_TRAIN_SIZE = 60_000
+
+
+class ConfigError(ValueError):
+    """A training setting is out of range; the message names it and its allowed values."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run; the same config and seed give the same curves."""
+
+    architecture: str = "cnn"
+    epochs: int = 3
+    batch_size: int = 128
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    train_size: int = FULL_TRAIN_SIZE  # how many training images to use, drawn at random with `seed`
+    validation: str = "test"  # "test": validate on the 10k test set (as the seeds do); "split": hold out part of train
+    validation_split: float = 0.1
+    augment: bool = False  # small random shifts, rotations and zooms of the training images
+    schedule: str = "constant"  # learning rate: "constant", or "cosine" decay to zero over the run
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ConfigError(f"architecture must be one of {', '.join(ARCHITECTURES)}, not {self.architecture!r}.")
+        if not isinstance(self.epochs, int) or not 1 <= self.epochs <= MAX_EPOCHS:
+            raise ConfigError(f"epochs must be a whole number from 1 to {MAX_EPOCHS}, not {self.epochs!r}.")
+        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 2048:
+            raise ConfigError(f"batch size must be a whole number from 1 to 2048, not {self.batch_size!r}.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}.")
+        if not isinstance(self.learning_rate, (int, float)) or not (
+            math.isfinite(self.learning_rate) and 1e-6 <= self.learning_rate <= 1.0
+        ):
+            raise ConfigError(f"learning rate must be between 0.000001 and 1, not {self.learning_rate!r}.")
+        if not isinstance(self.train_size, int) or not MIN_TRAIN_SIZE <= self.train_size <= FULL_TRAIN_SIZE:
+            raise ConfigError(
+                f"training subset must be from {MIN_TRAIN_SIZE} to {FULL_TRAIN_SIZE} images, not {self.train_size!r}."
+            )
+        if self.validation not in VALIDATIONS:
+            raise ConfigError(f"validation must be 'test' or 'split', not {self.validation!r}.")
+        if not isinstance(self.validation_split, (int, float)) or not 0.01 <= self.validation_split <= 0.5:
+            raise ConfigError(f"validation split must be between 0.01 and 0.5, not {self.validation_split!r}.")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be 'constant' or 'cosine', not {self.schedule!r}.")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**31:
+            raise ConfigError(f"seed must be a whole number from 0 to 2^31 - 1, not {self.seed!r}.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {name: values[name] for name in cls.__dataclass_fields__ if name in values}
+        return cls(**known)
+
+
+# Ready-made settings for the Train page and the CLI.
+PRESETS: dict[str, TrainConfig] = {
+    "seed": TrainConfig(architecture="cnn", epochs=10, batch_size=32),  # seed 000's script, as written
+    "fast": TrainConfig(architecture="cnn", epochs=3, batch_size=128, learning_rate=2e-3),
+    "shipped-cnn": TrainConfig(architecture="cnn", epochs=12, batch_size=128, augment=True, schedule="cosine"),
+    "strong": TrainConfig(architecture="strong", epochs=15, batch_size=128, augment=True, schedule="cosine"),
+}
+
+
+@dataclass(frozen=True)
+class BatchEvent:
+    """Progress after one training batch; loss and accuracy are the running means over the epoch so far."""
+
+    epoch: int  # 1-based
+    epochs: int
+    step: int  # 1-based within the epoch
+    steps: int
+    loss: float
+    accuracy: float
+    images_per_second: float
+    elapsed_seconds: float
+    eta_seconds: float
+
+
+@dataclass(frozen=True)
+class EpochEvent:
+    """Metrics at the end of an epoch (validation ones are None when validation did not run)."""
+
+    epoch: int  # 1-based
+    epochs: int
+    loss: float
+    accuracy: float
+    val_loss: float | None
+    val_accuracy: float | None
+    seconds: float  # wall clock of this epoch, validation included
+    complete: bool = True  # False when the epoch was cut short by a stop
+
+
+ProgressEvent = BatchEvent | EpochEvent
+
+
+@dataclass
+class TrainResult:
+    model: object  # keras.Model
+    config: TrainConfig
+    history: list[EpochEvent] = field(default_factory=list)
+    seconds: float = 0.0
+    stopped: bool = False
+    batches_trained: int = 0
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Training and validation arrays as float32 in [0, 1], made once."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+
+def prepare_data(config: TrainConfig, mnist=None) -> PreparedData:
+    """Pick the training subset and the validation set for `config`, scaled to float32 [0, 1] once."""
+    (x_train, y_train), (x_test, y_test) = mnist if mnist is not None else load_mnist()
+    x_train, y_train = subset(x_train, y_train, config.train_size, seed=config.seed)
+    if config.validation == "split":
+        held_out = max(1, int(round(len(y_train) * config.validation_split)))
+        x_val, y_val = x_train[-held_out:], y_train[-held_out:]
+        x_train, y_train = x_train[:-held_out], y_train[:-held_out]
+    else:
+        x_val, y_val = x_test, y_test
+    # Scale to [0, 1] once here, not per batch.
+    return PreparedData(
+        x_train=x_train.astype(np.float32) / 255.0,
+        y_train=y_train.astype(np.int32),
+        x_val=x_val.astype(np.float32) / 255.0,
+        y_val=y_val.astype(np.int32),
+    )
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int):
+    import keras
+
+    learning_rate = config.learning_rate
+    if config.schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, config.epochs * steps_per_epoch)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    if config.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate)
+    return keras.optimizers.SGD(learning_rate, momentum=0.9)
+
+
+def compile_model(model, config: TrainConfig, steps_per_epoch: int) -> None:
+    import keras
+
+    model.compile(
+        optimizer=make_optimizer(config, steps_per_epoch),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+
+
+def _augmenter(seed: int):
+    import keras
+
+    # Small distortions a hand makes anyway; flips would turn digits into other shapes, so none.
+    return keras.Sequential(
+        [
+            keras.layers.RandomRotation(0.04, fill_mode="constant", seed=seed),
+            keras.layers.RandomZoom(0.1, fill_mode="constant", seed=seed + 1),
+            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed + 2),
+        ],
+        name="augment",
+    )
+
+
+def make_train_dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig):
+    """A shuffled, batched, prefetched tf.data pipeline over the float32 arrays (augmented if asked)."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    dataset = dataset.shuffle(len(y), seed=config.seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(config.batch_size)
+    if config.augment:
+        augmenter = _augmenter(config.seed)
+
+        def augment(images, labels):
+            channels_last = tf.expand_dims(images, -1)
+            return tf.squeeze(augmenter(channels_last, training=True), -1), labels
+
+        dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def make_eval_dataset(x: np.ndarray, y: np.ndarray, batch_size: int = 1000):
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _progress_callback_class():
+    import keras
+
+    class ProgressCallback(keras.callbacks.Callback):
+        """Turns Keras' hooks into BatchEvent/EpochEvent and the stop flag into `model.stop_training`."""
+
+        def __init__(self, config: TrainConfig, steps: int, on_event, stop_event: threading.Event):
+            super().__init__()
+            self.config = config
+            self.steps = steps
+            self.on_event = on_event
+            self.stop_event = stop_event
+            self.history: list[EpochEvent] = []
+            self.batches_trained = 0
+            self._recent: deque[tuple[float, int]] = deque(maxlen=20)  # (time, batches done) for images/s
+            self._last_step = 0
+
+        def _check_stop(self) -> None:
+            if self.stop_event.is_set():
+                self.model.stop_training = True
+
+        def on_train_begin(self, logs=None):
+            self._start = time.perf_counter()
+            self._check_stop()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._epoch_start = time.perf_counter()
+            self._recent.clear()
+            self._recent.append((self._epoch_start, 0))
+            self._last_step = 0
+            self._check_stop()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.batches_trained += 1
+            now = time.perf_counter()
+            step = batch + 1
+            self._last_step = step
+            then, step_then = self._recent[0]
+            self._recent.append((now, step))
+            images = (step - step_then) * self.config.batch_size
+            images_per_second = images / (now - then) if now > then else 0.0
+            elapsed = now - self._start
+            total = self.config.epochs * self.steps
+            seconds_per_batch = elapsed / self.batches_trained
+            epoch_index = len(self.history)
+            done = epoch_index * self.steps + step
+            event = BatchEvent(
+                epoch=epoch_index + 1,
+                epochs=self.config.epochs,
+                step=step,
+                steps=self.steps,
+                loss=float(logs["loss"]),
+                accuracy=float(logs["accuracy"]),
+                images_per_second=images_per_second,
+                elapsed_seconds=elapsed,
+                eta_seconds=max(0.0, (total - done) * seconds_per_batch),
+            )
+            if self.on_event is not None:
+                self.on_event(event)
+            self._check_stop()
+
+        def on_test_batch_end(self, batch, logs=None):
+            # A stop during validation should not wait for the whole validation pass.
+            if self.stop_event.is_set():
+                self.model.stop_evaluating = True
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            stopped_early = self._last_step < self.steps
+            validated = "val_loss" in logs and not (self.stop_event.is_set())
+            event = EpochEvent(
+                epoch=epoch + 1,
+                epochs=self.config.epochs,
+                loss=float(logs.get("loss", float("nan"))),
+                accuracy=float(logs.get("accuracy", float("nan"))),
+                val_loss=float(logs["val_loss"]) if validated else None,
+                val_accuracy=float(logs["val_accuracy"]) if validated else None,
+                seconds=time.perf_counter() - self._epoch_start,
+                complete=not stopped_early,
+            )
+            if self._last_step > 0:
+                self.history.append(event)
+                if self.on_event is not None:
+                    self.on_event(event)
+            self._check_stop()
+
+    return ProgressCallback
+
+
+def train(
+    config: TrainConfig,
+    on_event: Callable[[ProgressEvent], None] | None = None,
+    stop_event: threading.Event | None = None,
+    mnist=None,
+    model=None,
+) -> TrainResult:
+    """Train a fresh model (or `model`) as `config` says, reporting BatchEvent/EpochEvent through `on_event`.
+
+    Setting `stop_event` ends training at the next batch (or the next validation batch); the result then
+    has `stopped=True` and the history of the epochs that ran. `mnist` defaults to the bundled data.
+    """
+    import keras
+
+    stop_event = stop_event or threading.Event()
+    data = prepare_data(config, mnist)
+    keras.utils.set_random_seed(config.seed)
+    if model is None:
+        model = build_model(config.architecture)
+    steps = math.ceil(len(data.y_train) / config.batch_size)
+    compile_model(model, config, steps)
+    callback = _progress_callback_class()(config, steps, on_event, stop_event)
+    started = time.perf_counter()
+    model.fit(
+        make_train_dataset(data.x_train, data.y_train, config),
+        epochs=config.epochs,
+        validation_data=make_eval_dataset(data.x_val, data.y_val),
+        callbacks=[callback],
+        shuffle=False,  # the dataset shuffles itself, with the config's seed
+        verbose=0,
+    )
+    return TrainResult(
+        model=model,
+        config=config,
+        history=callback.history,
+        seconds=time.perf_counter() - started,
+        stopped=stop_event.is_set() or len(callback.history) < config.epochs,
+        batches_trained=callback.batches_trained,
+    )
+
+
+def with_overrides(config: TrainConfig, **overrides) -> TrainConfig:
+    """A copy of `config` with some fields changed (validated again)."""
+    return replace(config, **{name: value for name, value in overrides.items() if value is not None})
+
