@@ -1,5 +1,6 @@
 """Numbers and paths that the whole project shares, defined once."""
 
+import os
 from pathlib import Path
 
 IMAGE_SIZE = 28  # MNIST images are 28x28 pixels
@@ -10,7 +11,13 @@ CLASS_NAMES = tuple(str(digit) for digit in range(NUM_CLASSES))
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_PATH = PROJECT_ROOT / "data" / "mnist.npz"
-MODELS_DIR = PROJECT_ROOT / "models"
+# Tests point the app at a scratch store with MNIST_LAB_MODELS_DIR so they never touch the shipped models.
+MODELS_DIR = Path(os.environ.get("MNIST_LAB_MODELS_DIR", PROJECT_ROOT / "models"))
+
+
+def models_dir() -> Path:
+    """The model store the app uses, read from the environment at call time (tests change it)."""
+    return Path(os.environ.get("MNIST_LAB_MODELS_DIR", PROJECT_ROOT / "models"))
 
 # sha256 of the bundled MNIST (see data/README.md for its provenance)
 MNIST_SHA256 = "06af5dfe73b70e3bc1c36439982b18a8d76803db9b544f6fdf838a37fbb01b64"

@@ -93,7 +93,7 @@ class TrainConfig:
 PRESETS: dict[str, TrainConfig] = {
     "seed": TrainConfig(architecture="cnn", epochs=10, batch_size=32),  # seed 000's script, as written
     "fast": TrainConfig(architecture="cnn", epochs=3, batch_size=128, learning_rate=2e-3),
-    "shipped-cnn": TrainConfig(architecture="cnn", epochs=12, batch_size=128, augment=True, schedule="cosine"),
+    "shipped-cnn": TrainConfig(architecture="cnn", epochs=10, batch_size=64, schedule="cosine"),
     "strong": TrainConfig(architecture="strong", epochs=15, batch_size=128, augment=True, schedule="cosine"),
 }
 

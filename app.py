@@ -1,0 +1,26 @@
+"""MNIST Lab: explore MNIST, train a network live and watch it learn, then draw a digit and see what it thinks.
+
+The entry point only declares the navigation and the shared sidebar; each page is its own file in pages/.
+"""
+
+import streamlit as st
+
+import ui
+
+st.set_page_config(page_title="MNIST Lab", page_icon=":material/draw:", layout="wide")
+
+navigation = st.navigation(
+    [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/dataset.py", title="Dataset", icon=":material/grid_view:"),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
+        st.Page("pages/models.py", title="Models", icon=":material/inventory_2:"),
+    ]
+)
+
+with st.sidebar:
+    ui.active_model_selector()
+    ui.sidebar_training_status()
+
+navigation.run()

@@ -1,0 +1,243 @@
+"""Plotly figure builders: pure functions from data to go.Figure, so pages only call them and tests can check them.
+
+Imports no TensorFlow. Images are numpy arrays (28x28, uint8 0-255 or float 0-1, ink bright).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from mnist_core.constants import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
+
+TRAIN_COLOUR = "#1f77b4"
+VALIDATION_COLOUR = "#ff7f0e"
+INK_SCALE = "gray"  # white ink on black, as MNIST stores it
+_MARGIN = dict(l=10, r=10, t=40, b=10)
+
+
+def _to_unit(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image, dtype=np.float32)
+    return image / 255.0 if image.max(initial=0) > 1.0 else image
+
+
+def mosaic(images: np.ndarray, columns: int, gap: int = 2) -> np.ndarray:
+    """Tile (n, h, w) images into one array, `columns` wide, with `gap` pixels of NaN between them."""
+    images = np.asarray(images, dtype=np.float32)
+    count, height, width = images.shape
+    rows = max(1, -(-count // columns))
+    tiled = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap), np.nan, dtype=np.float32)
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        top, left = row * (height + gap), column * (width + gap)
+        tiled[top : top + height, left : left + width] = image
+    return tiled
+
+
+def sample_grid(
+    images: np.ndarray,
+    titles: Sequence[str],
+    columns: int = 10,
+    title: str | None = None,
+    title_colours: Sequence[str] | None = None,
+) -> go.Figure:
+    """A grid of digits, each captioned (e.g. its label, or "label / prediction")."""
+    images = np.asarray(images)
+    gap, caption = 2, 9  # pixels between tiles, and above each tile for its caption
+    count = len(images)
+    rows = max(1, -(-count // columns))
+    cell_h, cell_w = IMAGE_SIZE + caption, IMAGE_SIZE
+    canvas = np.full((rows * (cell_h + gap), columns * (cell_w + gap)), np.nan, dtype=np.float32)
+    annotations = []
+    for index in range(count):
+        row, column = divmod(index, columns)
+        top, left = row * (cell_h + gap) + caption, column * (cell_w + gap)
+        canvas[top : top + IMAGE_SIZE, left : left + IMAGE_SIZE] = _to_unit(images[index])
+        annotations.append(
+            dict(
+                x=left + IMAGE_SIZE / 2 - 0.5,
+                y=top - caption / 2 - 0.5,
+                text=str(titles[index]),
+                showarrow=False,
+                font=dict(size=11, color=title_colours[index] if title_colours else None),
+            )
+        )
+    figure = go.Figure(
+        go.Heatmap(z=canvas, colorscale=INK_SCALE, zmin=0, zmax=1, showscale=False, hoverinfo="skip")
+    )
+    figure.update_layout(
+        annotations=annotations,
+        title=title,
+        margin=_MARGIN if title else dict(l=5, r=5, t=5, b=5),
+        height=max(160, int(rows * 80 + (40 if title else 10))),
+        plot_bgcolor="rgba(0,0,0,0)",
+    )
+    figure.update_xaxes(visible=False, constrain="domain")
+    figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    return figure
+
+
+def class_histogram(train_counts: np.ndarray, test_counts: np.ndarray | None = None) -> go.Figure:
+    """Images per digit, training (and test) side by side."""
+    figure = go.Figure(go.Bar(x=list(CLASS_NAMES), y=train_counts, name="train", marker_color=TRAIN_COLOUR,
+                              text=train_counts, textposition="outside"))
+    if test_counts is not None:
+        figure.add_bar(x=list(CLASS_NAMES), y=test_counts, name="test", marker_color=VALIDATION_COLOUR,
+                       text=test_counts, textposition="outside")
+    figure.update_layout(
+        title="Images per digit", xaxis_title="digit", yaxis_title="images", barmode="group",
+        margin=_MARGIN, height=360, legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"),
+    )
+    figure.update_xaxes(type="category")
+    return figure
+
+
+def mean_digits(means: np.ndarray) -> go.Figure:
+    """The average image of each digit, in one row."""
+    return sample_grid(means, [f"mean {digit}" for digit in CLASS_NAMES], columns=NUM_CLASSES)
+
+
+def pixel_heatmap(image: np.ndarray, title: str | None = None) -> go.Figure:
+    """One digit's raw 28x28 pixel values as a heatmap with the numbers written in each cell."""
+    image = np.asarray(image)
+    figure = go.Figure(
+        go.Heatmap(
+            z=image,
+            text=image.astype(int) if image.dtype == np.uint8 else np.round(image, 2),
+            texttemplate="%{text}",
+            textfont=dict(size=7),
+            colorscale="Blues",
+            showscale=False,
+            hovertemplate="row %{y}, column %{x}: %{z}<extra></extra>",
+        )
+    )
+    figure.update_layout(title=title, margin=_MARGIN, height=640)
+    figure.update_yaxes(autorange="reversed", scaleanchor="x", dtick=2)
+    figure.update_xaxes(dtick=2, side="top")
+    return figure
+
+
+def image_figure(image: np.ndarray, title: str | None = None, height: int = 220) -> go.Figure:
+    """A single greyscale image (any size), ink bright, pixel grid kept square."""
+    figure = go.Figure(
+        go.Heatmap(z=_to_unit(image), colorscale=INK_SCALE, zmin=0, zmax=1, showscale=False,
+                   hovertemplate="(%{y}, %{x}): %{z:.2f}<extra></extra>")
+    )
+    figure.update_layout(title=title, margin=dict(l=5, r=5, t=30 if title else 5, b=5), height=height)
+    figure.update_xaxes(visible=False, constrain="domain")
+    figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    return figure
+
+
+def _epoch_values(history: Sequence, field: str) -> list:
+    return [getattr(event, field) if not isinstance(event, dict) else event.get(field) for event in history]
+
+
+def training_curves(history: Sequence) -> go.Figure:
+    """Per-epoch loss and accuracy, training vs validation: where overfitting shows as the curves part.
+
+    `history` holds EpochEvent objects or dicts with their fields (as saved in a model's JSON).
+    """
+    epochs = _epoch_values(history, "epoch")
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
+    for column, metric in ((1, "loss"), (2, "accuracy")):
+        figure.add_scatter(x=epochs, y=_epoch_values(history, metric), name=f"train {metric}", mode="lines+markers",
+                           line=dict(color=TRAIN_COLOUR), row=1, col=column)
+        figure.add_scatter(x=epochs, y=_epoch_values(history, f"val_{metric}"), name=f"validation {metric}",
+                           mode="lines+markers", line=dict(color=VALIDATION_COLOUR, dash="dash"), row=1, col=column)
+    figure.update_xaxes(title_text="epoch", dtick=1)
+    figure.update_layout(margin=_MARGIN, height=340, legend=dict(orientation="h", y=-0.25))
+    return figure
+
+
+def batch_curves(batches: Sequence) -> go.Figure:
+    """Running loss and accuracy after each batch, on a continuous epoch axis (1.5 = half of epoch 2)."""
+    position = [event.epoch - 1 + event.step / event.steps for event in batches]
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Batch loss", "Batch accuracy"))
+    figure.add_scatter(x=position, y=[event.loss for event in batches], name="loss", mode="lines",
+                       line=dict(color=TRAIN_COLOUR), row=1, col=1)
+    figure.add_scatter(x=position, y=[event.accuracy for event in batches], name="accuracy", mode="lines",
+                       line=dict(color=VALIDATION_COLOUR), row=1, col=2)
+    figure.update_xaxes(title_text="epoch")
+    figure.update_layout(margin=_MARGIN, height=300, showlegend=False)
+    return figure
+
+
+def probability_bars(probabilities: np.ndarray) -> go.Figure:
+    """The ten class probabilities, the winner highlighted."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    winner = int(probabilities.argmax())
+    colours = [VALIDATION_COLOUR if digit == winner else TRAIN_COLOUR for digit in range(NUM_CLASSES)]
+    figure = go.Figure(
+        go.Bar(x=list(CLASS_NAMES), y=probabilities, marker_color=colours,
+               text=[f"{p:.0%}" if p >= 0.005 else "" for p in probabilities], textposition="outside",
+               hovertemplate="digit %{x}: %{y:.2%}<extra></extra>")
+    )
+    figure.update_layout(title="What the network thinks", margin=_MARGIN, height=320,
+                         yaxis=dict(range=[0, 1.1], tickformat=".0%", title="probability"),
+                         xaxis=dict(type="category", title="digit"))
+    return figure
+
+
+def confusion_matrix(confusion: np.ndarray) -> go.Figure:
+    """Counts of true label (rows) vs prediction (columns); the diagonal is what went right."""
+    confusion = np.asarray(confusion)
+    # Colour the mistakes on their own scale: on a shared one the diagonal would wash everything else out.
+    off_diagonal = confusion.astype(np.float64).copy()
+    np.fill_diagonal(off_diagonal, np.nan)
+    figure = go.Figure(
+        go.Heatmap(
+            z=off_diagonal, x=list(CLASS_NAMES), y=list(CLASS_NAMES), colorscale="Reds", showscale=False,
+            text=confusion, texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>",
+        )
+    )
+    diagonal = np.full(confusion.shape, np.nan)
+    np.fill_diagonal(diagonal, np.diag(confusion))
+    figure.add_heatmap(z=diagonal, x=list(CLASS_NAMES), y=list(CLASS_NAMES), colorscale="Greens", showscale=False,
+                       text=confusion, texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>")
+    figure.update_layout(title="Confusion matrix (rows: true digit, columns: prediction)", margin=_MARGIN, height=460)
+    figure.update_xaxes(title_text="predicted", type="category", side="bottom")
+    figure.update_yaxes(title_text="true", type="category", autorange="reversed", scaleanchor="x")
+    return figure
+
+
+def per_class_accuracy(accuracy: np.ndarray) -> go.Figure:
+    accuracy = np.asarray(accuracy)
+    figure = go.Figure(go.Bar(x=list(CLASS_NAMES), y=accuracy, marker_color=TRAIN_COLOUR,
+                              text=[f"{value:.1%}" for value in accuracy], textposition="outside"))
+    low = float(np.floor(max(0.0, accuracy.min() - 0.02) * 50) / 50) if len(accuracy) else 0.0
+    figure.update_layout(title="Accuracy per digit", margin=_MARGIN, height=320,
+                         yaxis=dict(range=[low, 1.005], tickformat=".0%"), xaxis=dict(type="category", title="digit"))
+    return figure
+
+
+def feature_maps(maps: np.ndarray, title: str, max_maps: int = 16, columns: int = 8) -> go.Figure:
+    """The first `max_maps` channels of one conv layer's output (h, w, channels), each scaled to its own range."""
+    maps = np.asarray(maps, dtype=np.float32)[..., :max_maps]
+    channels = np.moveaxis(maps, -1, 0)
+    low = channels.min(axis=(1, 2), keepdims=True)
+    span = channels.max(axis=(1, 2), keepdims=True) - low
+    scaled = np.divide(channels - low, span, out=np.zeros_like(channels), where=span > 0)
+    figure = go.Figure(
+        go.Heatmap(z=mosaic(scaled, columns, gap=1), colorscale="Viridis", showscale=False, hoverinfo="skip")
+    )
+    rows = -(-len(channels) // columns)
+    figure.update_layout(title=title, margin=dict(l=5, r=5, t=30, b=5), height=40 + rows * 80)
+    figure.update_xaxes(visible=False, constrain="domain")
+    figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    return figure
+
+
+def compare_curves(histories: dict[str, Sequence], metric: str = "val_accuracy") -> go.Figure:
+    """One line per model of a per-epoch metric (from each model's saved history), to compare models."""
+    figure = go.Figure()
+    for name, history in histories.items():
+        figure.add_scatter(x=_epoch_values(history, "epoch"), y=_epoch_values(history, metric), name=name,
+                           mode="lines+markers")
+    figure.update_layout(title=f"{metric.replace('_', ' ')} per epoch", xaxis_title="epoch", yaxis_title=metric,
+                         margin=_MARGIN, height=360)
+    figure.update_xaxes(dtick=1)
+    return figure

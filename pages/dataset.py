@@ -1,0 +1,66 @@
+"""Dataset: browse the MNIST digits, their class counts, mean images and raw pixel values (no TensorFlow here)."""
+
+import streamlit as st
+
+import ui
+from mnist_core import data, plots
+
+st.title("Dataset")
+st.caption(
+    "MNIST: 60,000 training and 10,000 test images of handwritten digits, 28 x 28 grey levels, "
+    "white ink (255) on black (0), as the network receives them after scaling to [0, 1]."
+)
+
+(x_train, y_train), (x_test, y_test) = ui.mnist()
+
+
+@st.cache_resource
+def mean_images(split: str):
+    images, labels = (x_train, y_train) if split == "train" else (x_test, y_test)
+    return data.mean_images(images, labels)
+
+
+controls = st.columns([1, 2, 1, 1])
+split = controls[0].radio("Split", ["train", "test"], horizontal=True, format_func=str.capitalize)
+digits = controls[1].multiselect("Show digits", list(range(10)), placeholder="all digits",
+                                 help="Pick one or more digits to see only those.")
+per_page = controls[2].select_slider("Images shown", options=[25, 50, 100], value=50)
+order = controls[3].radio("Order", ["In order", "Random"], horizontal=True)
+
+images, labels = (x_train, y_train) if split == "train" else (x_test, y_test)
+matching = data.indices_of(labels, digits)
+
+if order == "In order":
+    pages = data.page_count(len(matching), per_page)
+    page = st.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, step=1)
+    shown = data.page_of(matching, page - 1, per_page)
+else:
+    if st.button("Draw again", icon=":material/casino:"):
+        st.session_state.dataset_draw = st.session_state.get("dataset_draw", 0) + 1
+    shown = data.random_sample(matching, per_page, seed=st.session_state.get("dataset_draw", 0))
+
+which = "all digits" if not digits else "digit " + ", ".join(map(str, sorted(digits)))
+st.markdown(f"**{len(matching):,}** {split} images of {which}; showing {len(shown)} (index: label above each).")
+st.plotly_chart(
+    plots.sample_grid(images[shown], [f"#{index}: {labels[index]}" for index in shown], columns=10),
+    width="stretch", config={"displayModeBar": False},
+)
+
+st.subheader("One digit, pixel by pixel")
+look = st.columns([1, 3])
+index = look[0].number_input(
+    f"Image index (0 to {len(labels) - 1:,})", min_value=0, max_value=len(labels) - 1,
+    value=int(shown[0]) if len(shown) else 0, step=1,
+)
+look[0].metric("Label", int(labels[index]))
+look[0].plotly_chart(plots.image_figure(images[index], height=200), width="stretch", config={"displayModeBar": False})
+look[0].caption("The seeds print this array: every pixel is a grey level from 0 to 255.")
+look[1].plotly_chart(plots.pixel_heatmap(images[index], title=f"{split} image #{index}, label {labels[index]}"),
+                     width="stretch")
+
+st.subheader("How many of each digit")
+st.plotly_chart(plots.class_histogram(data.class_counts(y_train), data.class_counts(y_test)), width="stretch")
+
+st.subheader("The average digit")
+st.caption(f"The mean of every {split} image of each class: the blur shows how much handwriting varies.")
+st.plotly_chart(plots.mean_digits(mean_images(split)), width="stretch", config={"displayModeBar": False})
