@@ -132,6 +132,16 @@ def image_figure(image: np.ndarray, title: str | None = None, height: int = 220)
     return figure
 
 
+def pixelated(image: np.ndarray, height: int = 168) -> np.ndarray:
+    """A small greyscale image enlarged by whole-pixel repetition to about `height` rows: uint8, crisp in a browser.
+
+    Browsers smooth small images when they scale them up; repeating pixels keeps MNIST's grid visible.
+    """
+    unit = np.clip(np.nan_to_num(_to_unit(image)), 0.0, 1.0)
+    scale = max(1, height // max(1, unit.shape[0]))
+    return (np.kron(unit, np.ones((scale, scale), dtype=np.float32)) * 255).round().astype(np.uint8)
+
+
 def _epoch_values(history: Sequence, field: str) -> list:
     return [getattr(event, field) if not isinstance(event, dict) else event.get(field) for event in history]
 

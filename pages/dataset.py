@@ -32,7 +32,7 @@ matching = data.indices_of(labels, digits)
 
 if order == "In order":
     pages = data.page_count(len(matching), per_page)
-    page = st.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, step=1)
+    page = st.columns(4)[0].number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, step=1)
     shown = data.page_of(matching, page - 1, per_page)
 else:
     if st.button("Draw again", icon=":material/casino:"):
@@ -53,7 +53,7 @@ index = look[0].number_input(
     value=int(shown[0]) if len(shown) else 0, step=1,
 )
 look[0].metric("Label", int(labels[index]))
-look[0].plotly_chart(plots.image_figure(images[index], height=200), width="stretch", config={"displayModeBar": False})
+look[0].image(plots.pixelated(images[index]), caption=f"{split} image #{index}")
 look[0].caption("The seeds print this array: every pixel is a grey level from 0 to 255.")
 look[1].plotly_chart(plots.pixel_heatmap(images[index], title=f"{split} image #{index}, label {labels[index]}"),
                      width="stretch")

@@ -92,13 +92,12 @@ for column, (image, caption) in zip(
     columns,
     [
         (steps.ink, "1. the ink"),
-        (steps.cropped, f"2. cropped to the ink ({steps.cropped.shape[1]} x {steps.cropped.shape[0]})"),
-        (steps.fitted, f"3. fitted into 20 x 20 ({steps.fitted.shape[1]} x {steps.fitted.shape[0]})"),
-        (steps.centered, "4. centred by mass in 28 x 28: the model's input"),
+        (steps.cropped, f"2. cropped to the ink: {steps.cropped.shape[1]} x {steps.cropped.shape[0]}"),
+        (steps.fitted, f"3. longer side fitted to 20: {steps.fitted.shape[1]} x {steps.fitted.shape[0]}"),
+        (steps.centered, "4. centred by mass in 28 x 28: what the model sees"),
     ],
 ):
-    column.plotly_chart(plots.image_figure(image, title=caption, height=240), width="stretch",
-                        config={"displayModeBar": False})
+    column.image(plots.pixelated(image) if image.shape[0] <= 64 else image, caption=caption, clamp=True)
 
 conv_layers = classifier.conv_layer_names
 st.subheader("Feature maps")
