@@ -162,7 +162,12 @@ def job_outcome(snapshot) -> tuple[str, str]:
 @st.fragment(run_every=POLL_SECONDS * 2)
 def sidebar_training_status() -> None:
     """A small live view of the current job in the sidebar of every page."""
-    job = registry().current()
+    try:
+        job = _registry(str(store_dir())).current()
+    except DatasetError:
+        # No data, no training job. Not registry(): its st.stop() here would stop the whole app run, so the page
+        # would never show; the page itself says what is wrong (ui.mnist()).
+        return
     if job is None:
         return
     snapshot = job.snapshot()

@@ -149,8 +149,10 @@ def _epoch_values(history: Sequence, field: str) -> list:
 def training_curves(history: Sequence) -> go.Figure:
     """Per-epoch loss and accuracy, training vs validation: where overfitting shows as the curves part.
 
-    `history` holds EpochEvent objects or dicts with their fields (as saved in a model's JSON).
+    `history` holds EpochEvent objects or dicts with their fields (as saved in a model's JSON). An epoch cut
+    short by a stop is left out: its running means are not comparable with whole epochs and it has no validation.
     """
+    history = [event for event in history if _epoch_values([event], "complete")[0] is not False]
     epochs = _epoch_values(history, "epoch")
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
     for column, metric in ((1, "loss"), (2, "accuracy")):

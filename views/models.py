@@ -5,6 +5,7 @@ import streamlit as st
 
 import ui
 from mnist_core import plots
+from mnist_core.data import DatasetError
 from mnist_core.store import StoreError, delete_model, model_path
 
 st.title("Models")
@@ -57,7 +58,7 @@ else:
     name = st.selectbox("Model", names, index=names.index(active) if active in names else 0)
     try:
         result = ui.evaluation(name)
-    except StoreError as error:
+    except (StoreError, DatasetError) as error:  # a damaged model file, or no test images to evaluate on
         st.error(str(error))
     else:
         (_, _), (x_test, y_test) = ui.mnist()

@@ -1,0 +1,705 @@
+"""The app's pages driven as a person would, through Streamlit's AppTest: every page, its widgets and what they change.
+
+Each test gets its own model store (a copy of the shipped models in tmp_path, via MNIST_LAB_MODELS_DIR), so
+training and deleting here never touch models/. `ui._registry` is cached per store folder, so every test also
+gets its own training registry. `mnist` (the whole dataset) is tests/conftest.py's fixture.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+SHIPPED_DIR = ROOT / "models"
+RUN_TIMEOUT = 120  # seconds for one script run; the first run of the Train page imports TensorFlow
+TRAINING_TIMEOUT = 90  # seconds to wait for a tiny training run to finish or a stopped one to save
+
+PAGE_TITLES = {"home": "MNIST Lab", "dataset": "Dataset", "train": "Train", "draw": "Draw", "models": "Models"}
+# page -> script path, as app.py declares them with st.Page(...), so moving the page files needs no edit here
+PAGE_PATHS = {
+    Path(path).stem: path for path in re.findall(r'st\.Page\(\s*"([^"]+)"', Path(APP).read_text(encoding="utf-8"))
+}
+
+
+# --- fixtures and helpers ---------------------------------------------------------------------------------------
+
+
+def shipped_models(directory: Path = SHIPPED_DIR) -> dict[str, dict]:
+    """name -> metadata of every complete shipped model in `directory` (a training may be writing one in models/)."""
+    found = {}
+    for json_path in sorted(directory.glob("*.json")):
+        keras_path = json_path.with_suffix(".keras")
+        if json_path.name.startswith(".") or ".tmp" in json_path.name or not zipfile.is_zipfile(keras_path):
+            continue
+        try:
+            info = json.loads(json_path.read_text(encoding="utf-8"))
+        except ValueError:
+            continue
+        if info.get("shipped") is True:
+            found[json_path.stem] = info
+    return found
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch) -> Path:
+    """A scratch model store holding a copy of the shipped models; the app reads it through MNIST_LAB_MODELS_DIR."""
+    shipped = shipped_models()
+    assert "cnn" in shipped, "models/cnn.keras + cnn.json (shipped) are missing"
+    for name in shipped:
+        for suffix in (".keras", ".json"):
+            shutil.copy2(SHIPPED_DIR / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
+    monkeypatch.setenv("MNIST_LAB_MODELS_DIR", str(tmp_path))
+    yield tmp_path
+    # Never leave a training thread running into the next test: the machine has 2 busy cores.
+    import ui
+
+    job = ui._registry(str(tmp_path)).current()
+    if job is not None and not job.done:
+        job.stop()
+        job.wait(TRAINING_TIMEOUT)
+
+
+@pytest.fixture
+def app(store, monkeypatch):
+    """A factory of browser sessions: each call is a new AppTest that has run the app once (the Home page).
+
+    `model` picks the active model in the sidebar first: tests that only need some model use the small shipped
+    cnn, so the Models page never evaluates a bigger shipped model (models/strong-cnn) on every visit.
+    """
+    def new_session(model: str | None = None) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT)
+        at.run()
+        assert_ran_cleanly(at)
+        if model is not None:
+            choose_model(at, model)
+        return at
+
+    return new_session
+
+
+def assert_ran_cleanly(at: AppTest) -> None:
+    assert not at.exception, [(error.message, error.stack_trace) for error in at.exception]
+
+
+def open_page(at: AppTest, page: str) -> AppTest:
+    at.switch_page(PAGE_PATHS[page])
+    at.run()
+    assert_ran_cleanly(at)
+    return at
+
+
+def by_label(widgets, label: str):
+    """The one widget among `widgets` whose label is `label` (or starts with it, for labels with numbers in them)."""
+    matches = [widget for widget in widgets if widget.label == label] or [
+        widget for widget in widgets if widget.label.startswith(label)
+    ]
+    assert len(matches) == 1, f"expected one widget labelled {label!r}, found {[w.label for w in widgets]}"
+    return matches[0]
+
+
+def texts(elements) -> list[str]:
+    return [element.value for element in elements]
+
+
+def metric_value(at: AppTest, label: str) -> str:
+    return by_label(at.metric, label).value
+
+
+def figures(at: AppTest) -> list[dict]:
+    """The Plotly figures on the page, as the JSON Streamlit sends to the browser."""
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def plotly_array(value) -> np.ndarray:
+    """A data array of a figure's JSON: plotly writes numpy arrays as {"dtype", "bdata" (base64), "shape"}."""
+    if isinstance(value, dict) and "bdata" in value:
+        array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        shape = [int(size) for size in str(value.get("shape", len(array))).split(",")]
+        return array.reshape(shape)
+    return np.asarray(value)
+
+
+def annotation_texts(figure: dict) -> list[str]:
+    return [annotation["text"] for annotation in figure.get("layout", {}).get("annotations", [])]
+
+
+def figure_titled(at: AppTest, words: str) -> dict:
+    def title(figure):
+        value = figure.get("layout", {}).get("title", {})
+        return value.get("text", "") if isinstance(value, dict) else str(value or "")
+
+    matches = [figure for figure in figures(at) if words in title(figure)]
+    assert len(matches) == 1, f"expected one figure titled with {words!r}"
+    return matches[0]
+
+
+def dataset_grid(at: AppTest) -> list[str]:
+    """The captions ("#index: label") of the Dataset page's grid of digits."""
+    grids = [annotation_texts(figure) for figure in figures(at)]
+    grids = [grid for grid in grids if grid and all(re.fullmatch(r"#\d+: \d", text) for text in grid)]
+    assert len(grids) == 1, "expected one grid of '#index: label' captions on the Dataset page"
+    return grids[0]
+
+
+def active_model(at: AppTest):
+    return at.sidebar.selectbox(key="active_model")
+
+
+def choose_model(at: AppTest, name: str) -> None:
+    active_model(at).set_value(name)
+    at.run()
+    assert_ran_cleanly(at)
+    assert active_model(at).value == name
+
+
+def wait_until(at: AppTest, condition, what: str, timeout: float = TRAINING_TIMEOUT) -> None:
+    """Rerun the app (as the page's own polling does) until `condition(at)` holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        at.run()
+        assert_ran_cleanly(at)
+        if condition(at):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}; page says "
+                                 f"{texts(at.success) + texts(at.warning) + texts(at.error)}")
+        time.sleep(1.0)
+
+
+def store_table(at: AppTest):
+    """The Models page's table of the store, as a pandas DataFrame."""
+    assert len(at.dataframe) >= 1
+    return at.dataframe[0].value
+
+
+# --- every page -------------------------------------------------------------------------------------------------
+
+
+def test_the_app_declares_the_five_pages():
+    assert list(PAGE_PATHS) == list(PAGE_TITLES)
+
+
+@pytest.mark.parametrize("page", list(PAGE_TITLES))
+def test_every_page_renders_with_its_title_and_the_active_model_picker(app, store, page):
+    at = app()
+    if page != "home":
+        open_page(at, page)
+    assert texts(at.title) == [PAGE_TITLES[page]]
+    picker = active_model(at)
+    assert picker.label == "Active model"
+    shipped = shipped_models(store)
+    assert picker.value in shipped
+    # The default is the best shipped model.
+    assert picker.value == max(shipped, key=lambda name: shipped[name]["test_accuracy"])
+
+
+def test_first_run_on_a_page_url_runs_the_shared_sidebar(store):
+    at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT)
+    at.run()
+    open_page(at, "dataset")
+    assert "Active model" in [widget.label for widget in at.sidebar.selectbox]
+
+
+# --- Home -------------------------------------------------------------------------------------------------------
+
+
+def test_home_shows_the_dataset_sizes_and_the_active_model(app, store):
+    at = app()
+    assert metric_value(at, "Training images") == "60,000"
+    assert metric_value(at, "Test images") == "10,000"
+    assert metric_value(at, "Image size") == "28 x 28"
+    assert metric_value(at, "Classes") == "10"
+
+    active = active_model(at).value
+    info = shipped_models(store)[active]
+    assert metric_value(at, "Model") == active
+    assert metric_value(at, "Architecture") == info["architecture"]
+    assert metric_value(at, "Test accuracy") == f"{info['test_accuracy']:.2%}"
+    assert metric_value(at, "Parameters") == f"{info['parameters']:,}"
+    assert [link.label for link in at.get("page_link")] == ["Dataset", "Train", "Draw", "Models"]
+
+
+# --- Dataset ----------------------------------------------------------------------------------------------------
+
+
+def test_dataset_filters_by_digit_and_split(app, mnist):
+    (_, y_train), (_, y_test) = mnist
+    at = open_page(app(), "dataset")
+    assert texts(at.markdown)[0].startswith("**60,000** train images of all digits; showing 50")
+    assert len(dataset_grid(at)) == 50
+
+    by_label(at.multiselect, "Show digits").set_value([3])
+    at.run()
+    threes_in_train = int((y_train == 3).sum())
+    assert threes_in_train == 6131
+    assert texts(at.markdown)[0].startswith(f"**{threes_in_train:,}** train images of digit 3; showing 50")
+    grid = dataset_grid(at)
+    assert len(grid) == 50 and all(text.endswith(": 3") for text in grid)
+    assert all(y_train[int(text[1:].split(":")[0])] == 3 for text in grid)
+
+    by_label(at.radio, "Split").set_value("test")
+    at.run()
+    threes_in_test = int((y_test == 3).sum())
+    assert threes_in_test == 1010
+    assert texts(at.markdown)[0].startswith(f"**{threes_in_test:,}** test images of digit 3")
+    grid = dataset_grid(at)
+    assert all(text.endswith(": 3") for text in grid)
+    assert all(y_test[int(text[1:].split(":")[0])] == 3 for text in grid)
+
+    by_label(at.multiselect, "Show digits").set_value([0, 7])
+    at.run()
+    both = int(np.isin(y_test, [0, 7]).sum())
+    assert texts(at.markdown)[0].startswith(f"**{both:,}** test images of digit 0, 7")
+    assert {text[-1] for text in dataset_grid(at)} <= {"0", "7"}
+
+
+def test_dataset_images_shown_and_random_order(app):
+    at = open_page(app(), "dataset")
+    by_label(at.select_slider, "Images shown").set_value(25)
+    at.run()
+    in_order = dataset_grid(at)
+    assert len(in_order) == 25
+    assert [text.split(":")[0] for text in in_order] == [f"#{index}" for index in range(25)]
+    assert "showing 25" in texts(at.markdown)[0]
+
+    by_label(at.radio, "Order").set_value("Random")
+    at.run()
+    first_draw = dataset_grid(at)
+    assert len(first_draw) == 25 and first_draw != in_order
+    assert not [widget for widget in at.number_input if widget.label.startswith("Page")]  # no pages when random
+
+    at.run()  # a rerun alone keeps the same sample
+    assert dataset_grid(at) == first_draw
+    by_label(at.button, "Draw again").click()
+    at.run()
+    second_draw = dataset_grid(at)
+    assert len(second_draw) == 25 and second_draw != first_draw
+
+
+def test_dataset_image_index_shows_that_images_label(app, mnist):
+    (_, y_train), (_, y_test) = mnist
+    at = open_page(app(), "dataset")
+    index_input = by_label(at.number_input, "Image index")
+    assert index_input.label == "Image index (0 to 59,999)"
+    assert (index_input.min, index_input.max) == (0, 59_999)
+    for index in (7, 59_999):
+        by_label(at.number_input, "Image index").set_value(index)
+        at.run()
+        assert metric_value(at, "Label") == str(y_train[index])
+        assert [caption for image in at.image for caption in image.captions] == [f"train image #{index}"]
+        figure_titled(at, f"train image #{index}, label {y_train[index]}")  # the pixel-by-pixel heatmap
+
+    by_label(at.radio, "Split").set_value("test")
+    at.run()
+    assert by_label(at.number_input, "Image index").label == "Image index (0 to 9,999)"
+    by_label(at.number_input, "Image index").set_value(18)
+    at.run()
+    assert metric_value(at, "Label") == str(y_test[18])
+    figure_titled(at, f"test image #18, label {y_test[18]}")
+
+
+_NO_TENSORFLOW_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from streamlit.testing.v1 import AppTest
+
+    heavy = ("tensorflow", "keras")
+    at = AppTest.from_file(sys.argv[1], default_timeout=120)
+    at.run()
+    report = {"home": [at.title[0].value if at.title else None, [name for name in heavy if name in sys.modules],
+                       [e.message for e in at.exception]]}
+    at.switch_page(sys.argv[2])
+    at.run()
+    report["dataset"] = [at.title[0].value if at.title else None, [name for name in heavy if name in sys.modules],
+                         [e.message for e in at.exception]]
+    print(json.dumps(report))
+    """
+)
+
+
+def test_home_and_dataset_pages_do_not_import_tensorflow(store, tmp_path):
+    script = tmp_path / "no_tensorflow.py"
+    script.write_text(_NO_TENSORFLOW_SCRIPT, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, str(script), APP, PAGE_PATHS["dataset"]], cwd=ROOT, capture_output=True, text=True, timeout=180,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["home"] == ["MNIST Lab", [], []]
+    assert report["dataset"] == ["Dataset", [], []]
+
+
+# --- Train ------------------------------------------------------------------------------------------------------
+
+
+def test_train_sidebar_has_the_settings_with_their_bounds(app):
+    from mnist_core.architectures import ARCHITECTURES
+    from mnist_core.training import BATCH_SIZES, OPTIMIZERS, PRESETS
+
+    at = open_page(app(), "train")
+    sidebar = at.sidebar
+    epochs = sidebar.number_input(key="train_epochs")
+    assert epochs.label == "Epochs" and (epochs.min, epochs.max) == (1, 50)
+    train_size = sidebar.number_input(key="train_train_size")
+    assert train_size.label == "Training images" and (train_size.min, train_size.max) == (100, 60_000)
+    assert [int(option) for option in sidebar.select_slider(key="train_batch_size").options] == list(BATCH_SIZES)
+    assert sidebar.selectbox(key="train_optimizer").options == list(OPTIMIZERS)
+    assert sidebar.select_slider(key="train_batch_size").label == "Batch size"
+    assert sidebar.selectbox(key="train_optimizer").label == "Optimizer"
+    assert sidebar.select_slider(key="train_learning_rate").label == "Learning rate"
+    assert sidebar.selectbox(key="train_architecture").label == "Architecture"
+    assert [option.split(":")[0] for option in sidebar.selectbox(key="train_architecture").options] == list(
+        ARCHITECTURES
+    )
+    assert sidebar.toggle(key="train_augment").label == "Augmentation"
+    preset = sidebar.selectbox(key="train_preset")
+    assert preset.label == "Preset"
+    assert [option.split(":")[0] for option in preset.options] == ["custom", *PRESETS]
+    # A first visit starts from the "fast" preset.
+    fast = PRESETS["fast"]
+    assert preset.value == "fast"
+    assert (epochs.value, sidebar.selectbox(key="train_architecture").value) == (fast.epochs, fast.architecture)
+    assert by_label(at.sidebar.text_input, "Model name").value == "my-cnn"
+    assert not by_label(at.button, "Start training").disabled
+    assert by_label(at.button, "Stop training").disabled  # nothing of this visitor's is running
+    assert any(text.startswith("No training yet") for text in texts(at.info))
+
+
+def test_choosing_an_architecture_shows_its_parameter_count(app, store):
+    from mnist_core.architectures import ARCHITECTURES, build_model, parameter_count
+
+    at = open_page(app(), "train")
+    for name in ARCHITECTURES:
+        at.sidebar.selectbox(key="train_architecture").set_value(name)
+        at.run()
+        assert_ran_cleanly(at)
+        expected = parameter_count(build_model(name))
+        captions = [text for text in texts(at.sidebar.caption) if "parameters**" in text]
+        assert captions == [f"{ARCHITECTURES[name].description} ({ARCHITECTURES[name].source}) · "
+                            f"**{expected:,} parameters**"], name
+        assert by_label(at.sidebar.text_input, "Model name").value == f"my-{name}"
+    assert shipped_models(store)["cnn"]["parameters"] == parameter_count(build_model("cnn"))
+
+
+def test_the_strong_preset_fills_in_its_settings(app):
+    from mnist_core.architectures import ARCHITECTURES
+
+    at = open_page(app(), "train")
+    at.sidebar.selectbox(key="train_preset").set_value("strong")
+    at.run()
+    assert_ran_cleanly(at)
+    sidebar = at.sidebar
+    assert sidebar.selectbox(key="train_architecture").value == "strong"
+    assert sidebar.number_input(key="train_epochs").value == 15
+    assert sidebar.toggle(key="train_augment").value is True
+    assert sidebar.radio(key="train_schedule").value == "cosine"
+    assert int(sidebar.select_slider(key="train_batch_size").value) == 128
+    description = ARCHITECTURES["strong"].description
+    assert [text for text in texts(sidebar.caption) if text.startswith(description) and "parameters**" in text]
+
+
+def test_an_invalid_model_name_is_refused_before_training(app):
+    at = open_page(app(), "train")
+    by_label(at.sidebar.text_input, "Model name").input("../evil")
+    at.run()
+    assert_ran_cleanly(at)
+    errors = texts(at.sidebar.error)
+    assert len(errors) == 1 and "not a valid model name" in errors[0]
+    assert by_label(at.button, "Start training").disabled
+
+    by_label(at.sidebar.text_input, "Model name").input("fine-name")
+    at.run()
+    assert not at.sidebar.error
+    assert not by_label(at.button, "Start training").disabled
+
+
+def configure_training(at: AppTest, architecture: str, epochs: int, train_size: int, name: str) -> None:
+    at.sidebar.selectbox(key="train_architecture").set_value(architecture)
+    at.run()  # the name's default follows the architecture: set the name after it
+    at.sidebar.number_input(key="train_epochs").set_value(epochs)
+    at.sidebar.number_input(key="train_train_size").set_value(train_size)
+    by_label(at.sidebar.text_input, "Model name").input(name)
+    at.run()
+    assert_ran_cleanly(at)
+    assert not at.sidebar.error
+    assert (at.sidebar.number_input(key="train_epochs").value, at.sidebar.number_input(key="train_train_size").value) \
+        == (epochs, train_size)
+
+
+def has_message(elements, start: str) -> bool:
+    return any(text.startswith(start) for text in texts(elements))
+
+
+def test_a_tiny_training_run_finishes_and_its_model_is_usable_everywhere(app, store):
+    at = open_page(app(model="cnn"), "train")
+    configure_training(at, "mlp", epochs=1, train_size=500, name="apptest-mlp")
+    by_label(at.button, "Start training").click()
+    at.run()
+    assert_ran_cleanly(at)
+    assert not at.warning, texts(at.warning)
+    wait_until(at, lambda at: has_message(at.success, "Training finished"), "the tiny run to finish")
+    successes = texts(at.success)
+    assert len(successes) == 1 and successes[0].startswith("Training finished: saved as **apptest-mlp**")
+
+    info = json.loads((store / "apptest-mlp.json").read_text(encoding="utf-8"))
+    assert (store / "apptest-mlp.keras").is_file()
+    assert info["architecture"] == "mlp" and info["shipped"] is False
+    assert info["config"]["epochs"] == 1 and info["config"]["train_size"] == 500
+    assert isinstance(info["test_accuracy"], float) and 0.5 < info["test_accuracy"] <= 1.0
+    assert f"test accuracy {info['test_accuracy']:.2%}" in successes[0]
+    assert by_label(at.button, "Stop training").disabled
+
+    open_page(at, "draw")
+    assert any(option.startswith("apptest-mlp") for option in active_model(at).options)
+    choose_model(at, "apptest-mlp")
+    assert texts(at.title) == ["Draw"]
+    assert any("Draw a digit" in text for text in texts(at.info))
+
+    open_page(at, "models")
+    table = store_table(at)
+    row = table[table["name"] == "apptest-mlp"]
+    assert len(row) == 1 and row["status"].iloc[0] == "trained here"
+    assert row["test accuracy"].iloc[0] == pytest.approx(info["test_accuracy"] * 100)
+    # The page evaluates the active model, now this one: it scores what training saved.
+    assert by_label(at.selectbox, "Model").value == "apptest-mlp"
+    assert metric_value(at, "Test accuracy") == f"{info['test_accuracy']:.2%}"
+
+
+def test_a_second_start_while_training_is_busy_warns_and_the_owner_can_stop(app, store):
+    import ui
+
+    owner = open_page(app(), "train")
+    # Long enough never to finish on its own before it is stopped; stopping makes its length irrelevant.
+    configure_training(owner, "cnn", epochs=5, train_size=10_000, name="apptest-long")
+    by_label(owner.button, "Start training").click()
+    owner.run()
+    assert_ran_cleanly(owner)
+    job = ui._registry(str(store)).current()
+    assert job is not None and job.model_name == "apptest-long" and not job.done
+    assert not by_label(owner.button, "Stop training").disabled
+
+    visitor = open_page(app(), "train")
+    assert by_label(visitor.button, "Stop training").disabled  # only the owner may stop it
+    by_label(visitor.button, "Start training").click()
+    visitor.run()
+    assert_ran_cleanly(visitor)
+    warnings = texts(visitor.warning)
+    assert len(warnings) == 1 and warnings[0].startswith("Training is busy") and "'apptest-long'" in warnings[0]
+    assert ui._registry(str(store)).current() is job  # no second job was started
+    # The visitor watches the owner's job instead.
+    watching = [text for text in texts(visitor.markdown) if text.startswith("**apptest-long**")]
+    assert len(watching) == 1 and "started by visitor-" in watching[0]
+
+    # Stop once it has trained something, so there is a model to keep.
+    wait_until(owner, lambda at: job.snapshot().latest is not None, "the first training batch")
+    by_label(owner.button, "Stop training").click()
+    owner.run()
+    assert_ran_cleanly(owner)
+    assert job.snapshot().stop_requested
+    wait_until(owner, lambda at: has_message(at.warning, "Training stopped"), "the stopped run to end")
+    stopped = next(text for text in texts(owner.warning) if text.startswith("Training stopped"))
+    assert "the model so far is saved as **apptest-long**" in stopped
+    assert job.done and not has_message(owner.success, "Training finished")
+    info = json.loads((store / "apptest-long.json").read_text(encoding="utf-8"))
+    assert info["stopped"] is True and info["config"]["epochs"] == 5
+    assert by_label(owner.button, "Stop training").disabled
+
+
+# --- Draw -------------------------------------------------------------------------------------------------------
+
+
+def test_draw_without_a_drawing_asks_for_one(app):
+    at = open_page(app(), "draw")
+    source = by_label(at.button_group, "Source")
+    assert source.options == ["Draw", "Upload a photo"] and source.value == "Draw"
+    assert any(text.startswith("Draw a digit") for text in texts(at.info))
+    assert not [text for text in texts(at.markdown) if "Prediction:" in text]
+    assert by_label(at.slider, "Stroke width").value == 20
+
+
+def test_draw_predicts_an_uploaded_photo_of_a_digit(app, mnist):
+    import io
+
+    from PIL import Image
+
+    (_, _), (x_test, y_test) = mnist
+    at = open_page(app(model="cnn"), "draw")
+    by_label(at.button_group, "Source").set_value("Upload a photo")
+    at.run()
+    assert_ran_cleanly(at)
+    # A test digit as a photo would show it: dark ink on white paper, four times larger.
+    picture = Image.fromarray(255 - x_test[0]).resize((112, 112), Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    by_label(at.file_uploader, "A photo or scan").set_value(("digit.png", buffer.getvalue(), "image/png"))
+    at.run()
+    assert_ran_cleanly(at)
+    assert f"### Prediction: {y_test[0]}" in texts(at.markdown)
+    captions = [caption for image in at.image for caption in image.captions]
+    assert captions[0] == "digit.png"
+    assert [caption[:3] for caption in captions[1:]] == ["1. ", "2. ", "3. ", "4. "]
+    assert captions[-1].endswith("what the model sees")
+    assert "Feature maps" in texts(at.subheader)
+    titles = [(figure.get("layout", {}).get("title") or {}).get("text", "") for figure in figures(at)]
+    feature_maps = [title for title in titles if re.fullmatch(r"\S+: \d+ filters, \d+ x \d+", title)]
+    assert len(feature_maps) == 2  # the shipped cnn has two convolution layers
+
+
+# --- Models -----------------------------------------------------------------------------------------------------
+
+
+def test_models_table_lists_the_shipped_models_with_their_accuracy(app, store):
+    at = open_page(app(model="cnn"), "models")
+    table = store_table(at)
+    shipped = shipped_models(store)
+    assert sorted(table["name"]) == sorted(shipped)
+    for name, info in shipped.items():
+        row = table[table["name"] == name]
+        assert row["status"].iloc[0] == "shipped"
+        assert row["test accuracy"].iloc[0] == pytest.approx(info["test_accuracy"] * 100)
+        assert row["parameters"].iloc[0] == info["parameters"]
+    # Shipped models are protected: nothing to offer for deletion.
+    assert not [widget for widget in at.selectbox if widget.label == "Model to delete"]
+    assert "Only shipped models here, and those are protected." in texts(at.caption)
+
+
+def test_evaluating_the_active_model_matches_a_direct_evaluation(app, store, mnist):
+    from mnist_core.evaluation import evaluate
+    from mnist_core.inference import Classifier
+
+    (_, _), (x_test, y_test) = mnist
+    at = open_page(app(model="cnn"), "models")
+    assert by_label(at.selectbox, "Model").value == "cnn"  # the active model is the one evaluated
+    expected = evaluate(Classifier.load("cnn", store), x_test, y_test)
+
+    assert metric_value(at, "Test accuracy") == f"{expected.accuracy:.2%}"
+    assert metric_value(at, "Mistakes") == f"{expected.error_count:,} of 10,000"
+    assert metric_value(at, "Hardest digit") == str(int(np.argmin(expected.per_class_accuracy)))
+
+    confusion = figure_titled(at, "Confusion matrix")
+    shown_counts = plotly_array(confusion["data"][0]["text"])
+    assert np.array_equal(shown_counts, expected.confusion) and shown_counts.sum() == 10_000
+
+    heading = next(text for text in texts(at.markdown) if "title: label / prediction" in text)
+    assert "most confident mistakes" in heading
+    shown = expected.misclassified[:40]
+    grid = [captions for captions in (annotation_texts(figure) for figure in figures(at))
+            if captions and all(re.fullmatch(r"\d / \d", text) for text in captions)]
+    assert grid == [[f"{y_test[i]} / {expected.predictions[i]}" for i in shown]]
+    assert all(text[0] != text[-1] for text in grid[0])
+    by_label(at.get("download_button"), "Download .keras")
+
+
+def save_user_model(store: Path, name: str) -> None:
+    """A model as if trained here: an untrained MLP is enough for the store and the pages."""
+    from mnist_core.architectures import build_model
+    from mnist_core.store import ModelInfo, save_model
+    from mnist_core.training import TrainConfig
+
+    config = TrainConfig(architecture="mlp", epochs=1, train_size=500)
+    save_model(build_model("mlp"), ModelInfo(name=name, architecture="mlp", config=config.to_dict(),
+                                             test_accuracy=0.1), store)
+
+
+def delete_through_the_page(at: AppTest, name: str) -> None:
+    target = by_label(at.selectbox, "Model to delete")
+    target.set_value(name)
+    at.run()
+    assert by_label(at.button, "Delete").disabled  # not before the confirmation
+    by_label(at.checkbox, f"Yes, delete {name} for good").check()
+    at.run()
+    by_label(at.button, "Delete").click()
+    at.run()
+    assert_ran_cleanly(at)
+
+
+def test_a_user_trained_model_can_be_deleted_but_shipped_ones_are_not_offered(app, store):
+    save_user_model(store, "user-mlp")
+    at = open_page(app(model="cnn"), "models")
+    table = store_table(at)
+    assert "user-mlp" in list(table["name"])
+    assert table[table["name"] == "user-mlp"]["status"].iloc[0] == "trained here"
+    target = by_label(at.selectbox, "Model to delete")
+    assert [option.split(" ")[0] for option in target.options] == ["user-mlp"]  # no shipped model here
+
+    delete_through_the_page(at, "user-mlp")
+    assert not (store / "user-mlp.keras").exists() and not (store / "user-mlp.json").exists()
+    assert "user-mlp" not in list(store_table(at)["name"])
+    assert not [option for option in active_model(at).options if option.startswith("user-mlp")]
+    assert sorted(store_table(at)["name"]) == sorted(shipped_models(store))
+
+
+def test_a_broken_model_is_listed_as_broken_and_can_be_deleted(app, store):
+    (store / "broken.keras").write_bytes(b"not a keras file at all")
+    (store / "broken.json").write_text(
+        json.dumps({"name": "broken", "architecture": "mlp", "config": {}, "test_accuracy": 0.5}), encoding="utf-8"
+    )
+    (store / "garbled.json").write_text("{not json", encoding="utf-8")
+    at = open_page(app(model="cnn"), "models")
+    table = store_table(at)
+    for name in ("broken", "garbled"):
+        status = table[table["name"] == name]["status"].iloc[0]
+        assert status.startswith("broken: "), status
+    # Broken models are never offered as the active model.
+    assert not [option for option in active_model(at).options if option.startswith(("broken", "garbled"))]
+    assert "broken (broken)" in by_label(at.selectbox, "Model to delete").options
+
+    delete_through_the_page(at, "broken")
+    assert not (store / "broken.keras").exists() and not (store / "broken.json").exists()
+    assert "broken" not in list(store_table(at)["name"])
+    delete_through_the_page(at, "garbled")
+    assert not (store / "garbled.json").exists()
+    assert sorted(store_table(at)["name"]) == sorted(shipped_models(store))
+
+
+# --- A missing MNIST file ---------------------------------------------------------------------------------------
+
+
+def test_a_missing_mnist_file_is_a_message_on_each_page_not_a_traceback(app):
+    """Only ui.load_mnist is replaced (data.py's own checks are mnist_core's tests); the pages must cope."""
+    import ui
+    from mnist_core.data import DatasetError
+
+    def missing(*args, **kwargs):
+        raise DatasetError("The MNIST file data/mnist.npz is missing. Restore it with `git checkout`.")
+
+    # ui caches the arrays for the whole process: empty the cache on the way in and out.
+    load_mnist = ui.load_mnist
+    ui.load_mnist = missing
+    ui._mnist_cached.clear()
+    try:
+        at = app(model="cnn")
+        for page, title in PAGE_TITLES.items():
+            open_page(at, page)
+            assert texts(at.title) == [title], page  # the page itself still shows, with the message in it
+            assert active_model(at).value == "cnn"
+            assert not at.sidebar.error
+            errors = texts(at.main.error)
+            if page == "draw":
+                assert not errors  # drawing needs a model, not the dataset
+                assert any(text.startswith("Draw a digit") for text in texts(at.info))
+            elif page == "models":
+                assert errors == ["The MNIST file data/mnist.npz is missing. Restore it with `git checkout`."]
+                assert "Delete a model" in texts(at.subheader)  # the rest of the page still works
+            else:
+                assert errors == ["**The MNIST data could not be loaded.** The MNIST file data/mnist.npz is missing. "
+                                  "Restore it with `git checkout`."], page
+    finally:
+        ui.load_mnist = load_mnist
+        ui._mnist_cached.clear()
