@@ -1,5 +1,7 @@
 """Train: choose an architecture and settings in the sidebar, start a background job, watch it learn, stop it."""
 
+import re
+
 import streamlit as st
 
 import ui
@@ -43,11 +45,29 @@ def _apply_preset() -> None:
     preset = st.session_state.train_preset
     if preset in PRESETS:
         _fill_from(PRESETS[preset])
+        _follow_architecture()
+
+
+def _mark_custom() -> None:
+    """A setting changed by hand: the settings no longer are the preset's."""
+    st.session_state.train_preset = CUSTOM
+
+
+def _follow_architecture() -> None:
+    # Rename "my-cnn" to "my-mlp" with the architecture, but never overwrite a name the person typed.
+    if re.fullmatch(r"my-[a-z0-9]+", st.session_state.get("train_model_name", "my-")):
+        st.session_state.train_model_name = f"my-{st.session_state.train_architecture}"
+
+
+def _architecture_changed() -> None:
+    _mark_custom()
+    _follow_architecture()
 
 
 if "train_architecture" not in st.session_state:
     st.session_state.train_preset = "fast"
     _fill_from(PRESETS["fast"])
+    st.session_state.train_model_name = f"my-{st.session_state.train_architecture}"
 
 
 @st.cache_resource(show_spinner="Building the architecture...")
@@ -77,22 +97,24 @@ def settings_sidebar() -> tuple[TrainConfig | None, str]:
                          format_func=lambda name: f"{name}: {PRESET_HELP.get(name, '')}")
     with st.sidebar:
         architecture = st.selectbox("Architecture", list(ARCHITECTURES), key="train_architecture",
+                                    on_change=_architecture_changed,
                                     format_func=lambda name: f"{name}: {ARCHITECTURES[name].title}")
         show_architecture(architecture)
-        st.number_input("Epochs", min_value=1, max_value=MAX_EPOCHS, step=1, key="train_epochs")
-        st.select_slider("Batch size", options=list(BATCH_SIZES), key="train_batch_size")
-        st.selectbox("Optimizer", list(OPTIMIZERS), key="train_optimizer")
-        st.select_slider("Learning rate", options=LEARNING_RATES, key="train_learning_rate")
+        st.number_input("Epochs", min_value=1, max_value=MAX_EPOCHS, step=1, key="train_epochs", on_change=_mark_custom)
+        st.select_slider("Batch size", options=list(BATCH_SIZES), key="train_batch_size", on_change=_mark_custom)
+        st.selectbox("Optimizer", list(OPTIMIZERS), key="train_optimizer", on_change=_mark_custom)
+        st.select_slider("Learning rate", options=LEARNING_RATES, key="train_learning_rate", on_change=_mark_custom)
         st.number_input("Training images", min_value=MIN_TRAIN_SIZE, max_value=FULL_TRAIN_SIZE, step=1000,
-                        key="train_train_size", help="A random subset of the 60,000 training images.")
-        st.toggle("Augmentation", key="train_augment",
+                        key="train_train_size", on_change=_mark_custom, help="A random subset of the 60,000 training images.")
+        st.toggle("Augmentation", key="train_augment", on_change=_mark_custom,
                   help="Small random shifts, rotations and zooms: slower per epoch, better on drawn digits.")
-        st.radio("Learning-rate schedule", ["constant", "cosine"], key="train_schedule", horizontal=True)
+        st.radio("Learning-rate schedule", ["constant", "cosine"], key="train_schedule", horizontal=True,
+                 on_change=_mark_custom)
         st.radio("Validate on", ["test", "split"], key="train_validation", horizontal=True,
                  format_func={"test": "test set (10k)", "split": "10% held out"}.get)
         st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="train_seed",
                         help="The same settings and seed give the same curves.")
-        name = st.text_input("Model name", value=f"my-{architecture}", max_chars=64,
+        name = st.text_input("Model name", key="train_model_name", max_chars=64,
                              help="Letters, digits, '-', '_' and '.'; a number is added if the name is taken.")
     try:
         config = TrainConfig(
