@@ -96,6 +96,15 @@ def save_trained_model(
     return save_model(result.model, info, models_dir, overwrite=overwrite)
 
 
+def _thinned(events: list, limit: int) -> list:
+    """At most `limit` events spread evenly over `events`, always keeping the first and the latest."""
+    count = len(events)
+    if count <= limit:
+        return list(events)
+    # Evenly spaced positions from the first (0) to the last (count - 1); they are distinct since count > limit.
+    return [events[index * (count - 1) // (limit - 1)] for index in range(limit)]
+
+
 class TrainingJob:
     """One training run in a background thread, with a thread-safe view of its progress."""
 
@@ -174,10 +183,7 @@ class TrainingJob:
 
     def snapshot(self) -> JobSnapshot:
         with self._lock:
-            batches = self._batches
-            if len(batches) > MAX_BATCH_POINTS:
-                stride = -(-len(batches) // MAX_BATCH_POINTS)
-                batches = batches[::stride] + ([batches[-1]] if (len(batches) - 1) % stride else [])
+            batches = _thinned(self._batches, MAX_BATCH_POINTS)
             end = self._ended_at or time.time()
             return JobSnapshot(
                 job_id=self.job_id,

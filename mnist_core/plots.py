@@ -142,6 +142,26 @@ def pixelated(image: np.ndarray, height: int = 168) -> np.ndarray:
     return (np.kron(unit, np.ones((scale, scale), dtype=np.float32)) * 255).round().astype(np.uint8)
 
 
+def fit_within(image: np.ndarray, side: int) -> np.ndarray:
+    """The picture scaled so its longer side is `side` pixels, aspect ratio kept, never less than 1 pixel across.
+
+    For st.image: Streamlit itself only shrinks the width and rounds the height down, so a 1000 x 3 strip
+    would become 0 rows high and fail. Takes uint8 pictures (H, W), (H, W, 3), (H, W, 4) or float (H, W).
+    """
+    from PIL import Image
+
+    height, width = image.shape[:2]
+    scale = side / max(height, width)
+    if scale == 1.0:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    # BOX averages when shrinking, so thin strokes of a large photo fade instead of vanishing;
+    # NEAREST keeps pixels crisp when enlarging.
+    resample = Image.Resampling.BOX if scale < 1.0 else Image.Resampling.NEAREST
+    pixels = image if image.dtype == np.uint8 else np.asarray(image, dtype=np.float32)
+    return np.asarray(Image.fromarray(pixels).resize(size, resample))
+
+
 def _epoch_values(history: Sequence, field: str) -> list:
     return [getattr(event, field) if not isinstance(event, dict) else event.get(field) for event in history]
 

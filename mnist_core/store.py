@@ -13,6 +13,7 @@ import tempfile
 import threading
 import unicodedata
 import zipfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -80,9 +81,28 @@ class ModelInfo:
         info = cls(**known)
         if not isinstance(info.config, dict) or not isinstance(info.history, list):
             raise ValueError("metadata has a malformed config or history")
-        if info.test_accuracy is not None and not isinstance(info.test_accuracy, (int, float)):
+        if not all(isinstance(epoch, dict) for epoch in info.history):
+            raise ValueError("metadata has a malformed history")
+        if info.test_accuracy is not None and not _is_number(info.test_accuracy):
             raise ValueError("metadata has a non-numeric test accuracy")
+        # A hand edit like "shipped": "false" would otherwise read as true, and a text where a number belongs
+        # would break the pages that draw the metadata.
+        expected_types = {
+            "name": str, "architecture": str, "created": str, "owner": str, "versions": dict,
+            "shipped": bool, "stopped": bool,
+        }
+        for name, kind in expected_types.items():
+            if not isinstance(getattr(info, name), kind):
+                raise ValueError(f"metadata has a malformed {name}")
+        if not _is_number(info.train_seconds) or not isinstance(info.parameters, int) or isinstance(info.parameters, bool):
+            raise ValueError("metadata has a malformed train_seconds or parameters")
+        if info.command is not None and not isinstance(info.command, str):
+            raise ValueError("metadata has a malformed command")
         return info
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -109,7 +129,8 @@ def validate_name(name: str) -> str:
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidModelName(f"Model names are at most {MAX_NAME_LENGTH} characters long.")
     # NFKC folds look-alikes (full-width dots and slashes) so none slips past the ASCII check below.
-    if unicodedata.normalize("NFKC", name) != name or not name.isascii() or not NAME_PATTERN.match(name):
+    # fullmatch, not match: `$` would also accept a name ending in a newline.
+    if unicodedata.normalize("NFKC", name) != name or not name.isascii() or not NAME_PATTERN.fullmatch(name):
         raise InvalidModelName(
             f"{name!r} is not a valid model name: use letters, digits, '-', '_' and '.', starting with a letter or digit."
         )
@@ -135,19 +156,60 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
-def _atomic_write(target: Path, write) -> None:
-    """Write through a temporary file in the same folder, fsync it, then rename it over `target`."""
-    handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}")
-    os.close(handle)
-    temp = Path(temp_name)
+def _atomic_write(writes: list[tuple[Path, Callable[[Path], object]]]) -> None:
+    """Write each (target, write) through a temporary file in the target's folder, fsync them all, then rename
+    them over their targets one right after the other, so a kill leaves old or new files, never a half one."""
+    temps: list[Path] = []
     try:
-        write(temp)
-        temp.chmod(0o644)  # mkstemp makes it private; models are shared files
-        with open(temp, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(temp, target)
+        for target, write in writes:
+            handle, temp_name = tempfile.mkstemp(
+                dir=target.parent, prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}"
+            )
+            os.close(handle)
+            temp = Path(temp_name)
+            temps.append(temp)
+            write(temp)
+            temp.chmod(0o644)  # mkstemp makes it private; models are shared files
+            with open(temp, "rb") as written:
+                os.fsync(written.fileno())
+        # Both files are complete before either is renamed: the window where a kill leaves a new .keras beside
+        # an old .json is two renames long, not a whole write.
+        for temp, (target, _) in zip(temps, writes):
+            os.replace(temp, target)
+        _fsync_folder(writes[0][0].parent)
     finally:
-        temp.unlink(missing_ok=True)
+        for temp in temps:
+            temp.unlink(missing_ok=True)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the renames themselves durable (a power cut could otherwise undo them); best effort."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def check_can_save(name: str, models_dir: Path = MODELS_DIR, overwrite: bool = False, shipped: bool = False) -> None:
+    """Raise what saving `name` would raise (InvalidModelName, ProtectedModelError, ModelExistsError), saving nothing.
+
+    Lets a long training run find out before it starts that its result could not be saved.
+    """
+    keras_path, json_path = _paths(name, Path(models_dir))
+    try:
+        existing = read_info(name, models_dir) if json_path.exists() else None
+    except BrokenModelError:
+        existing = None  # damaged metadata: like delete_model, let a deliberate overwrite mend it
+    if existing is not None and existing.shipped and not shipped:
+        raise ProtectedModelError(f"{name!r} is a shipped model and cannot be overwritten.")
+    if (keras_path.exists() or json_path.exists()) and not overwrite:
+        raise ModelExistsError(f"A model named {name!r} already exists: pick another name.")
 
 
 def save_model(model, info: ModelInfo, models_dir: Path = MODELS_DIR, overwrite: bool = False) -> ModelInfo:
@@ -159,19 +221,19 @@ def save_model(model, info: ModelInfo, models_dir: Path = MODELS_DIR, overwrite:
     keras_path, json_path = _paths(info.name, models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     with _write_lock:
-        existing = read_info(info.name, models_dir) if json_path.exists() else None
-        if existing is not None and existing.shipped and not info.shipped:
-            raise ProtectedModelError(f"{info.name!r} is a shipped model and cannot be overwritten.")
-        if (keras_path.exists() or json_path.exists()) and not overwrite:
-            raise ModelExistsError(f"A model named {info.name!r} already exists: pick another name.")
+        check_can_save(info.name, models_dir, overwrite=overwrite, shipped=info.shipped)
         if not info.created:
             info.created = now_iso()
         if not info.versions:
             info.versions = library_versions()
         if not info.parameters:
             info.parameters = int(model.count_params())
-        _atomic_write(keras_path, lambda temp: model.save(temp))
-        _atomic_write(json_path, lambda temp: temp.write_text(info.to_json(), encoding="utf-8"))
+        _atomic_write(
+            [
+                (keras_path, lambda temp: model.save(temp)),
+                (json_path, lambda temp: temp.write_text(info.to_json(), encoding="utf-8")),
+            ]
+        )
     return info
 
 
@@ -222,11 +284,11 @@ def list_models(models_dir: Path = MODELS_DIR) -> list[ModelEntry]:
 
 def load_model(name: str, models_dir: Path = MODELS_DIR):
     """Load a saved model with Keras' safe_mode (no Lambda layers or arbitrary code); BrokenModelError if it can't."""
-    import keras
-
     keras_path, _ = _paths(name, Path(models_dir))
     if not keras_path.exists():
         raise ModelNotFound(f"There is no model named {name!r}.")
+    import keras  # only now: a missing model is reported without the seconds TensorFlow takes to import
+
     try:
         return keras.saving.load_model(keras_path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many kinds (ValueError, zipfile, h5py, TypeError) for a bad file

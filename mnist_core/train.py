@@ -97,7 +97,7 @@ class TerminalReporter:
 
 def main(argv: list[str] | None = None) -> int:
     from mnist_core.jobs import save_trained_model
-    from mnist_core.store import StoreError, validate_name
+    from mnist_core.store import ModelExistsError, StoreError, check_can_save, validate_name
     from mnist_core.training import ConfigError
 
     argv = sys.argv[1:] if argv is None else argv
@@ -105,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         validate_name(args.name)
         config = config_from_args(args)
+        # Find out now, not after hours of training, that the result could not be saved under this name.
+        check_can_save(args.name, args.models_dir, overwrite=args.overwrite, shipped=args.shipped)
+    except ModelExistsError as error:
+        print(f"error: {error} (or pass --overwrite to replace it)", file=sys.stderr)
+        return 2
     except (ConfigError, StoreError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -35,6 +35,15 @@ class ConfigError(ValueError):
     """A training setting is out of range; the message names it and its allowed values."""
 
 
+def _is_whole(value) -> bool:
+    # bool is an int subclass, but `epochs=True` (say, from a hand-edited JSON) is a mistake, not 1 epoch.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a training run; the same config and seed give the same curves."""
@@ -57,27 +66,29 @@ class TrainConfig:
     def validate(self) -> None:
         if self.architecture not in ARCHITECTURES:
             raise ConfigError(f"architecture must be one of {', '.join(ARCHITECTURES)}, not {self.architecture!r}.")
-        if not isinstance(self.epochs, int) or not 1 <= self.epochs <= MAX_EPOCHS:
+        if not _is_whole(self.epochs) or not 1 <= self.epochs <= MAX_EPOCHS:
             raise ConfigError(f"epochs must be a whole number from 1 to {MAX_EPOCHS}, not {self.epochs!r}.")
-        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 2048:
+        if not _is_whole(self.batch_size) or not 1 <= self.batch_size <= 2048:
             raise ConfigError(f"batch size must be a whole number from 1 to 2048, not {self.batch_size!r}.")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}.")
-        if not isinstance(self.learning_rate, (int, float)) or not (
+        if not _is_real(self.learning_rate) or not (
             math.isfinite(self.learning_rate) and 1e-6 <= self.learning_rate <= 1.0
         ):
             raise ConfigError(f"learning rate must be between 0.000001 and 1, not {self.learning_rate!r}.")
-        if not isinstance(self.train_size, int) or not MIN_TRAIN_SIZE <= self.train_size <= FULL_TRAIN_SIZE:
+        if not _is_whole(self.train_size) or not MIN_TRAIN_SIZE <= self.train_size <= FULL_TRAIN_SIZE:
             raise ConfigError(
                 f"training subset must be from {MIN_TRAIN_SIZE} to {FULL_TRAIN_SIZE} images, not {self.train_size!r}."
             )
         if self.validation not in VALIDATIONS:
             raise ConfigError(f"validation must be 'test' or 'split', not {self.validation!r}.")
-        if not isinstance(self.validation_split, (int, float)) or not 0.01 <= self.validation_split <= 0.5:
+        if not _is_real(self.validation_split) or not 0.01 <= self.validation_split <= 0.5:
             raise ConfigError(f"validation split must be between 0.01 and 0.5, not {self.validation_split!r}.")
+        if not isinstance(self.augment, bool):
+            raise ConfigError(f"augment must be true or false, not {self.augment!r}.")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be 'constant' or 'cosine', not {self.schedule!r}.")
-        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**31:
+        if not _is_whole(self.seed) or not 0 <= self.seed < 2**31:
             raise ConfigError(f"seed must be a whole number from 0 to 2^31 - 1, not {self.seed!r}.")
 
     def to_dict(self) -> dict:
@@ -343,6 +354,9 @@ def train(
     compile_model(model, config, steps)
     callback = _progress_callback_class()(config, steps, on_event, stop_event)
     started = time.perf_counter()
+    if stop_event.is_set():
+        # Keras runs at least one batch before it looks at stop_training: a stop that came first trains nothing.
+        return TrainResult(model=model, config=config, stopped=True)
     model.fit(
         make_train_dataset(data.x_train, data.y_train, config),
         epochs=config.epochs,

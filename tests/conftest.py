@@ -1,0 +1,51 @@
+"""Shared fixtures: MNIST loaded once, small subsets for quick training, and small trained models."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+from mnist_core.constants import PROJECT_ROOT
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """The whole bundled MNIST, checked and loaded once per session."""
+    from mnist_core.data import load_mnist
+
+    return load_mnist()
+
+
+@pytest.fixture(scope="session")
+def small_mnist(mnist):
+    """2000 training and 500 test images, in the shape `train(mnist=...)` takes, so training stays quick."""
+    (x_train, y_train), (x_test, y_test) = mnist
+    return (x_train[:2000], y_train[:2000]), (x_test[:500], y_test[:500])
+
+
+@pytest.fixture(scope="session")
+def trained_cnn(small_mnist):
+    """The seed CNN after one epoch on 2000 images: good enough to classify most digits."""
+    from mnist_core.training import TrainConfig, train
+
+    config = TrainConfig(architecture="cnn", epochs=1, batch_size=32, learning_rate=2e-3, train_size=2000)
+    return train(config, mnist=small_mnist).model
+
+
+@pytest.fixture(scope="session")
+def test_images(mnist):
+    """The first 2000 test images as float32 in [0, 1] with their labels."""
+    (_, _), (x_test, y_test) = mnist
+    return x_test[:2000].astype(np.float32) / 255.0, y_test[:2000].astype(np.int64)
+
+
+@pytest.fixture
+def subprocess_env(tmp_path):
+    """Environment for running the project's CLIs: quiet TensorFlow, and a scratch model store."""
+    env = dict(os.environ)
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env["MNIST_LAB_MODELS_DIR"] = str(tmp_path / "models")
+    env["PYTHONPATH"] = str(PROJECT_ROOT)
+    return env

@@ -1,0 +1,97 @@
+"""The command lines: `python -m mnist_core.train` and `python -m mnist_core.evaluate`, run as a person would."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mnist_core.constants import PROJECT_ROOT
+
+PYTHON = sys.executable  # the project venv's interpreter
+
+TIMEOUT = 300
+
+
+def run(args, env):
+    return subprocess.run(
+        [PYTHON, "-m", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_by_cli(tmp_path_factory):
+    """One real CLI training run, shared by the tests that read its output or its model."""
+    import os
+
+    models_dir = tmp_path_factory.mktemp("cli-models")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MNIST_LAB_MODELS_DIR": str(models_dir / "unused")}
+    args = ["mnist_core.train", "--arch", "mlp", "--epochs", "1", "--train-size", "300", "--batch-size", "32",
+            "--name", "cli-test", "--models-dir", str(models_dir)]
+    return run(args, env), models_dir, env
+
+
+def test_train_prints_progress_and_saves(trained_by_cli):
+    completed, models_dir, _ = trained_by_cli
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "epoch 1/1 done" in completed.stderr and "val_acc" in completed.stderr
+    assert "saved 'cli-test'" in completed.stdout and "test accuracy" in completed.stdout
+    recorded = json.loads((models_dir / "cli-test.json").read_text())
+    assert recorded["command"].startswith("python -m mnist_core.train ")
+    assert "--arch mlp" in recorded["command"] and "--train-size 300" in recorded["command"]
+    assert recorded["config"]["architecture"] == "mlp" and recorded["config"]["train_size"] == 300
+    assert len(recorded["history"]) == 1 and recorded["shipped"] is False
+    assert 0.3 < recorded["test_accuracy"] <= 1  # 300 images, 10 batches: well above chance (0.1)
+    assert (models_dir / "cli-test.keras").exists()
+    assert not (models_dir / "unused").exists()  # --models-dir wins over the environment
+
+
+def test_evaluate_prints_accuracy_and_confusion_matrix(trained_by_cli):
+    _, models_dir, env = trained_by_cli
+    completed = run(["mnist_core.evaluate", "cli-test", "--models-dir", str(models_dir)], env)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    recorded = json.loads((models_dir / "cli-test.json").read_text())["test_accuracy"]
+    assert f"test accuracy {recorded:.4f}" in completed.stdout  # the same figure as at save time
+    assert f"recorded test accuracy {recorded:.4f}" in completed.stdout
+    lines = completed.stdout.splitlines()
+    header = next(index for index, line in enumerate(lines) if line.startswith("true\\pred"))
+    rows = [[int(cell) for cell in line.split()[1:]] for line in lines[header + 1 : header + 11]]
+    assert len(rows) == 10 and all(len(row) == 10 for row in rows)
+    assert sum(map(sum, rows)) == 10_000
+    assert [sum(row) for row in rows] == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_training_into_a_taken_name_is_refused_before_training(trained_by_cli):
+    _, models_dir, env = trained_by_cli
+    completed = run(
+        ["mnist_core.train", "--arch", "mlp", "--epochs", "1", "--train-size", "300", "--name", "cli-test",
+         "--models-dir", str(models_dir)],
+        env,
+    )
+    assert completed.returncode == 2
+    assert "already exists" in completed.stderr and "--overwrite" in completed.stderr
+    assert "epoch" not in completed.stderr  # it did not train first and fail at the end
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--name", "../escape"], "not a valid model name"),
+        (["--name", "ok", "--epochs", "0"], "epochs must be"),
+        (["--name", "ok", "--train-size", "5"], "training subset"),
+        (["--name", "ok", "--lr", "nan"], "learning rate"),
+    ],
+)
+def test_train_rejects_bad_arguments_clearly(extra, message, tmp_path, subprocess_env):
+    completed = run(["mnist_core.train", "--arch", "mlp", "--models-dir", str(tmp_path), *extra], subprocess_env)
+    assert completed.returncode == 2
+    assert "error:" in completed.stderr and message in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_of_a_missing_model_says_so(tmp_path, subprocess_env):
+    completed = run(["mnist_core.evaluate", "ghost", "--models-dir", str(tmp_path)], subprocess_env)
+    assert completed.returncode == 1
+    assert "no model named 'ghost'" in completed.stderr
+    assert "Traceback" not in completed.stderr

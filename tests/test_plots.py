@@ -1,0 +1,169 @@
+"""mnist_core.plots: each builder turns data into a figure that shows exactly that data."""
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from mnist_core import plots
+from mnist_core.training import BatchEvent, EpochEvent
+
+HISTORY = [
+    EpochEvent(epoch=1, epochs=3, loss=0.9, accuracy=0.7, val_loss=0.5, val_accuracy=0.85, seconds=2.0),
+    EpochEvent(epoch=2, epochs=3, loss=0.4, accuracy=0.88, val_loss=0.35, val_accuracy=0.9, seconds=2.0),
+    EpochEvent(epoch=3, epochs=3, loss=0.3, accuracy=0.91, val_loss=None, val_accuracy=None, seconds=1.0,
+               complete=False),
+]
+
+
+def digits(count: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
+
+
+def test_sample_grid_captions_every_image():
+    images = digits(13)
+    titles = [f"label {index % 10}" for index in range(13)]
+    figure = plots.sample_grid(images, titles, columns=5, title="Some digits", title_colours=["red"] * 13)
+    assert isinstance(figure, go.Figure)
+    assert [annotation.text for annotation in figure.layout.annotations] == titles
+    assert figure.layout.annotations[0].font.color == "red"
+    (heatmap,) = figure.data
+    z = np.asarray(heatmap.z, dtype=float)
+    assert np.nanmax(z) <= 1.0 and np.nanmin(z) >= 0.0  # uint8 scaled to [0, 1]
+    # The first tile holds the first image, scaled.
+    top = 9  # caption height above the first row
+    np.testing.assert_allclose(z[top : top + 28, :28], images[0] / 255.0, atol=1e-6)
+    assert figure.layout.title.text == "Some digits"
+
+
+def test_sample_grid_of_float_images_keeps_their_values():
+    images = np.random.default_rng(1).random((2, 28, 28)).astype(np.float32)
+    z = np.asarray(plots.sample_grid(images, ["a", "b"]).data[0].z, dtype=float)
+    np.testing.assert_allclose(z[9 : 9 + 28, :28], images[0], atol=1e-6)
+
+
+def test_class_histogram_bars_are_the_counts():
+    train_counts = np.array([5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
+    test_counts = np.array([980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
+    figure = plots.class_histogram(train_counts, test_counts)
+    assert [trace.name for trace in figure.data] == ["train", "test"]
+    assert list(figure.data[0].x) == [str(digit) for digit in range(10)]
+    assert list(figure.data[0].y) == train_counts.tolist()
+    assert list(figure.data[1].y) == test_counts.tolist()
+    assert len(plots.class_histogram(train_counts).data) == 1
+
+
+def test_training_curves_show_train_and_validation_for_loss_and_accuracy():
+    figure = plots.training_curves(HISTORY)
+    assert len(figure.data) == 4
+    by_name = {trace.name: trace for trace in figure.data}
+    # The third epoch was cut short by a stop: its running means are not comparable, so it is left out.
+    assert list(by_name["train loss"].y) == [0.9, 0.4]
+    assert list(by_name["validation loss"].y) == [0.5, 0.35]
+    assert list(by_name["train accuracy"].y) == [0.7, 0.88]
+    assert list(by_name["validation accuracy"].y) == [0.85, 0.9]
+    assert list(by_name["train loss"].x) == [1, 2]
+
+
+def test_training_curves_accept_saved_dicts():
+    from dataclasses import asdict
+
+    from_events = plots.training_curves(HISTORY)
+    from_dicts = plots.training_curves([asdict(event) for event in HISTORY])
+    assert [list(trace.y) for trace in from_dicts.data] == [list(trace.y) for trace in from_events.data]
+    # Older JSON without a "complete" field counts as complete.
+    legacy = [{"epoch": 1, "loss": 0.5, "accuracy": 0.8, "val_loss": 0.4, "val_accuracy": 0.9}]
+    assert list(plots.training_curves(legacy).data[0].y) == [0.5]
+    assert len(plots.training_curves([]).data) == 4  # before the first epoch: empty curves, no error
+
+
+def test_batch_curves_place_batches_on_an_epoch_axis():
+    batches = [
+        BatchEvent(epoch=epoch, epochs=2, step=step, steps=4, loss=2.0 / step, accuracy=0.2 * step,
+                   images_per_second=100.0, elapsed_seconds=1.0, eta_seconds=1.0)
+        for epoch in (1, 2) for step in range(1, 5)
+    ]
+    figure = plots.batch_curves(batches)
+    assert len(figure.data) == 2
+    assert list(figure.data[0].x) == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
+    assert list(figure.data[0].y) == [event.loss for event in batches]
+    assert list(figure.data[1].y) == [event.accuracy for event in batches]
+
+
+def test_probability_bars_highlight_the_winner():
+    probabilities = np.array([0.01, 0.02, 0.05, 0.6, 0.02, 0.2, 0.03, 0.03, 0.02, 0.02])
+    figure = plots.probability_bars(probabilities)
+    (bars,) = figure.data
+    np.testing.assert_allclose(bars.y, probabilities)
+    colours = list(bars.marker.color)
+    assert colours[3] != colours[0] and len(set(colours)) == 2
+    assert colours.count(colours[3]) == 1
+    assert bars.text[3] == "60%"
+
+
+def test_confusion_matrix_text_is_the_matrix():
+    confusion = np.arange(100).reshape(10, 10)
+    figure = plots.confusion_matrix(confusion)
+    for trace in figure.data:
+        np.testing.assert_array_equal(np.asarray(trace.text), confusion)
+    z_all = [np.asarray(trace.z, dtype=float) for trace in figure.data]
+    # Between the off-diagonal and diagonal layers every cell is drawn exactly once.
+    drawn = sum(~np.isnan(z) for z in z_all)
+    assert (drawn == 1).all()
+    assert np.nansum(z_all[0]) + np.nansum(z_all[1]) == confusion.sum()
+
+
+def test_per_class_accuracy_bars():
+    accuracy = np.linspace(0.95, 0.995, 10)
+    figure = plots.per_class_accuracy(accuracy)
+    np.testing.assert_allclose(figure.data[0].y, accuracy)
+    low, high = figure.layout.yaxis.range
+    assert low <= accuracy.min() and high >= 1.0
+
+
+def test_feature_maps_figure_tiles_the_channels_each_scaled():
+    maps = np.random.default_rng(2).random((26, 26, 32)).astype(np.float32) * 7
+    maps[..., 1] = 3.0  # a flat channel must not divide by zero
+    figure = plots.feature_maps(maps, "conv2d", max_maps=16, columns=8)
+    z = np.asarray(figure.data[0].z, dtype=float)
+    assert z.shape == (2 * 26 + 1, 8 * 26 + 7)  # 16 maps in two rows of eight, one-pixel gaps
+    assert np.nanmin(z) == 0.0 and np.nanmax(z) == pytest.approx(1.0)
+    assert np.all(z[:26, 27:53] == 0.0)  # the flat channel is drawn dark
+    assert figure.layout.title.text == "conv2d"
+
+
+def test_compare_curves_has_one_line_per_model():
+    histories = {"cnn": HISTORY[:2], "mlp": [{"epoch": 1, "val_accuracy": 0.8}]}
+    figure = plots.compare_curves(histories)
+    assert [trace.name for trace in figure.data] == ["cnn", "mlp"]
+    assert list(figure.data[0].y) == [0.85, 0.9] and list(figure.data[1].y) == [0.8]
+    assert list(plots.compare_curves(histories, "loss").data[0].y) == [0.9, 0.4]
+
+
+def test_pixel_heatmap_writes_the_pixel_values():
+    image = digits(1)[0]
+    figure = plots.pixel_heatmap(image, title="pixels")
+    np.testing.assert_array_equal(np.asarray(figure.data[0].z), image)
+    np.testing.assert_array_equal(np.asarray(figure.data[0].text), image.astype(int))
+
+
+def test_mean_digits_shows_ten_captioned_means():
+    figure = plots.mean_digits(np.random.default_rng(3).random((10, 28, 28)) * 255)
+    assert [annotation.text for annotation in figure.layout.annotations] == [f"mean {d}" for d in range(10)]
+
+
+def test_image_figure_of_any_size():
+    figure = plots.image_figure(np.full((56, 40), 255, dtype=np.uint8), title="big")
+    z = np.asarray(figure.data[0].z)
+    assert z.shape == (56, 40) and z.max() == 1.0
+    assert figure.layout.title.text == "big"
+
+
+def test_pixelated_repeats_whole_pixels():
+    image = np.zeros((28, 28), dtype=np.uint8)
+    image[3, 5] = 255
+    big = plots.pixelated(image, height=168)
+    assert big.shape == (168, 168) and big.dtype == np.uint8
+    assert big[18:24, 30:36].min() == 255  # pixel (3, 5) became a 6x6 block
+    assert big.sum() == 255 * 36
+    unit = plots.pixelated(np.full((28, 28), 0.5, dtype=np.float32), height=56)
+    assert unit.shape == (56, 56) and set(np.unique(unit).tolist()) == {128}

@@ -1,0 +1,170 @@
+"""mnist_core.training: config validation, progress events, repeatability, and stopping."""
+
+import math
+import threading
+
+import numpy as np
+import pytest
+
+from mnist_core.training import (
+    PRESETS,
+    BatchEvent,
+    ConfigError,
+    EpochEvent,
+    TrainConfig,
+    prepare_data,
+    train,
+    with_overrides,
+)
+
+
+@pytest.mark.parametrize(
+    "field, value, named",
+    [
+        ("architecture", "resnet", "architecture"),
+        ("epochs", 0, "epochs"),
+        ("epochs", 2.5, "epochs"),
+        ("epochs", True, "epochs"),
+        ("batch_size", 0, "batch size"),
+        ("optimizer", "foo", "optimizer"),
+        ("learning_rate", 0, "learning rate"),
+        ("learning_rate", float("nan"), "learning rate"),
+        ("learning_rate", float("inf"), "learning rate"),
+        ("train_size", 5, "training subset"),
+        ("validation", "x", "validation"),
+        ("validation_split", 0.9, "validation split"),
+        ("schedule", "x", "schedule"),
+        ("augment", "no", "augment"),
+        ("seed", -1, "seed"),
+    ],
+)
+def test_config_rejects_each_bad_field_by_name(field, value, named):
+    with pytest.raises(ConfigError) as raised:
+        TrainConfig(**{field: value})
+    message = str(raised.value)
+    assert message.startswith(named)
+    assert repr(value) in message  # says what it got
+
+
+def test_presets_and_overrides_are_valid():
+    for preset in PRESETS.values():
+        preset.validate()
+    changed = with_overrides(PRESETS["fast"], epochs=1, optimizer=None)
+    assert changed.epochs == 1 and changed.optimizer == PRESETS["fast"].optimizer
+    with pytest.raises(ConfigError):
+        with_overrides(PRESETS["fast"], epochs=0)
+    assert TrainConfig.from_dict({**PRESETS["strong"].to_dict(), "unknown": 1}) == PRESETS["strong"]
+
+
+def test_prepare_data_scales_once_and_holds_out_a_split(small_mnist):
+    config = TrainConfig(train_size=1000, validation="split", validation_split=0.2)
+    prepared = prepare_data(config, small_mnist)
+    assert prepared.x_train.shape == (800, 28, 28) and prepared.x_val.shape == (200, 28, 28)
+    assert prepared.x_train.dtype == np.float32 and 0 <= prepared.x_train.min() and prepared.x_train.max() <= 1
+    on_test = prepare_data(with_overrides(config, validation="test"), small_mnist)
+    assert len(on_test.y_train) == 1000 and len(on_test.y_val) == 500
+
+
+def test_one_epoch_learns_and_streams_consistent_events(small_mnist):
+    config = TrainConfig(architecture="cnn", epochs=1, batch_size=32, train_size=1000)
+    events = []
+    result = train(config, on_event=events.append, mnist=small_mnist)
+
+    batches = [event for event in events if isinstance(event, BatchEvent)]
+    epochs = [event for event in events if isinstance(event, EpochEvent)]
+    steps = math.ceil(1000 / 32)
+    assert [event.step for event in batches] == list(range(1, steps + 1))
+    assert all(event.epoch == 1 and event.epochs == 1 and event.steps == steps for event in batches)
+    elapsed = [event.elapsed_seconds for event in batches]
+    assert elapsed == sorted(elapsed)
+    etas = [event.eta_seconds for event in batches]
+    assert etas[0] > 0 and etas[-1] == 0 and all(eta >= 0 for eta in etas)
+    assert all(event.images_per_second > 0 for event in batches[1:])
+    assert events[-1] is epochs[-1]  # the epoch summary comes after its batches
+
+    (epoch,) = epochs
+    assert epoch.epoch == 1 and epoch.complete
+    assert epoch.val_loss is not None and 0.5 < epoch.val_accuracy <= 1.0
+    assert math.isfinite(epoch.loss) and 0 <= epoch.accuracy <= 1
+    assert batches[0].loss > epoch.loss  # it learned
+    assert result.history == epochs and result.batches_trained == steps
+    assert not result.stopped and result.seconds > 0
+
+
+def test_same_config_and_seed_give_the_same_curves(small_mnist):
+    config = TrainConfig(architecture="cnn", epochs=2, batch_size=64, train_size=300, seed=7)
+
+    def curves():
+        events = []
+        result = train(config, on_event=events.append, mnist=small_mnist)
+        batch_losses = [event.loss for event in events if isinstance(event, BatchEvent)]
+        epoch_metrics = [(e.epoch, e.loss, e.accuracy, e.val_loss, e.val_accuracy) for e in result.history]
+        return batch_losses, epoch_metrics
+
+    first, second = curves(), curves()
+    assert [metrics[0] for metrics in first[1]] == [1, 2]
+    assert first == second
+
+
+def _train_and_stop_after(batch: int, small_mnist, config: TrainConfig):
+    """Train, asking to stop from another thread once `batch` batches ran; return events, result, stop index."""
+    stop = threading.Event()
+    events = []
+    stop_seen_at = []
+
+    def on_event(event):
+        if stop.is_set() and not stop_seen_at:
+            stop_seen_at.append(len(events))
+        events.append(event)
+        if isinstance(event, BatchEvent) and event.step == batch:
+            threading.Thread(target=stop.set).start()  # as a page's Stop button does, from its own thread
+
+    result = train(config, on_event=on_event, stop_event=stop, mnist=small_mnist)
+    return events, result, stop_seen_at[0] if stop_seen_at else len(events)
+
+
+def test_stop_from_another_thread_ends_within_a_few_batches(small_mnist):
+    config = TrainConfig(architecture="mlp", epochs=3, batch_size=16, train_size=2000)
+    events, result, stop_index = _train_and_stop_after(3, small_mnist, config)
+    batches_after_stop = [event for event in events[stop_index:] if isinstance(event, BatchEvent)]
+    assert len(batches_after_stop) <= 3
+    assert result.stopped
+    assert result.batches_trained < 10
+    # The cut-short epoch is reported as incomplete, without a validation figure from a cut-short pass.
+    assert len(result.history) == 1 and not result.history[0].complete
+    assert result.history[0].val_accuracy is None
+
+
+def test_stop_before_start_trains_nothing(small_mnist):
+    stop = threading.Event()
+    stop.set()
+    events = []
+    config = TrainConfig(architecture="mlp", epochs=2, batch_size=32, train_size=500)
+    result = train(config, on_event=events.append, stop_event=stop, mnist=small_mnist)
+    assert result.stopped
+    assert result.batches_trained == 0
+    assert result.history == [] and events == []
+
+
+def test_validation_split_and_sgd(small_mnist):
+    config = TrainConfig(
+        architecture="mlp", epochs=1, batch_size=32, train_size=600, validation="split", optimizer="sgd",
+        learning_rate=0.05,
+    )
+    result = train(config, mnist=small_mnist)
+    (epoch,) = result.history
+    assert epoch.val_loss is not None and 0.3 < epoch.val_accuracy <= 1.0
+    assert result.batches_trained == math.ceil(540 / 32)
+
+
+def test_augmentation_and_cosine_schedule_run(small_mnist):
+    config = TrainConfig(
+        architecture="lenet5", epochs=2, batch_size=64, train_size=500, augment=True, schedule="cosine",
+        optimizer="rmsprop",
+    )
+    result = train(config, mnist=small_mnist)
+    assert [epoch.epoch for epoch in result.history] == [1, 2]
+    assert all(math.isfinite(epoch.loss) and epoch.val_accuracy is not None for epoch in result.history)
+    # The cosine schedule decays the learning rate to zero by the end of the run.
+    assert float(result.model.optimizer.learning_rate) < 1e-5
+    assert result.history[-1].val_accuracy > 0.2
