@@ -38,6 +38,9 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
     """(10, 10) counts, rows = true label, columns = predicted label."""
     labels = np.asarray(labels, dtype=np.int64)
     predictions = np.asarray(predictions, dtype=np.int64)
+    for name, values in (("labels", labels), ("predictions", predictions)):
+        if values.size and (values.min() < 0 or values.max() >= NUM_CLASSES):
+            raise ValueError(f"{name} must be digits 0 to {NUM_CLASSES - 1}, got values from {values.min()} to {values.max()}.")
     flat = np.bincount(labels * NUM_CLASSES + predictions, minlength=NUM_CLASSES * NUM_CLASSES)
     return flat.reshape(NUM_CLASSES, NUM_CLASSES)
 

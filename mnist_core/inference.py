@@ -104,6 +104,14 @@ class Classifier:
     def conv_layer_names(self) -> list[str]:
         return [layer.name for layer in self.model.layers if type(layer).__name__ == "Conv2D"]
 
+    def _activated_output(self, conv_name: str):
+        """The conv layer's output after the batch norm and activation that directly follow it, if any."""
+        layers = self.model.layers
+        index = next(i for i, layer in enumerate(layers) if layer.name == conv_name)
+        while index + 1 < len(layers) and type(layers[index + 1]).__name__ in ("BatchNormalization", "Activation"):
+            index += 1
+        return layers[index].output
+
     def feature_maps(self, image: np.ndarray) -> list[FeatureMaps]:
         """The activations of every Conv2D layer (after its activation) for one (28, 28) image; [] for an MLP."""
         names = self.conv_layer_names
@@ -112,7 +120,7 @@ class Classifier:
         if self._feature_model is None:
             import keras
 
-            outputs = [self.model.get_layer(name).output for name in names]
+            outputs = [self._activated_output(name) for name in names]
             # The single input tensor, not the one-item list: called with a tensor, a list-input model warns.
             self._feature_model = _graph_of(keras.Model(inputs=self.model.inputs[0], outputs=outputs))
         outputs = self._feature_model(_as_batch(image)[:1])
