@@ -7,6 +7,7 @@ the classifier and the pages treat all architectures alike. Adding an architectu
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -170,15 +171,27 @@ def get_architecture(name: str) -> Architecture:
         raise UnknownArchitectureError(f"Unknown architecture {name!r}; choose one of: {known}.") from None
 
 
+def _snake_case(class_name: str) -> str:
+    """MaxPooling2D -> max_pooling2d, as Keras names layers."""
+    spaced = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", class_name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", spaced).lower()
+
+
 def build_model(name: str):
     """A fresh, built keras.Sequential for the architecture `name`: (batch, 28, 28) float32 -> (batch, 10) logits."""
     import keras
 
     architecture = get_architecture(name)
-    return keras.Sequential(
-        [keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE), name="image"), *architecture.build_layers()],
-        name=name,
-    )
+    layers = architecture.build_layers()
+    # Keras numbers automatic names per thread ("dense_7" in the seventh model a thread builds); name the layers
+    # by their place in this model instead, so every model reads conv2d, conv2d_1, dense, dense_1, ... wherever
+    # and however often it is built.
+    counts: dict[str, int] = {}
+    for layer in layers:
+        kind = _snake_case(type(layer).__name__)
+        layer.name = kind if kind not in counts else f"{kind}_{counts[kind]}"
+        counts[kind] = counts.get(kind, 0) + 1
+    return keras.Sequential([keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE), name="image"), *layers], name=name)
 
 
 def parameter_count(model) -> int:
