@@ -1,0 +1,29 @@
+"""Draw a digit on the canvas with the mouse and see the network's answer."""
+
+from e2e_helpers import (
+    closed_loop,
+    draw_path,
+    exception_messages,
+    find_canvas,
+    open_page,
+    screenshot,
+    vertical_stroke,
+    wait_for_app,
+    wait_for_prediction,
+)
+
+
+def test_drawn_one_and_zero_are_recognised(page, app_server):
+    open_page(page, app_server, "/draw")
+
+    draw_path(page, find_canvas(page), vertical_stroke())
+    wait_for_prediction(page, 1)
+    screenshot(page, "draw-1")
+
+    page.reload()  # a new session: an empty canvas
+    wait_for_app(page)
+    canvas = find_canvas(page)
+    draw_path(page, canvas, closed_loop(radius_px=80, canvas_px=canvas.bounding_box()["width"]))
+    wait_for_prediction(page, 0)
+    screenshot(page, "draw-0")
+    assert exception_messages(page) == []
