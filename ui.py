@@ -17,6 +17,23 @@ from mnist_core.store import ModelEntry, list_models, model_path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+
+def _keep_keras_state_between_runs() -> None:
+    """Stop Streamlit from calling keras.backend.clear_session() after every script run.
+
+    Once Keras is imported, Streamlit 1.67 clears it after every run and every fragment tick of every session: a
+    full garbage collection (0.2 s and more with TensorFlow loaded, holding the GIL) plus a flush of TensorFlow's
+    kernel cache under the training thread. With a handful of visitors whose sidebars poll, that starved the server:
+    pages stopped loading. This app keeps no Keras state per run to clear (models are cached resources; training
+    builds its own), so the reset only costs. tests/test_hardening.py checks that this stays in force.
+    """
+    from streamlit.runtime.scriptrunner import script_runner
+
+    script_runner._clean_problem_modules = lambda: None
+
+
+_keep_keras_state_between_runs()
+
 ACTIVE_MODEL_KEY = "active_model"
 POLL_SECONDS = 1.0
 

@@ -169,9 +169,7 @@ class TrainingJob:
                 return
             with self._lock:
                 self._status = JobStatus.SAVING
-            info = save_trained_model(
-                result, self.model_name, self.models_dir, owner=self.owner, mnist=self._mnist
-            )
+            info = self._save(result)
             with self._lock:
                 self._saved_name = info.name
                 self._test_accuracy = info.test_accuracy
@@ -180,6 +178,19 @@ class TrainingJob:
             message = f"{type(error).__name__}: {error}"
             self._finish(JobStatus.FAILED, message)
             traceback.print_exc()
+
+    def _save(self, result: TrainResult):
+        """Save under the job's name or, if something took that name while training ran, the next free one."""
+        from mnist_core.store import ModelExistsError, ProtectedModelError, unique_name
+
+        try:
+            return save_trained_model(result, self.model_name, self.models_dir, owner=self.owner, mnist=self._mnist)
+        except (ModelExistsError, ProtectedModelError):
+            # The name was free at the start (JobRegistry.start); another server process or the CLI saved a model
+            # under it since. Minutes of training must not be lost over a name.
+            with self._lock:
+                self.model_name = unique_name(self.model_name, self.models_dir)
+            return save_trained_model(result, self.model_name, self.models_dir, owner=self.owner, mnist=self._mnist)
 
     def snapshot(self) -> JobSnapshot:
         with self._lock:

@@ -42,7 +42,7 @@ with left:
             except ValueError as error:
                 st.error(str(error))
             else:
-                st.image(picture, caption=upload.name, width=CANVAS_SIZE)
+                st.image(plots.fit_within(picture, CANVAS_SIZE), caption=upload.name)
     else:
         stroke = st.slider("Stroke width", min_value=8, max_value=40, value=20, step=2)
         if st.button("Clear", icon=":material/delete:"):
@@ -97,7 +97,10 @@ for column, (image, caption) in zip(
         (steps.centered, "4. centred by mass in 28 x 28: what the model sees"),
     ],
 ):
-    column.image(plots.pixelated(image) if image.shape[0] <= 64 else image, caption=caption, clamp=True)
+    # Small steps are enlarged pixel by pixel; large or extreme ones (a photo, a 1000 x 3 strip) are fitted in the
+    # canvas' size, which st.image alone cannot do for a very wide strip.
+    shown = plots.pixelated(image) if max(image.shape) <= 64 else plots.fit_within(image, CANVAS_SIZE)
+    column.image(shown, caption=caption, clamp=True)
 
 conv_layers = classifier.conv_layer_names
 st.subheader("Feature maps")

@@ -1,0 +1,254 @@
+"""Several visitors at once, and one who leaves: the app answers every drawing while it trains, and finishes
+what a closed tab started.
+
+One server (conftest's app_server), one browser, a context per visitor (its own cookies, so its own Streamlit
+session). bench/bench_load.py runs the same scenario (`run_drawing_load`) standalone and prints its latencies.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from e2e_helpers import (
+    MAIN,
+    PREDICTION,
+    closed_loop,
+    draw_path,
+    exception_messages,
+    expect,
+    find_canvas,
+    open_page,
+    vertical_stroke,
+    wait_for_app,
+)
+
+VIEWPORT = {"width": 1400, "height": 1000}
+SESSIONS = 5
+ROUNDS = 3
+PREDICTION_TIMEOUT_S = 60
+TRAINING_START_TIMEOUT_S = 90
+SAVE_TIMEOUT_S = 120
+
+# Timestamps taken in the page itself: the mouse-up that ends a stroke, and the moment "Prediction: D" appears.
+# performance.now() of one page for both, so the figure includes the browser's own rendering and no clock skew.
+LATENCY_PROBE = """
+(() => {
+  const probe = window.__loadProbe = {armed: false, mouseUp: null, answeredAt: null, digit: null};
+  addEventListener("pointerup", () => {
+    if (probe.armed && probe.mouseUp === null) probe.mouseUp = performance.now();
+  }, true);
+  const look = () => {
+    if (probe.mouseUp === null || probe.answeredAt !== null) return;
+    const main = document.querySelector('[data-testid="stMain"]');
+    const found = main && main.textContent.match(/Prediction:\\s*(\\d)/);
+    if (found) { probe.answeredAt = performance.now(); probe.digit = Number(found[1]); }
+  };
+  new MutationObserver(look).observe(document, {subtree: true, childList: true, characterData: true});
+})();
+"""
+ARM_PROBE = "() => Object.assign(window.__loadProbe, {armed: true, mouseUp: null, answeredAt: null, digit: null})"
+READ_PROBE = "() => window.__loadProbe"
+
+
+@dataclass(frozen=True)
+class Drawing:
+    session: int
+    round: int
+    expected: int
+    predicted: int | None
+    latency_ms: float | None  # mouse-up to "Prediction: D" on the page; None if no answer came in time
+
+
+# --- visitors ----------------------------------------------------------------------------------------------------
+
+
+def new_visitor(browser, base_url: str, path: str):
+    """A new tab with its own cookies (a new Streamlit session), opened on `path`, with the latency probe."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.set_default_navigation_timeout(90_000)  # a first page load waits for TensorFlow and MNIST on a busy server
+    page.add_init_script(LATENCY_PROBE)
+    open_page(page, base_url, path)
+    return page
+
+
+def set_field(page, label: str, value) -> None:
+    """Type `value` into a number or text input and commit it (Tab), checking that it stuck.
+
+    A rerun that ends between typing and committing redraws the field with the server's value and loses the
+    typing; so wait for the rerun a commit starts, and type again if the value did not stick.
+    """
+    field = page.get_by_label(label, exact=True)
+    for _ in range(3):
+        field.fill(str(value))
+        field.press("Tab")  # commits the value; Enter would submit a form early
+        page.wait_for_timeout(300)  # the rerun has started by now: wait for its end, not for the previous one's
+        wait_for_app(page)
+        if field.input_value().replace(",", "") == str(value):
+            return
+    raise AssertionError(f"{label!r} would not take {value!r}; it shows {field.input_value()!r}")
+
+
+def start_training(page, name: str, train_size: int, epochs: int, timeout_s: float = TRAINING_START_TIMEOUT_S):
+    """Fill in the Train page and press Start until the job runs (another visitor's job may still be saving)."""
+    set_field(page, "Training images", train_size)
+    set_field(page, "Epochs", epochs)
+    set_field(page, "Model name", name)
+    deadline = time.monotonic() + timeout_s
+    main = page.locator(MAIN)
+    while True:
+        page.get_by_role("button", name="Start training").click()
+        try:  # the live view names the job: "**name** · cnn · started by you"
+            expect(main.get_by_text(re.compile(rf"{re.escape(name)} · .* · started by you"))).to_be_visible(
+                timeout=15_000)
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"training {name!r} did not start; the page shows: "
+                                     f"{' '.join(main.inner_text().split())[:400]}") from None
+            page.wait_for_timeout(2_000)  # "Training is busy": try again once the other job has ended
+
+
+def training_is_running(page) -> bool:
+    """The owner's Stop button is enabled exactly while their job runs."""
+    return page.get_by_role("button", name="Stop training").is_enabled()
+
+
+def images_per_second(page) -> str | None:
+    found = re.search(r"([\d,]+) img/s", page.locator(MAIN).inner_text())
+    return found.group(1) if found else None
+
+
+# --- the load scenario -------------------------------------------------------------------------------------------
+
+
+def draw_digit(page, digit: int) -> None:
+    canvas = find_canvas(page)
+    box = canvas.bounding_box()
+    points = vertical_stroke() if digit == 1 else closed_loop(radius_px=80, canvas_px=box["width"])
+    page.evaluate(ARM_PROBE)
+    draw_path(page, canvas, points)
+
+
+def clear_canvas(page) -> None:
+    page.get_by_role("button", name="Clear").click()
+    expect(page.locator(MAIN).get_by_text(PREDICTION)).to_have_count(0, timeout=PREDICTION_TIMEOUT_S * 1000)
+    wait_for_app(page)
+
+
+def collect_answers(pages: list, expected: list[int], round_number: int) -> list[Drawing]:
+    """Wait until every page has answered its drawing (or the timeout), then read each probe."""
+    deadline = time.monotonic() + PREDICTION_TIMEOUT_S
+    probes = [None] * len(pages)
+    while True:
+        probes = [page.evaluate(READ_PROBE) for page in pages]
+        if all(probe["answeredAt"] is not None for probe in probes) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    return [
+        Drawing(
+            session=index, round=round_number, expected=digit, predicted=probe["digit"],
+            latency_ms=(probe["answeredAt"] - probe["mouseUp"])
+            if probe["answeredAt"] is not None and probe["mouseUp"] is not None else None,
+        )
+        for index, (probe, digit) in enumerate(zip(probes, expected))
+    ]
+
+
+def run_drawing_load(pages: list, rounds: int) -> list[Drawing]:
+    """Each round every visitor draws a digit (a "1" or a "0", alternating) one right after the other, then all wait
+    for their answers together and clear their canvas; returns every drawing with its latency."""
+    drawings: list[Drawing] = []
+    for round_number in range(rounds):
+        expected = [(session + round_number) % 2 for session in range(len(pages))]
+        for page, digit in zip(pages, expected):
+            draw_digit(page, digit)
+        drawings += collect_answers(pages, expected, round_number)
+        for page in pages:
+            clear_canvas(page)
+    return drawings
+
+
+def latency_summary(drawings: list[Drawing]) -> dict[str, float]:
+    latencies = sorted(drawing.latency_ms for drawing in drawings if drawing.latency_ms is not None)
+    if not latencies:
+        return {"count": 0}
+    quantiles = statistics.quantiles(latencies, n=20, method="inclusive") if len(latencies) > 1 else latencies * 19
+    return {"count": len(latencies), "p50": statistics.median(latencies), "p95": quantiles[18], "max": latencies[-1]}
+
+
+# --- the tests ---------------------------------------------------------------------------------------------------
+
+
+def saved_model_files(tmp_path_factory, name: str) -> list[Path]:
+    """The .json of `name` in any server's scratch store (conftest makes them as basetemp/models0, models1, ...;
+    pytest adds a `modelscurrent` link to the latest, hence the resolving)."""
+    return sorted({path.resolve() for path in tmp_path_factory.getbasetemp().glob(f"models*/{name}.json")})
+
+
+def test_a_training_whose_tab_was_closed_still_finishes_and_saves(browser, app_server, tmp_path_factory):
+    name = f"closed-tab-{uuid.uuid4().hex[:6]}"
+    page = new_visitor(browser, app_server, "/train")
+    start_training(page, name, train_size=1000, epochs=1)
+    page.context.close()  # the visitor leaves as soon as the job runs
+
+    deadline = time.monotonic() + SAVE_TIMEOUT_S
+    while not saved_model_files(tmp_path_factory, name):
+        assert time.monotonic() < deadline, f"{name} was not saved within {SAVE_TIMEOUT_S} s of its tab closing"
+        time.sleep(0.5)
+    [json_path] = saved_model_files(tmp_path_factory, name)
+    info = json.loads(json_path.read_text(encoding="utf-8"))
+    assert info["name"] == name and info["stopped"] is False and len(info["history"]) == 1
+    assert zipfile.is_zipfile(json_path.with_suffix(".keras"))
+
+    # Anyone who comes back sees how it ended.
+    returning = new_visitor(browser, app_server, "/train")
+    try:
+        expect(returning.locator(MAIN).get_by_text(f"Training finished: saved as {name}")).to_be_visible()
+        assert exception_messages(returning) == []
+    finally:
+        returning.context.close()
+
+
+def test_five_visitors_drawing_at_once_all_get_answers_while_a_training_runs(browser, app_server, capsys):
+    # Everyone arrives first (opening a page is not what is measured; the Draw page loads the model on arrival).
+    trainer = new_visitor(browser, app_server, "/train")
+    visitors = [new_visitor(browser, app_server, "/draw") for _ in range(SESSIONS)]
+    try:
+        # Long enough to outlast the drawing (the seed CNN on all 60,000 images), stopped at the end.
+        start_training(trainer, f"under-load-{uuid.uuid4().hex[:6]}", train_size=60_000, epochs=5)
+        expect(trainer.get_by_text(re.compile(r"img/s")).first).to_be_visible(timeout=TRAINING_START_TIMEOUT_S * 1000)
+        started = time.monotonic()
+        drawings = run_drawing_load(visitors, ROUNDS)
+        load_seconds = time.monotonic() - started
+        still_training = training_is_running(trainer)
+        throughput = images_per_second(trainer)
+
+        exceptions = {index: exception_messages(page) for index, page in enumerate(visitors + [trainer])}
+        trainer.get_by_role("button", name="Stop training").click()
+        expect(trainer.locator(MAIN).get_by_text("Training stopped")).to_be_visible(timeout=SAVE_TIMEOUT_S * 1000)
+    finally:
+        for page in visitors + [trainer]:
+            page.context.close()
+
+    summary = latency_summary(drawings)
+    with capsys.disabled():
+        print(f"\nload: {SESSIONS} sessions x {ROUNDS} drawings in {load_seconds:.0f} s while training the seed CNN "
+              f"(60,000 images, batch 128; {throughput} img/s at the end); latency mouse-up -> 'Prediction: D': "
+              + ", ".join(f"{key} {value:.0f} ms" if key != "count" else f"{value} answers"
+                          for key, value in summary.items()))
+    unanswered = [drawing for drawing in drawings if drawing.latency_ms is None]
+    wrong = [drawing for drawing in drawings if drawing.predicted != drawing.expected]
+    assert not unanswered, f"no answer within {PREDICTION_TIMEOUT_S} s: {unanswered}"
+    assert not wrong, f"wrong answers: {wrong}"
+    assert not any(exceptions.values()), exceptions
+    assert still_training, "the training ended before the drawing did: the load did not overlap it"
+    assert len(drawings) == SESSIONS * ROUNDS
