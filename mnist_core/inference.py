@@ -12,7 +12,7 @@ from mnist_core.constants import IMAGE_SIZE, MODELS_DIR
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# Up to this many images a direct model call is cheapest; above it, batched calls keep memory bounded.
+# Up to this many images go through the model in one call; above it, batches keep memory bounded.
 DIRECT_CALL_LIMIT = 256
 
 
@@ -72,7 +72,7 @@ class Classifier:
 
         return cls(load_model(name, models_dir), name)
 
-    def predict_proba(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    def predict_proba(self, images: np.ndarray, batch_size: int = 250) -> np.ndarray:
         """Probabilities (n, 10) float32 for images (n, 28, 28) or one image (28, 28), pixels in [0, 1] (or uint8 0-255)."""
         images = _as_batch(images)
         call = self._compiled_call()

@@ -1,0 +1,137 @@
+"""Several visitors drawing at once, with and without a training job running: how long each waits for its answer.
+
+The scenario of tests/e2e/test_load.py, run standalone: its own `streamlit run app.py` (on a scratch copy of the
+shipped models), Debian's Chromium through Playwright, one browser context (own Streamlit session) per visitor on
+/draw. Each round every visitor draws a "1" or a "0" with the mouse, one right after the other, and the time from
+mouse-up to "Prediction: D" on the page is taken in the page itself. First without training, then while the seed
+CNN trains on all 60,000 images (started from the Train page by one more visitor, stopped at the end).
+
+Run from the project root (about two minutes):
+
+    .venv/bin/python bench/bench_load.py
+    .venv/bin/python bench/bench_load.py --sessions 8 --rounds 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import benchlib
+from benchlib import print_header, print_table
+
+E2E_DIR = benchlib.PROJECT_ROOT / "tests" / "e2e"
+sys.path.insert(0, str(E2E_DIR))
+
+from test_load import (  # noqa: E402  (tests/e2e must be on sys.path first)
+    images_per_second,
+    latency_summary,
+    new_visitor,
+    run_drawing_load,
+    start_training,
+    training_is_running,
+)
+
+SERVER_START_TIMEOUT_S = 60
+
+
+def browser_settings() -> tuple[str, list[str]]:
+    """Chromium's path and arguments, as the browser tests use them (tests/e2e/conftest.py)."""
+    spec = importlib.util.spec_from_file_location("e2e_conftest", E2E_DIR / "conftest.py")
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    return str(conftest.CHROMIUM_PATH), list(conftest.CHROMIUM_ARGS)
+
+
+def start_server(models_dir: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for path in benchlib.PROJECT_ROOT.joinpath("models").glob("*"):
+        if path.suffix in (".keras", ".json") and not path.name.startswith(".") and ".tmp" not in path.name:
+            shutil.copy2(path, models_dir / path.name)
+    env = {**os.environ, "MNIST_LAB_MODELS_DIR": str(models_dir), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true",
+               f"--server.port={port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false"]
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(command, cwd=benchlib.PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base_url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return server, base_url
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise SystemExit(f"the app server did not start; see {log_path}")
+        time.sleep(0.25)
+
+
+def row(scenario: str, sessions: int, drawings, seconds: float, training: str) -> list[object]:
+    summary = latency_summary(drawings)
+    wrong = sum(drawing.predicted != drawing.expected for drawing in drawings)
+    figures = [f"{summary[key]:.0f}" for key in ("p50", "p95", "max")] if summary["count"] else ["-"] * 3
+    return [scenario, sessions, f"{summary['count']}/{len(drawings)}", wrong, *figures, f"{seconds:.0f}", training]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-baseline", action="store_true", help="skip the rounds without training")
+    args = parser.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    print_header(f"Load: {args.sessions} visitors drawing at once, {args.rounds} drawings each, without and with "
+                 "training")
+    chromium_path, chromium_args = browser_settings()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as scratch:
+        server, base_url = start_server(Path(scratch), Path(scratch) / "streamlit.log")
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=chromium_path, headless=True,
+                                                     args=chromium_args)
+                trainer = new_visitor(browser, base_url, "/train")
+                visitors = [new_visitor(browser, base_url, "/draw") for _ in range(args.sessions)]
+                if not args.no_baseline:
+                    started = time.monotonic()
+                    drawings = run_drawing_load(visitors, args.rounds)
+                    rows.append(row("no training", args.sessions, drawings, time.monotonic() - started, "-"))
+
+                start_training(trainer, f"bench-load-{uuid.uuid4().hex[:6]}", train_size=60_000, epochs=5)
+                trainer.get_by_text("img/s").first.wait_for(timeout=90_000)
+                started = time.monotonic()
+                drawings = run_drawing_load(visitors, args.rounds)
+                seconds = time.monotonic() - started
+                training = (f"seed CNN, batch 128: {images_per_second(trainer)} img/s at the end"
+                            + ("" if training_is_running(trainer) else " (ENDED before the drawing did)"))
+                rows.append(row("while training", args.sessions, drawings, seconds, training))
+                trainer.get_by_role("button", name="Stop training").click()
+                trainer.get_by_text("Training stopped").first.wait_for(timeout=120_000)
+                browser.close()
+        finally:
+            server.terminate()
+            server.wait(30)
+
+    print("Latency from mouse-up to 'Prediction: D' on the page, in ms (timed in the browser).")
+    print_table(["scenario", "sessions", "answered", "wrong", "p50 ms", "p95 ms", "max ms", "wall s", "training"],
+                rows)
+
+
+if __name__ == "__main__":
+    main()

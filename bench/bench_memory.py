@@ -1,0 +1,152 @@
+"""Memory: peak RSS of the app's server process while it trains the strong CNN, started from the browser.
+
+A fresh `streamlit run app.py` serves a scratch model store (MNIST_LAB_MODELS_DIR in a temporary folder, so
+nothing is added to models/). Headless Chromium opens the Train page, picks the "strong" preset, sets the
+epochs (1 by default: the whole 60,000 images with augmentation, then the test-set evaluation and the save the
+app does at the end of every job), presses Start and watches until the job has finished. Meanwhile the
+server's VmRSS and VmHWM (its peak RSS since it started) are sampled from /proc/PID/status.
+
+Run from the project root (about 2-3 minutes on 2 cores for one epoch; needs chromium and playwright):
+
+    .venv/bin/python bench/bench_memory.py
+    .venv/bin/python bench/bench_memory.py --epochs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import benchlib
+from bench_startup import CHROMIUM_ARGS, free_port, stop_server, wait_for_port
+from benchlib import print_header, print_table, verdict
+
+TARGET_BYTES = 1.2e9  # 1.2 GB (decimal, the stricter reading: 1,144 MiB)
+APP_TIMEOUT_MS = 120_000
+
+
+def memory_of(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of process `pid` in MiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    values = {key: int(re.search(rf"{key}:\s+(\d+) kB", status).group(1)) / 1024 for key in ("VmRSS", "VmHWM")}
+    return values["VmRSS"], values["VmHWM"]
+
+
+class Sampler(threading.Thread):
+    """Reads the server's memory every `interval` seconds until stopped; keeps the highest RSS seen."""
+
+    def __init__(self, pid: int, interval: float = 0.25):
+        super().__init__(daemon=True)
+        self.pid, self.interval = pid, interval
+        self.highest_rss = 0.0
+        self.samples: list[tuple[float, float]] = []
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        started = time.perf_counter()
+        while not self._done.wait(self.interval):
+            try:
+                rss, _ = memory_of(self.pid)
+            except (OSError, AttributeError):
+                return
+            self.highest_rss = max(self.highest_rss, rss)
+            self.samples.append((time.perf_counter() - started, rss))
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
+def wait_for_app(page, timeout: int = APP_TIMEOUT_MS) -> None:
+    page.wait_for_selector('[data-testid="stApp"][data-test-connection-state="CONNECTED"]', state="attached",
+                           timeout=timeout)
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', state="attached",
+                           timeout=timeout)
+
+
+def set_number(page, label: str, value: int) -> None:
+    field = page.get_by_label(label, exact=True)
+    field.fill(str(value))
+    field.press("Tab")  # commits the value
+    wait_for_app(page)
+
+
+def choose_strong_preset(page, epochs: int, train_size: int) -> None:
+    page.get_by_role("combobox", name=re.compile("Preset")).click()
+    page.get_by_role("option", name=re.compile(r"^strong")).click()
+    wait_for_app(page)
+    set_number(page, "Epochs", epochs)
+    if train_size != 60_000:
+        set_number(page, "Training images", train_size)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--train-size", type=int, default=60_000, help="fewer images only to try the script out")
+    parser.add_argument("--timeout", type=float, default=900, help="give up after this many seconds of training")
+    parser.add_argument("--chromium", default=os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+    args = parser.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    print_header("bench_memory")
+    port = free_port()
+    store = tempfile.TemporaryDirectory(prefix="mnist-lab-bench-")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true", f"--server.port={port}",
+         "--server.address=127.0.0.1", "--browser.gatherUsageStats=false"],
+        cwd=benchlib.PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MNIST_LAB_MODELS_DIR": store.name},
+    )
+    rows = []
+    sampler = Sampler(server.pid)
+    try:
+        wait_for_port(port, server)
+        sampler.start()
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS, headless=True)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"http://localhost:{port}/dataset")
+            wait_for_app(page)
+            rows.append(["Dataset page shown (no TensorFlow)", *memory_of(server.pid)])
+            page.goto(f"http://localhost:{port}/train")
+            wait_for_app(page)
+            choose_strong_preset(page, args.epochs, args.train_size)
+            rows.append(["Train page shown, strong preset picked", *memory_of(server.pid)])
+            page.get_by_role("button", name="Start training").click()
+            started = time.perf_counter()
+            outcome = page.get_by_text(re.compile(r"Training (finished|stopped|failed)"))
+            outcome.first.wait_for(state="visible", timeout=args.timeout * 1000)
+            seconds = time.perf_counter() - started
+            message = outcome.first.inner_text()
+            rows.append([f"job ended after {seconds:.0f} s", *memory_of(server.pid)])
+            browser.close()
+    finally:
+        sampler.stop()
+        stop_server(server)
+        store.cleanup()
+
+    peak = max(row[2] for row in rows)
+    print(f"## Peak RSS of the app's server while it trains the strong CNN ({args.epochs} epoch(s), "
+          f"{args.train_size:,} images)\n")
+    print(f"job: {message}\n")
+    print_table(
+        ["moment", "RSS MiB", "peak RSS so far (VmHWM) MiB"],
+        [[moment, f"{rss:,.0f}", f"{hwm:,.0f}"] for moment, rss, hwm in rows],
+    )
+    print(f"peak RSS {peak:,.0f} MiB = {peak * 2**20 / 1e9:.2f} GB (target <= 1.2 GB = "
+          f"{TARGET_BYTES / 2**20:,.0f} MiB): {verdict(peak * 2**20 <= TARGET_BYTES)}")
+    print(f"highest RSS sampled every 0.25 s: {sampler.highest_rss:,.0f} MiB")
+    print(f"load average at the end: {benchlib.load_average():.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Cold start: `streamlit run app.py` -> the Dataset page rendered in headless Chromium, and no TensorFlow loaded.
+
+Each run starts a fresh server, opens http://localhost:PORT/dataset directly (a visitor following a link) in a
+fresh browser context (empty HTTP cache: a first visit) and stops the clock when the page's title "Dataset" and
+its first plotly chart (the digit grid) are visible. The browser process is started before the clock: it stands
+for the visitor's browser, already open. Then the server's /proc/PID/maps is read: a loaded libtensorflow means
+some import on the way pulled TensorFlow in.
+
+Run from the project root (about half a minute; needs Debian's chromium and the playwright package):
+
+    .venv/bin/python bench/bench_startup.py
+    .venv/bin/python bench/bench_startup.py --runs 5 --chromium /usr/bin/chromium
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import benchlib
+from benchlib import median, print_header, print_table, verdict
+
+TARGET_SECONDS = 5.0
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, server: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited with code {server.returncode} before it listened")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listened on port {port} within {timeout} s")
+
+
+def tensorflow_libraries(pid: int) -> list[str]:
+    """TensorFlow's shared libraries mapped into process `pid` ([] when TensorFlow was never imported)."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return sorted({line.split()[-1] for line in maps.splitlines() if "tensorflow" in line and "/" in line})
+
+
+def start_server(port: int) -> subprocess.Popen:
+    command = [
+        sys.executable, "-m", "streamlit", "run", "app.py",
+        "--server.headless=true", f"--server.port={port}", "--server.address=127.0.0.1",
+        "--browser.gatherUsageStats=false",
+    ]
+    return subprocess.Popen(
+        command, cwd=benchlib.PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def one_cold_start(browser) -> dict:
+    port = free_port()
+    started = time.perf_counter()
+    server = start_server(port)
+    try:
+        wait_for_port(port, server)
+        listening = time.perf_counter() - started
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.goto(f"http://localhost:{port}/dataset")
+        page.get_by_role("heading", name="Dataset").first.wait_for(state="visible", timeout=60_000)
+        title = time.perf_counter() - started
+        page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=60_000)
+        grid = time.perf_counter() - started
+        # Let the script run finish (the rest of the page) before looking at what the server has loaded.
+        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', state="attached",
+                               timeout=60_000)
+        finished = time.perf_counter() - started
+        libraries = tensorflow_libraries(server.pid)
+        context.close()
+        return {"listening": listening, "title": title, "grid": grid, "finished": finished, "tensorflow": libraries}
+    finally:
+        stop_server(server)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--chromium", default=os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+    args = parser.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    print_header("bench_startup")
+    rows, grids, loaded = [], [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            for run in range(args.runs):
+                result = one_cold_start(browser)
+                grids.append(result["grid"])
+                loaded.extend(result["tensorflow"])
+                rows.append([
+                    run + 1, f"{result['listening']:.2f}", f"{result['title']:.2f}", f"{result['grid']:.2f}",
+                    f"{result['finished']:.2f}", "yes" if result["tensorflow"] else "no",
+                ])
+        finally:
+            browser.close()
+    print("## Cold start: process start -> Dataset page (seconds since `streamlit run`)\n")
+    print_table(["run", "port open", "title shown", "grid shown", "script run done", "TensorFlow loaded"], rows)
+    cold = median(grids)
+    print(f"cold start to the grid: median {cold:.2f} s, worst {max(grids):.2f} s (target <= {TARGET_SECONDS:.0f} s, "
+          f"judged on the median): {verdict(cold <= TARGET_SECONDS)}")
+    print(f"Dataset page without TensorFlow: {verdict(not loaded)}"
+          + (f" (loaded: {', '.join(sorted(set(loaded)))})" if loaded else ""))
+    print(f"load average at the end: {benchlib.load_average():.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,335 @@
+"""Training speed: the app's trainer against bare `model.fit`, against seed 000's script, the "fast" preset's
+time to 99% test accuracy, and the share of the CPU's peak FP32 rate the trainer reaches on the seed CNN.
+
+Run from the project root (about 3-4 minutes on 2 cores; prefer a quiet machine, see `uptime`):
+
+    .venv/bin/python bench/bench_training.py              # everything
+    .venv/bin/python bench/bench_training.py --only fast  # one part: overhead, seed, fast or flops
+    .venv/bin/python bench/bench_training.py --reps 5     # more interleaved repetitions of the comparisons
+    .venv/bin/python bench/bench_training.py --only strong  # one epoch of the strong preset (~2.5 min), not in "all"
+
+Comparisons are ratios measured in one process, interleaved (A B, B A, A B...), so a slow spell of the machine
+hits both sides. Every fit trains one epoch on all 60,000 images and validates on the 10,000 test images, as the
+app does; times are wall clock of `model.fit` (tracing of the first step included on both sides).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import threading
+import time
+
+import benchlib
+from benchlib import Stopwatch, median, print_header, print_table, verdict
+
+from mnist_core.architectures import build_model
+from mnist_core.data import load_mnist
+from mnist_core.jobs import TrainingJob
+from mnist_core.training import (
+    PRESETS,
+    EpochEvent,
+    TrainConfig,
+    compile_model,
+    make_eval_dataset,
+    make_train_dataset,
+    split_data,
+    train,
+)
+
+TARGET_OVERHEAD_RATIO = 0.95  # trainer images/s over bare fit images/s
+TARGET_SEED_SPEEDUP = 1.8  # trainer defaults images/s over seed 000's script images/s
+TARGET_FAST_SECONDS = 30.0  # "fast" preset: start to the epoch that reaches 99.0% test accuracy
+TARGET_ACCURACY = 0.99
+
+
+def app_recorder(config: TrainConfig):
+    """The `on_event` the app uses: a TrainingJob's own `_record` (append under its lock), job not started."""
+    job = TrainingJob(config, "bench")
+    return job._record, job
+
+
+def steady_images_per_second(job: TrainingJob, batch_size: int) -> float:
+    """Training images/s of the first epoch after its first 10 batches (tracing and warm-up left out)."""
+    events = [event for event in job.snapshot().batches if event.epoch == 1]
+    first = next(event for event in events if event.step == 10)
+    last = events[-1]
+    return (last.step - first.step) * batch_size / (last.elapsed_seconds - first.elapsed_seconds)
+
+
+def run_trainer(config: TrainConfig, mnist) -> tuple[float, float, TrainingJob]:
+    """(seconds of the fit, cores used, the job that kept the events) for `train()` as the app calls it."""
+    on_event, job = app_recorder(config)
+    with Stopwatch() as watch:
+        result = train(config, on_event=on_event, mnist=mnist)
+    return result.seconds, watch.cores, job
+
+
+def run_bare_fit(config: TrainConfig, mnist) -> tuple[float, float]:
+    """`model.fit` on the same architecture, batch size and tf.data pipeline, without the progress callback."""
+    import keras
+
+    (x_train, y_train), (x_val, y_val) = split_data(config, mnist)
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(config.architecture)
+    compile_model(model, config, math.ceil(len(y_train) / config.batch_size))
+    with Stopwatch() as watch:
+        model.fit(
+            make_train_dataset(x_train, y_train, config),
+            epochs=config.epochs,
+            validation_data=make_eval_dataset(x_val, y_val),
+            shuffle=False,
+            verbose=0,
+        )
+    return watch.seconds, watch.cores
+
+
+def run_seed_script(mnist, epochs: int = 1) -> tuple[float, float]:
+    """Seed 000's script: float64 numpy arrays (`/ 255.0`), Keras' default batch of 32, the seed CNN.
+
+    verbose=0 instead of the script's progress bar, which only makes the seed slower.
+    """
+    import keras
+
+    (x_train, y_train), (x_test, y_test) = mnist
+    train_images, test_images = x_train / 255.0, x_test / 255.0
+    keras.utils.set_random_seed(0)
+    model = build_model("cnn")
+    model.compile(
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    with Stopwatch() as watch:
+        model.fit(train_images, y_train, epochs=epochs, validation_data=(test_images, y_test), verbose=0)
+    return watch.seconds, watch.cores
+
+
+def interleaved(reps: int, first, second) -> tuple[list, list]:
+    """Run `first` and `second` `reps` times each, alternating which goes first."""
+    firsts, seconds = [], []
+    for rep in range(reps):
+        order = [(first, firsts), (second, seconds)]
+        for run, results in order if rep % 2 == 0 else reversed(order):
+            results.append(run())
+    return firsts, seconds
+
+
+def overhead(mnist, reps: int) -> dict:
+    # Half the training set: shorter runs interleave more finely, so a slow spell of the machine hits both sides.
+    config = TrainConfig(epochs=1, train_size=30_000)
+    images = config.train_size
+    jobs: list[TrainingJob] = []
+
+    def trainer() -> tuple[float, float]:
+        seconds, cores, job = run_trainer(config, mnist)
+        jobs.append(job)
+        return seconds, cores
+
+    bare, ours = interleaved(reps, lambda: run_bare_fit(config, mnist), trainer)
+    ratios = [b[0] / t[0] for b, t in zip(bare, ours)]
+    ratio = median(ratios)
+    print("## Trainer (progress callback, events kept like a TrainingJob) vs bare model.fit")
+    print(f"cnn, batch {config.batch_size}, the trainer's tf.data pipeline, 1 epoch of {images:,} + validation on "
+          f"10,000, {reps} interleaved pairs\n")
+    print_table(
+        ["pair", "bare fit s", "trainer s", "bare img/s", "trainer img/s", "cores used (bare, trainer)", "trainer / bare"],
+        [
+            [index + 1, f"{b[0]:.2f}", f"{t[0]:.2f}", f"{images / b[0]:,.0f}", f"{images / t[0]:,.0f}",
+             f"{b[1]:.2f}, {t[1]:.2f}", f"{r:.3f}"]
+            for index, (b, t, r) in enumerate(zip(bare, ours, ratios))
+        ]
+        + [["median", f"{median([b[0] for b in bare]):.2f}", f"{median([t[0] for t in ours]):.2f}", "", "", "",
+            f"{ratio:.3f}"]],
+    )
+    print(f"trainer throughput = {ratio:.3f}x bare fit (target >= {TARGET_OVERHEAD_RATIO}x): "
+          f"{verdict(ratio >= TARGET_OVERHEAD_RATIO)}\n")
+    steady = [steady_images_per_second(job, config.batch_size) for job in jobs]
+    return {"ratio": ratio, "steady": steady, "cores": [t[1] for t in ours], "fit_seconds": [t[0] for t in ours],
+            "images": images}
+
+
+def seed_comparison(mnist, reps: int) -> dict:
+    images = 60_000
+
+    def trainer() -> tuple[float, float]:
+        seconds, cores, _ = run_trainer(TrainConfig(epochs=1), mnist)
+        return seconds, cores
+
+    seed, ours = interleaved(reps, lambda: run_seed_script(mnist), trainer)
+    speedups = [s[0] / t[0] for s, t in zip(seed, ours)]
+    speedup = median(speedups)
+    print("## Seed 000's script (batch 32, fit on float64 numpy arrays) vs the trainer's defaults (TrainConfig())")
+    print(f"seed CNN, 1 epoch of 60,000 + validation on 10,000 each, {reps} interleaved pairs\n")
+    print_table(
+        ["pair", "seed script s", "trainer s", "seed img/s", "trainer img/s", "cores used (seed, trainer)", "speed-up"],
+        [
+            [index + 1, f"{s[0]:.2f}", f"{t[0]:.2f}", f"{images / s[0]:,.0f}", f"{images / t[0]:,.0f}",
+             f"{s[1]:.2f}, {t[1]:.2f}", f"{x:.2f}x"]
+            for index, (s, t, x) in enumerate(zip(seed, ours, speedups))
+        ]
+        + [["median", f"{median([s[0] for s in seed]):.2f}", f"{median([t[0] for t in ours]):.2f}", "", "", "",
+            f"{speedup:.2f}x"]],
+    )
+    print(f"trainer defaults = {speedup:.2f}x seed script images/s (target >= {TARGET_SEED_SPEEDUP}x): "
+          f"{verdict(speedup >= TARGET_SEED_SPEEDUP)}\n")
+    return {"speedup": speedup}
+
+
+def fast_preset(mnist, runs: int) -> dict:
+    config = PRESETS["fast"]
+    rows, reached, cpu_reached = [], [], []
+    for run in range(runs):
+        epochs: list[tuple[float, float, EpochEvent]] = []
+        started, cpu_started = time.perf_counter(), time.process_time()
+
+        def on_event(event) -> None:
+            if isinstance(event, EpochEvent):
+                epochs.append((time.perf_counter() - started, time.process_time() - cpu_started, event))
+
+        # From the press of Start: the data subset, the model build and the fit all count.
+        train(config, on_event=on_event, mnist=mnist)
+        hit = next((entry for entry in epochs if (entry[2].val_accuracy or 0) >= TARGET_ACCURACY), None)
+        reached.append(hit[0] if hit else float("inf"))
+        cpu_reached.append(hit[1] if hit else float("inf"))
+        for seconds, cpu_seconds, event in epochs:
+            rows.append([run + 1, event.epoch, f"{event.val_accuracy:.4f}", f"{event.seconds:.1f}", f"{seconds:.1f}",
+                         f"{cpu_seconds:.1f}", f"{cpu_seconds / seconds:.2f}"])
+    print(f"## 'fast' preset: time to {TARGET_ACCURACY:.1%} test accuracy")
+    print(f"{config}\n")
+    print_table(["run", "epoch", "test accuracy", "epoch s", "since start s", "CPU s since start", "cores used"], rows)
+    wall = median(reached)
+    print(f"time to {TARGET_ACCURACY:.1%}: {wall:.1f} s wall clock, {median(cpu_reached):.1f} CPU-seconds "
+          f"(median of {runs}; target <= {TARGET_FAST_SECONDS:.0f} s): {verdict(wall <= TARGET_FAST_SECONDS)}")
+    print("(cores used well under 2 means other processes had part of the CPU: the wall clock is then pessimistic)\n")
+    return {"seconds": wall}
+
+
+def strong_epoch(mnist) -> None:
+    """One epoch of the "strong" preset as the app runs it, to state how long the full preset takes."""
+    config = PRESETS["strong"]
+    stop = threading.Event()
+    epochs: list[EpochEvent] = []
+
+    def on_event(event) -> None:
+        if isinstance(event, EpochEvent):
+            epochs.append(event)
+            stop.set()  # the first epoch is enough to know the pace
+
+    with Stopwatch() as watch:
+        train(config, on_event=on_event, stop_event=stop, mnist=mnist)
+    epoch = epochs[0]
+    shipped = json.loads((benchlib.PROJECT_ROOT / "models" / "strong-cnn.json").read_text())
+    print("## 'strong' preset: one epoch, and the full run extrapolated")
+    print(f"{config}\n")
+    print_table(
+        ["what", "seconds", "test accuracy", "cores used"],
+        [
+            ["epoch 1 of 15 (augmented 60,000 + validation)", f"{epoch.seconds:.1f}", f"{epoch.val_accuracy:.4f}",
+             f"{watch.cores:.2f}"],
+            ["15 epochs, extrapolated", f"{epoch.seconds * config.epochs:,.0f}", "", ""],
+            ["shipped strong-cnn (trained by the CLI, machine loaded)", f"{shipped['train_seconds']:,.0f}",
+             f"{shipped['test_accuracy']:.4f}", ""],
+        ],
+    )
+
+
+def flops_per_image(model) -> tuple[float, float]:
+    """(forward FLOPs, training FLOPs) for one image, counting the multiply-adds of Conv2D and Dense layers.
+
+    Training = forward + gradient of the weights (same cost) + gradient of the inputs (same cost, except for the
+    first layer with weights, whose input needs no gradient). Bias, activations, pooling and the optimizer
+    update are left out: they are well under 1% here.
+    """
+    forward, training, first = 0.0, 0.0, True
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "Conv2D":
+            _, height, width, filters = layer.output.shape
+            kernel_height, kernel_width, channels, _ = layer.kernel.shape
+            macs = height * width * filters * kernel_height * kernel_width * channels
+        elif kind == "Dense":
+            inputs, units = layer.kernel.shape
+            macs = inputs * units
+        else:
+            continue
+        flops = 2.0 * macs
+        forward += flops
+        training += flops * (2 if first else 3)
+        first = False
+    return forward, training
+
+
+def flops_per_cycle() -> tuple[int, str]:
+    """FP32 FLOPs one core can finish per cycle, from the CPU's vector units, and the assumption behind it."""
+    flags = benchlib.cpu_flags()
+    model = benchlib.cpu_model()
+    info = benchlib._cpuinfo()
+    amd_zen4 = "AMD" in model.upper() and info.get("cpu family") == "25" and "avx512f" in flags
+    if amd_zen4:
+        return 32, ("AMD Zen 4 (family 25 with AVX-512): two 256-bit FMA pipes, 512-bit ops run double-pumped, "
+                    "so 2 x 8 lanes x 2 = 32 FLOPs/cycle (as AVX2+FMA)")
+    if "avx512f" in flags:
+        return 64, "AVX-512 with two 512-bit FMA units: 2 x 16 lanes x 2 = 64 FLOPs/cycle"
+    if "avx2" in flags and "fma" in flags:
+        return 32, "AVX2 + FMA with two 256-bit FMA units: 2 x 8 lanes x 2 = 32 FLOPs/cycle"
+    if "avx" in flags:
+        return 16, "AVX without FMA: one 256-bit add + one 256-bit multiply = 16 FLOPs/cycle"
+    return 8, "SSE: 4 lanes x (add + multiply) = 8 FLOPs/cycle"
+
+
+def flops_fraction(overhead_results: dict) -> None:
+    model = build_model("cnn")
+    forward, training = flops_per_image(model)
+    images = overhead_results["images"]
+    per_cycle, assumption = flops_per_cycle()
+    cores, mhz = benchlib.cpu_count(), benchlib.cpu_mhz()
+    peak = cores * mhz * 1e6 * per_cycle
+    print("## Seed CNN: the trainer's FP32 rate against this CPU's peak")
+    print(f"forward {forward / 1e6:.2f} MFLOP/image, training step {training / 1e6:.2f} MFLOP/image "
+          f"(one epoch of 60,000 + validation on 10,000: {(60_000 * training + 10_000 * forward) / 1e12:.3f} TFLOP)")
+    print(f"peak = {cores} cores x {mhz:.0f} MHz x {per_cycle} FLOPs/cycle = {peak / 1e9:.0f} GFLOP/s; {assumption}\n")
+    rows = []
+    for label, pick in (("median run", median), ("best run", max)):
+        steady = pick(overhead_results["steady"])
+        whole_images_per_second = images / (min if pick is max else median)(overhead_results["fit_seconds"])
+        whole = (images * training + 10_000 * forward) / (images / whole_images_per_second)
+        rows.append([f"training batches, steady (after 10), {label}", f"{steady:,.0f}", f"{steady * training / 1e9:.1f}",
+                     f"{steady * training / peak:.1%}"])
+        rows.append([f"whole fit (tracing + validation), {label}", f"{whole_images_per_second:,.0f}",
+                     f"{whole / 1e9:.1f}", f"{whole / peak:.1%}"])
+    print_table(["measured over", "train img/s", "GFLOP/s", "share of peak"], rows)
+    print(f"(the trainer had {median(overhead_results['cores']):.2f} of the {cores} cores in the median run: "
+          f"other processes, or the host, took the rest; the clock may also boost above {mhz:.0f} MHz)\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", choices=["overhead", "seed", "fast", "flops", "strong"], help="run one part only")
+    parser.add_argument("--reps", type=int, default=5,
+                        help="interleaved pairs for the overhead (default 5; the seed comparison runs 3)")
+    parser.add_argument("--fast-runs", type=int, default=1, help="runs of the fast preset (default 1)")
+    args = parser.parse_args()
+
+    import tensorflow as tf  # noqa: F401  (imported before any clock starts, as the app has by then)
+
+    print_header("bench_training", with_tensorflow=True)
+    mnist = load_mnist()
+    parts = [args.only] if args.only else ["overhead", "seed", "fast", "flops"]
+    results: dict = {}
+    if "overhead" in parts or "flops" in parts:
+        results["overhead"] = overhead(mnist, args.reps if "overhead" in parts else 1)
+    if "seed" in parts:
+        results["seed"] = seed_comparison(mnist, max(1, min(3, args.reps)))
+    if "fast" in parts:
+        results["fast"] = fast_preset(mnist, args.fast_runs)
+    if "strong" in parts:
+        strong_epoch(mnist)
+    if "flops" in parts:
+        flops_fraction(results["overhead"])
+    print(f"load average at the end: {benchlib.load_average():.2f}")
+
+
+if __name__ == "__main__":
+    main()

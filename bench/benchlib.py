@@ -1,0 +1,146 @@
+"""What the benchmarks share: the project on sys.path, the machine's description, load checks, tables.
+
+Not a benchmark itself; `bench_*.py` import it (they run as scripts, so this folder is on sys.path).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Above this 1-minute load average (on a 2-core machine) other processes take a visible share of the CPU.
+BUSY_LOAD = 1.5
+
+
+def _cpuinfo() -> dict[str, str]:
+    fields: dict[str, str] = {}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return fields
+    for line in text.splitlines():
+        if ":" in line:
+            key, value = (part.strip() for part in line.split(":", 1))
+            fields.setdefault(key, value)
+    return fields
+
+
+def cpu_model() -> str:
+    return _cpuinfo().get("model name", platform.processor() or "unknown CPU")
+
+
+def cpu_mhz() -> float:
+    try:
+        return float(_cpuinfo().get("cpu MHz", "nan"))
+    except ValueError:
+        return float("nan")
+
+
+def cpu_flags() -> set[str]:
+    return set(_cpuinfo().get("flags", "").split())
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def ram_gib() -> float:
+    try:
+        found = re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text())
+        return int(found.group(1)) / 2**20 if found else float("nan")
+    except OSError:
+        return float("nan")
+
+
+def os_name() -> str:
+    try:
+        found = re.search(r'PRETTY_NAME="([^"]+)"', Path("/etc/os-release").read_text())
+        if found:
+            return found.group(1)
+    except OSError:
+        pass
+    return platform.platform()
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+def machine_lines(with_tensorflow: bool = False) -> list[str]:
+    """A few lines that say on what, when and with which versions the figures were measured."""
+    lines = [
+        f"date: {date.today().isoformat()}",
+        f"cpu: {cpu_model()}, {cpu_count()} cores at {cpu_mhz():.0f} MHz (from /proc/cpuinfo)",
+        f"ram: {ram_gib():.1f} GiB; os: {os_name()}; python {platform.python_version()}",
+    ]
+    if with_tensorflow:
+        import keras
+        import tensorflow as tf
+
+        lines.append(f"tensorflow {tf.__version__}, keras {keras.__version__}")
+    lines.append(f"load average at start: {load_average():.2f} (other processes share the CPU above ~{BUSY_LOAD})")
+    return lines
+
+
+def print_header(title: str, with_tensorflow: bool = False) -> None:
+    print(f"# {title}")
+    for line in machine_lines(with_tensorflow):
+        print(f"  {line}")
+    if load_average() > BUSY_LOAD:
+        print(f"  WARNING: the machine is busy (load {load_average():.2f}); absolute times will be slow, ratios less so.")
+    print()
+
+
+def print_table(headers: list[str], rows: list[list[object]]) -> None:
+    """A Markdown table, so the output can be pasted into BENCHMARKS.md as it is."""
+    cells = [[str(cell) for cell in row] for row in rows]
+    widths = [max(len(headers[col]), *(len(row[col]) for row in cells)) for col in range(len(headers))]
+    print("| " + " | ".join(header.ljust(width) for header, width in zip(headers, widths)) + " |")
+    print("|" + "|".join("-" * (width + 2) for width in widths) + "|")
+    for row in cells:
+        print("| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths)) + " |")
+    print()
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The `fraction` quantile (0..1) with linear interpolation, like numpy's default."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * fraction
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+class Stopwatch:
+    """`with Stopwatch() as watch: ...` then `watch.seconds` (wall clock) and `watch.cores` (CPU time of this
+    process, all threads, over wall clock: about 2 when TensorFlow had both cores, less when others took some)."""
+
+    def __enter__(self) -> Stopwatch:
+        self.started = time.perf_counter()
+        self.cpu_started = time.process_time()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.seconds = time.perf_counter() - self.started
+        self.cpu_seconds = time.process_time() - self.cpu_started
+        self.cores = self.cpu_seconds / self.seconds if self.seconds > 0 else 0.0
