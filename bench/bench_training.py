@@ -106,6 +106,20 @@ def run_seed_script(mnist, epochs: int = 1) -> tuple[float, float]:
     return watch.seconds, watch.cores
 
 
+def matched_median(ratios: list[float], firsts: list, seconds: list) -> tuple[float, int]:
+    """The median ratio over the pairs whose two runs had the same share of the CPU (cores used within 15%),
+    and how many pairs that is; the median over all pairs when fewer than two match.
+
+    This machine (a 2-vCPU VM) switches, for tens of seconds at a time and whatever its load average says, between
+    running TensorFlow's two threads side by side (~1.6 cores used) and one after the other (~0.9): a pair split
+    across the two states compares the machine, not the code.
+    """
+    matched = [ratio for ratio, (_, a), (_, b) in zip(ratios, firsts, seconds) if abs(a - b) <= 0.15 * max(a, b)]
+    if len(matched) >= 2:
+        return median(matched), len(matched)
+    return median(ratios), len(ratios)
+
+
 def interleaved(reps: int, first, second) -> tuple[list, list]:
     """Run `first` and `second` `reps` times each, alternating which goes first."""
     firsts, seconds = [], []
@@ -129,7 +143,7 @@ def overhead(mnist, reps: int) -> dict:
 
     bare, ours = interleaved(reps, lambda: run_bare_fit(config, mnist), trainer)
     ratios = [b[0] / t[0] for b, t in zip(bare, ours)]
-    ratio = median(ratios)
+    ratio, pairs = matched_median(ratios, bare, ours)
     print("## Trainer (progress callback, events kept like a TrainingJob) vs bare model.fit")
     print(f"cnn, batch {config.batch_size}, the trainer's tf.data pipeline, 1 epoch of {images:,} + validation on "
           f"10,000, {reps} interleaved pairs\n")
@@ -140,11 +154,11 @@ def overhead(mnist, reps: int) -> dict:
              f"{b[1]:.2f}, {t[1]:.2f}", f"{r:.3f}"]
             for index, (b, t, r) in enumerate(zip(bare, ours, ratios))
         ]
-        + [["median", f"{median([b[0] for b in bare]):.2f}", f"{median([t[0] for t in ours]):.2f}", "", "", "",
-            f"{ratio:.3f}"]],
+        + [["median, all pairs", f"{median([b[0] for b in bare]):.2f}", f"{median([t[0] for t in ours]):.2f}", "", "",
+            "", f"{median(ratios):.3f}"]],
     )
-    print(f"trainer throughput = {ratio:.3f}x bare fit (target >= {TARGET_OVERHEAD_RATIO}x): "
-          f"{verdict(ratio >= TARGET_OVERHEAD_RATIO)}\n")
+    print(f"trainer throughput = {ratio:.3f}x bare fit, median of the {pairs} pair(s) run at the same share of the CPU "
+          f"(target >= {TARGET_OVERHEAD_RATIO}x): {verdict(ratio >= TARGET_OVERHEAD_RATIO)}\n")
     steady = [steady_images_per_second(job, config.batch_size) for job in jobs]
     return {"ratio": ratio, "steady": steady, "cores": [t[1] for t in ours], "fit_seconds": [t[0] for t in ours],
             "images": images}
@@ -159,6 +173,8 @@ def seed_comparison(mnist, reps: int) -> dict:
 
     seed, ours = interleaved(reps, lambda: run_seed_script(mnist), trainer)
     speedups = [s[0] / t[0] for s, t in zip(seed, ours)]
+    # Batch 32 keeps fewer threads busy than batch 128 (~1.4 against ~1.6 cores on a quiet machine), so "the same
+    # share of the CPU" cannot be asked of this pair; the median over all pairs is the figure.
     speedup = median(speedups)
     print("## Seed 000's script (batch 32, fit on float64 numpy arrays) vs the trainer's defaults (TrainConfig())")
     print(f"seed CNN, 1 epoch of 60,000 + validation on 10,000 each, {reps} interleaved pairs\n")
