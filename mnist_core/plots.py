@@ -120,18 +120,6 @@ def pixel_heatmap(image: np.ndarray, title: str | None = None) -> go.Figure:
     return figure
 
 
-def image_figure(image: np.ndarray, title: str | None = None, height: int = 220) -> go.Figure:
-    """A single greyscale image (any size), ink bright, pixel grid kept square."""
-    figure = go.Figure(
-        go.Heatmap(z=_to_unit(image), colorscale=INK_SCALE, zmin=0, zmax=1, showscale=False,
-                   hovertemplate="(%{y}, %{x}): %{z:.2f}<extra></extra>")
-    )
-    figure.update_layout(title=title, margin=dict(l=5, r=5, t=30 if title else 5, b=5), height=height)
-    figure.update_xaxes(visible=False, constrain="domain")
-    figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
-    return figure
-
-
 def pixelated(image: np.ndarray, height: int = 168) -> np.ndarray:
     """A small greyscale image enlarged by whole-pixel repetition to about `height` rows: uint8, crisp in a browser.
 

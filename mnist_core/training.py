@@ -153,16 +153,6 @@ class TrainResult:
     batches_trained: int = 0
 
 
-@dataclass(frozen=True)
-class PreparedData:
-    """Training and validation arrays as float32 in [0, 1], made once."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-
-
 def split_data(config: TrainConfig, mnist=None) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """((x_train, y_train), (x_val, y_val)) for `config`: the training subset and the validation set, pixels
     still uint8 0-255 (the tf.data pipelines scale them batch by batch), labels int32."""
@@ -175,17 +165,6 @@ def split_data(config: TrainConfig, mnist=None) -> tuple[tuple[np.ndarray, np.nd
     else:
         x_val, y_val = x_test, y_test
     return (x_train, y_train.astype(np.int32)), (x_val, y_val.astype(np.int32))
-
-
-def prepare_data(config: TrainConfig, mnist=None) -> PreparedData:
-    """Pick the training subset and the validation set for `config`, scaled to float32 [0, 1] once."""
-    (x_train, y_train), (x_val, y_val) = split_data(config, mnist)
-    return PreparedData(
-        x_train=x_train.astype(np.float32) / 255.0,
-        y_train=y_train,
-        x_val=x_val.astype(np.float32) / 255.0,
-        y_val=y_val,
-    )
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int):

@@ -151,13 +151,6 @@ def test_mean_digits_shows_ten_captioned_means():
     assert [annotation.text for annotation in figure.layout.annotations] == [f"mean {d}" for d in range(10)]
 
 
-def test_image_figure_of_any_size():
-    figure = plots.image_figure(np.full((56, 40), 255, dtype=np.uint8), title="big")
-    z = np.asarray(figure.data[0].z)
-    assert z.shape == (56, 40) and z.max() == 1.0
-    assert figure.layout.title.text == "big"
-
-
 def test_pixelated_repeats_whole_pixels():
     image = np.zeros((28, 28), dtype=np.uint8)
     image[3, 5] = 255

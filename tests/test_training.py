@@ -12,7 +12,7 @@ from mnist_core.training import (
     ConfigError,
     EpochEvent,
     TrainConfig,
-    prepare_data,
+    split_data,
     train,
     with_overrides,
 )
@@ -56,13 +56,13 @@ def test_presets_and_overrides_are_valid():
     assert TrainConfig.from_dict({**PRESETS["strong"].to_dict(), "unknown": 1}) == PRESETS["strong"]
 
 
-def test_prepare_data_scales_once_and_holds_out_a_split(small_mnist):
+def test_split_data_holds_out_a_split_and_keeps_uint8_pixels(small_mnist):
     config = TrainConfig(train_size=1000, validation="split", validation_split=0.2)
-    prepared = prepare_data(config, small_mnist)
-    assert prepared.x_train.shape == (800, 28, 28) and prepared.x_val.shape == (200, 28, 28)
-    assert prepared.x_train.dtype == np.float32 and 0 <= prepared.x_train.min() and prepared.x_train.max() <= 1
-    on_test = prepare_data(with_overrides(config, validation="test"), small_mnist)
-    assert len(on_test.y_train) == 1000 and len(on_test.y_val) == 500
+    (x_train, y_train), (x_val, y_val) = split_data(config, small_mnist)
+    assert x_train.shape == (800, 28, 28) and x_val.shape == (200, 28, 28)
+    assert x_train.dtype == np.uint8 and y_train.dtype == np.int32  # scaled per batch in the tf.data pipeline
+    (_, y_train), (_, y_val) = split_data(with_overrides(config, validation="test"), small_mnist)
+    assert len(y_train) == 1000 and len(y_val) == 500
 
 
 def test_one_epoch_learns_and_streams_consistent_events(small_mnist):
