@@ -139,8 +139,16 @@ def draw_digit(page, digit: int) -> None:
 
 
 def clear_canvas(page) -> None:
-    page.get_by_role("button", name="Clear").click()
-    expect(page.locator(MAIN).get_by_text(PREDICTION)).to_have_count(0, timeout=PREDICTION_TIMEOUT_S * 1000)
+    # Under this load a Clear click that lands while the page is rerunning was once seen to leave the prediction
+    # in place for over a minute (CI run of 2026-11-23, not reproduced since); click again, up to three times.
+    for attempt in range(3):
+        page.get_by_role("button", name="Clear").click()
+        try:
+            expect(page.locator(MAIN).get_by_text(PREDICTION)).to_have_count(0, timeout=20_000)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
     wait_for_app(page)
 
 
