@@ -24,6 +24,7 @@ import time
 import benchlib
 from benchlib import Stopwatch, median, print_header, print_table, verdict
 
+from mnist_core import hardware
 from mnist_core.architectures import build_model
 from mnist_core.data import load_mnist
 from mnist_core.jobs import TrainingJob
@@ -36,6 +37,7 @@ from mnist_core.training import (
     make_train_dataset,
     split_data,
     train,
+    with_overrides,
 )
 
 TARGET_OVERHEAD_RATIO = 0.95  # trainer images/s over bare fit images/s
@@ -72,7 +74,7 @@ def run_bare_fit(config: TrainConfig, mnist) -> tuple[float, float]:
 
     (x_train, y_train), (x_val, y_val) = split_data(config, mnist)
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config.architecture)
+    model = build_model(config.architecture, config.precision)
     compile_model(model, config, math.ceil(len(y_train) / config.batch_size))
     with Stopwatch() as watch:
         model.fit(
@@ -130,23 +132,62 @@ def interleaved(reps: int, first, second) -> tuple[list, list]:
     return firsts, seconds
 
 
+def callback_cost(config: TrainConfig, mnist) -> tuple[float, float, float, int]:
+    """(fit seconds, seconds inside the progress callback's batch hook, seconds Keras spends turning each step's
+    logs into floats for that hook, batches) over one trainer run: the callback's own cost, timed directly, which
+    the machine's noise cannot blur. (Without a batch hook, Keras converts the logs in a background thread.)"""
+    from keras.src.callbacks import callback_list
+
+    from mnist_core import training
+
+    spent = {"hook": 0.0, "logs": 0.0, "batches": 0}
+    pythonify = callback_list.python_utils.pythonify_logs
+    progress_class = training._progress_callback_class
+
+    def timed_pythonify(logs):
+        started = time.perf_counter()
+        try:
+            return pythonify(logs)
+        finally:
+            spent["logs"] += time.perf_counter() - started
+
+    def timed_class():
+        base = progress_class()
+
+        class TimedProgressCallback(base):
+            def on_train_batch_end(self, batch, logs=None):
+                started = time.perf_counter()
+                super().on_train_batch_end(batch, logs)
+                spent["hook"] += time.perf_counter() - started
+                spent["batches"] += 1
+
+        return TimedProgressCallback
+
+    callback_list.python_utils.pythonify_logs = timed_pythonify
+    training._progress_callback_class = timed_class
+    try:
+        seconds, _, _ = run_trainer(config, mnist)
+    finally:
+        callback_list.python_utils.pythonify_logs = pythonify
+        training._progress_callback_class = progress_class
+    return seconds, spent["hook"], spent["logs"], spent["batches"]
+
+
 def overhead(mnist, reps: int) -> dict:
     # Half the training set: shorter runs interleave more finely, so a slow spell of the machine hits both sides.
     config = TrainConfig(epochs=1, train_size=30_000)
     images = config.train_size
-    jobs: list[TrainingJob] = []
 
     def trainer() -> tuple[float, float]:
-        seconds, cores, job = run_trainer(config, mnist)
-        jobs.append(job)
+        seconds, cores, _ = run_trainer(config, mnist)
         return seconds, cores
 
     bare, ours = interleaved(reps, lambda: run_bare_fit(config, mnist), trainer)
     ratios = [b[0] / t[0] for b, t in zip(bare, ours)]
     ratio, pairs = matched_median(ratios, bare, ours)
     print("## Trainer (progress callback, events kept like a TrainingJob) vs bare model.fit")
-    print(f"cnn, batch {config.batch_size}, the trainer's tf.data pipeline, 1 epoch of {images:,} + validation on "
-          f"10,000, {reps} interleaved pairs\n")
+    print(f"cnn, batch {config.batch_size}, {config.precision}, the trainer's tf.data pipeline, 1 epoch of {images:,} "
+          f"+ validation on 10,000, {reps} interleaved pairs\n")
     print_table(
         ["pair", "bare fit s", "trainer s", "bare img/s", "trainer img/s", "cores used (bare, trainer)", "trainer / bare"],
         [
@@ -157,40 +198,72 @@ def overhead(mnist, reps: int) -> dict:
         + [["median, all pairs", f"{median([b[0] for b in bare]):.2f}", f"{median([t[0] for t in ours]):.2f}", "", "",
             "", f"{median(ratios):.3f}"]],
     )
+    cpu_ratio = median([(b[0] * b[1]) / (t[0] * t[1]) for b, t in zip(bare, ours)])
     print(f"trainer throughput = {ratio:.3f}x bare fit, median of the {pairs} pair(s) run at the same share of the CPU "
-          f"(target >= {TARGET_OVERHEAD_RATIO}x): {verdict(ratio >= TARGET_OVERHEAD_RATIO)}\n")
-    steady = [steady_images_per_second(job, config.batch_size) for job in jobs]
-    return {"ratio": ratio, "steady": steady, "cores": [t[1] for t in ours], "fit_seconds": [t[0] for t in ours],
-            "images": images}
+          f"(target >= {TARGET_OVERHEAD_RATIO}x): {verdict(ratio >= TARGET_OVERHEAD_RATIO)}")
+    print(f"CPU time per image, bare fit over trainer, median of all pairs: {cpu_ratio:.3f}x (the CPU time a fit "
+          "needs does not change when the host gives it fewer cores)")
+    seconds, hook, logs, batches = callback_cost(config, mnist)
+    share = (hook + logs) / seconds
+    print(f"the callback's own cost, timed in one more trainer run of {seconds:.2f} s: {hook * 1e3:.0f} ms in its batch "
+          f"hook + {logs * 1e3:.0f} ms converting the logs for it, over {batches} batches "
+          f"({(hook + logs) / batches * 1e6:.0f} us a batch) = {share:.2%} of the fit, so at most "
+          f"{1 / (1 + share):.3f}x bare fit from the callback\n")
+    return {"ratio": ratio}
 
 
 def seed_comparison(mnist, reps: int) -> dict:
+    """Seed 000's script against the trainer's defaults (TrainConfig(): bfloat16 where the CPU has it) and against
+    the trainer in float32, one epoch of all 60,000 images each, interleaved."""
     images = 60_000
+    default = TrainConfig(epochs=1)
+    float32 = with_overrides(default, precision="float32")
+    jobs: dict[str, list[TrainingJob]] = {"float32": [], default.precision: []}
+    seed, ours, ours32 = [], [], []
 
-    def trainer() -> tuple[float, float]:
-        seconds, cores, _ = run_trainer(TrainConfig(epochs=1), mnist)
-        return seconds, cores
+    def trainer(config: TrainConfig, results: list) -> None:
+        seconds, cores, job = run_trainer(config, mnist)
+        jobs[config.precision].append(job)
+        results.append((seconds, cores))
 
-    seed, ours = interleaved(reps, lambda: run_seed_script(mnist), trainer)
+    runs = [lambda: seed.append(run_seed_script(mnist)), lambda: trainer(default, ours)]
+    if default.precision != "float32":
+        runs.append(lambda: trainer(float32, ours32))
+    for rep in range(reps):
+        for run in runs if rep % 2 == 0 else reversed(runs):
+            run()
     speedups = [s[0] / t[0] for s, t in zip(seed, ours)]
+    speedups32 = [s[0] / t[0] for s, t in zip(seed, ours32)]
     # Batch 32 keeps fewer threads busy than batch 128 (~1.4 against ~1.6 cores on a quiet machine), so "the same
     # share of the CPU" cannot be asked of this pair; the median over all pairs is the figure.
     speedup = median(speedups)
     print("## Seed 000's script (batch 32, fit on float64 numpy arrays) vs the trainer's defaults (TrainConfig())")
-    print(f"seed CNN, 1 epoch of 60,000 + validation on 10,000 each, {reps} interleaved pairs\n")
-    print_table(
-        ["pair", "seed script s", "trainer s", "seed img/s", "trainer img/s", "cores used (seed, trainer)", "speed-up"],
-        [
-            [index + 1, f"{s[0]:.2f}", f"{t[0]:.2f}", f"{images / s[0]:,.0f}", f"{images / t[0]:,.0f}",
-             f"{s[1]:.2f}, {t[1]:.2f}", f"{x:.2f}x"]
-            for index, (s, t, x) in enumerate(zip(seed, ours, speedups))
-        ]
-        + [["median", f"{median([s[0] for s in seed]):.2f}", f"{median([t[0] for t in ours]):.2f}", "", "", "",
-            f"{speedup:.2f}x"]],
-    )
+    print(f"seed CNN, 1 epoch of 60,000 + validation on 10,000 each, {reps} interleaved rounds; the trainer's "
+          f"defaults here: batch {default.batch_size}, {default.precision} (this CPU "
+          f"{'has' if hardware.native_bfloat16() else 'has no'} bfloat16 in hardware)\n")
+    headers = ["round", "seed script s", f"trainer ({default.precision}) s", "seed img/s", "trainer img/s",
+               "cores used (seed, trainer)", "speed-up"]
+    if ours32:
+        headers += ["trainer (float32) s", "speed-up, float32"]
+    rows = []
+    for index, (s, t, x) in enumerate(zip(seed, ours, speedups)):
+        row = [index + 1, f"{s[0]:.2f}", f"{t[0]:.2f}", f"{images / s[0]:,.0f}", f"{images / t[0]:,.0f}",
+               f"{s[1]:.2f}, {t[1]:.2f}", f"{x:.2f}x"]
+        if ours32:
+            row += [f"{ours32[index][0]:.2f} ({ours32[index][1]:.2f} cores)", f"{speedups32[index]:.2f}x"]
+        rows.append(row)
+    last = ["median", f"{median([s[0] for s in seed]):.2f}", f"{median([t[0] for t in ours]):.2f}", "", "", "",
+            f"{speedup:.2f}x"]
+    if ours32:
+        last += [f"{median([t[0] for t in ours32]):.2f}", f"{median(speedups32):.2f}x"]
+    print_table(headers, rows + [last])
     print(f"trainer defaults = {speedup:.2f}x seed script images/s (target >= {TARGET_SEED_SPEEDUP}x): "
-          f"{verdict(speedup >= TARGET_SEED_SPEEDUP)}\n")
-    return {"speedup": speedup}
+          f"{verdict(speedup >= TARGET_SEED_SPEEDUP)}")
+    if ours32:
+        print(f"(in float32 the trainer reaches {median(speedups32):.2f}x: batch 128 and the tf.data pipeline alone)")
+    print()
+    return {"speedup": speedup, "jobs": jobs, "seconds": {"float32": ours32 or ours, default.precision: ours},
+            "images": images, "batch_size": default.batch_size}
 
 
 def fast_preset(mnist, runs: int) -> dict:
@@ -279,9 +352,9 @@ def flops_per_image(model) -> tuple[float, float]:
 
 def flops_per_cycle() -> tuple[int, str]:
     """FP32 FLOPs one core can finish per cycle, from the CPU's vector units, and the assumption behind it."""
-    flags = benchlib.cpu_flags()
+    flags = hardware.cpu_flags()
     model = benchlib.cpu_model()
-    info = benchlib._cpuinfo()
+    info = hardware.cpuinfo()
     amd_zen4 = "AMD" in model.upper() and info.get("cpu family") == "25" and "avx512f" in flags
     if amd_zen4:
         return 32, ("AMD Zen 4 (family 25 with AVX-512): two 256-bit FMA pipes, 512-bit ops run double-pumped, "
@@ -295,36 +368,46 @@ def flops_per_cycle() -> tuple[int, str]:
     return 8, "SSE: 4 lanes x (add + multiply) = 8 FLOPs/cycle"
 
 
-def flops_fraction(overhead_results: dict) -> None:
+def flops_fraction(seed_results: dict) -> None:
+    """The FLOP rate of the trainer's runs in the seed comparison (seed CNN, 60,000 images), per precision."""
     model = build_model("cnn")
     forward, training = flops_per_image(model)
-    images = overhead_results["images"]
+    images, batch_size = seed_results["images"], seed_results["batch_size"]
     per_cycle, assumption = flops_per_cycle()
     cores, mhz = benchlib.cpu_count(), benchlib.cpu_mhz()
     peak = cores * mhz * 1e6 * per_cycle
-    print("## Seed CNN: the trainer's FP32 rate against this CPU's peak")
+    print("## Seed CNN: the trainer's FLOP rate against this CPU's peak FP32 rate")
     print(f"forward {forward / 1e6:.2f} MFLOP/image, training step {training / 1e6:.2f} MFLOP/image "
           f"(one epoch of 60,000 + validation on 10,000: {(60_000 * training + 10_000 * forward) / 1e12:.3f} TFLOP)")
-    print(f"peak = {cores} cores x {mhz:.0f} MHz x {per_cycle} FLOPs/cycle = {peak / 1e9:.0f} GFLOP/s; {assumption}\n")
+    print(f"peak FP32 = {cores} cores x {mhz:.0f} MHz x {per_cycle} FLOPs/cycle = {peak / 1e9:.0f} GFLOP/s; "
+          f"{assumption}")
+    if hardware.native_bfloat16():
+        print(f"(bfloat16 dot products (VDPBF16PS) do twice the FLOPs per instruction: peak bfloat16 = "
+              f"{2 * peak / 1e9:.0f} GFLOP/s)")
+    print(f"the trainer's runs of the seed comparison above, batch {batch_size}\n")
     rows = []
-    for label, pick in (("median run", median), ("best run", max)):
-        steady = pick(overhead_results["steady"])
-        whole_images_per_second = images / (min if pick is max else median)(overhead_results["fit_seconds"])
-        whole = (images * training + 10_000 * forward) / (images / whole_images_per_second)
-        rows.append([f"training batches, steady (after 10), {label}", f"{steady:,.0f}", f"{steady * training / 1e9:.1f}",
-                     f"{steady * training / peak:.1%}"])
-        rows.append([f"whole fit (tracing + validation), {label}", f"{whole_images_per_second:,.0f}",
-                     f"{whole / 1e9:.1f}", f"{whole / peak:.1%}"])
-    print_table(["measured over", "train img/s", "GFLOP/s", "share of peak"], rows)
-    print(f"(the trainer had {median(overhead_results['cores']):.2f} of the {cores} cores in the median run: "
-          f"other processes, or the host, took the rest; the clock may also boost above {mhz:.0f} MHz)\n")
+    for precision, jobs in seed_results["jobs"].items():
+        if not jobs:
+            continue
+        steady_rates = [steady_images_per_second(job, batch_size) for job in jobs]
+        fit_seconds = [seconds for seconds, _ in seed_results["seconds"][precision]]
+        for label, steady, seconds in (("median run", median(steady_rates), median(fit_seconds)),
+                                       ("best run", max(steady_rates), min(fit_seconds))):
+            whole = (images * training + 10_000 * forward) / seconds
+            rows.append([precision, f"training batches, steady (after 10), {label}", f"{steady:,.0f}",
+                         f"{steady * training / 1e9:.1f}", f"{steady * training / peak:.1%}"])
+            rows.append([precision, f"whole fit (tracing + validation), {label}", f"{images / seconds:,.0f}",
+                         f"{whole / 1e9:.1f}", f"{whole / peak:.1%}"])
+    print_table(["precision", "measured over", "train img/s", "GFLOP/s", "share of peak FP32"], rows)
+    print(f"(the clock may boost above the {mhz:.0f} MHz /proc/cpuinfo reports, and other processes or the host "
+          "may have taken part of the 2 cores: see 'cores used' above)\n")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=["overhead", "seed", "fast", "flops", "strong"], help="run one part only")
-    parser.add_argument("--reps", type=int, default=5,
-                        help="interleaved pairs for the overhead (default 5; the seed comparison runs 3)")
+    parser.add_argument("--reps", type=int, default=7,
+                        help="interleaved pairs for the overhead (default 7; the seed comparison runs up to 5)")
     parser.add_argument("--fast-runs", type=int, default=1, help="runs of the fast preset (default 1)")
     args = parser.parse_args()
 
@@ -334,16 +417,16 @@ def main() -> None:
     mnist = load_mnist()
     parts = [args.only] if args.only else ["overhead", "seed", "fast", "flops"]
     results: dict = {}
-    if "overhead" in parts or "flops" in parts:
-        results["overhead"] = overhead(mnist, args.reps if "overhead" in parts else 1)
-    if "seed" in parts:
-        results["seed"] = seed_comparison(mnist, max(1, min(3, args.reps)))
+    if "overhead" in parts:
+        results["overhead"] = overhead(mnist, args.reps)
+    if "seed" in parts or "flops" in parts:
+        results["seed"] = seed_comparison(mnist, max(1, min(5, args.reps)) if "seed" in parts else 1)
     if "fast" in parts:
         results["fast"] = fast_preset(mnist, args.fast_runs)
     if "strong" in parts:
         strong_epoch(mnist)
     if "flops" in parts:
-        flops_fraction(results["overhead"])
+        flops_fraction(results["seed"])
     print(f"load average at the end: {benchlib.load_average():.2f}")
 
 

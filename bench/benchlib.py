@@ -20,36 +20,21 @@ if str(PROJECT_ROOT) not in sys.path:
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from mnist_core import hardware  # noqa: E402  (after the project is on sys.path)
+
 # Above this 1-minute load average (on a 2-core machine) other processes take a visible share of the CPU.
 BUSY_LOAD = 1.5
 
 
-def _cpuinfo() -> dict[str, str]:
-    fields: dict[str, str] = {}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return fields
-    for line in text.splitlines():
-        if ":" in line:
-            key, value = (part.strip() for part in line.split(":", 1))
-            fields.setdefault(key, value)
-    return fields
-
-
 def cpu_model() -> str:
-    return _cpuinfo().get("model name", platform.processor() or "unknown CPU")
+    return hardware.cpuinfo().get("model name", platform.processor() or "unknown CPU")
 
 
 def cpu_mhz() -> float:
     try:
-        return float(_cpuinfo().get("cpu MHz", "nan"))
+        return float(hardware.cpuinfo().get("cpu MHz", "nan"))
     except ValueError:
         return float("nan")
-
-
-def cpu_flags() -> set[str]:
-    return set(_cpuinfo().get("flags", "").split())
 
 
 def cpu_count() -> int:

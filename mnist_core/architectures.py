@@ -177,12 +177,24 @@ def _snake_case(class_name: str) -> str:
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", spaced).lower()
 
 
-def build_model(name: str):
-    """A fresh, built keras.Sequential for the architecture `name`: (batch, 28, 28) float32 -> (batch, 10) logits."""
+PRECISIONS = ("float32", "bfloat16")
+
+
+def build_model(name: str, precision: str = "float32"):
+    """A fresh, built keras.Sequential for the architecture `name`: (batch, 28, 28) float32 -> (batch, 10) logits.
+
+    precision "bfloat16" is Keras' mixed precision: the layers compute in bfloat16 and keep float32 weights; the
+    output layer stays float32, so the logits, the loss and anything reading the model see float32.
+    """
     import keras
 
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}.")
     architecture = get_architecture(name)
     layers = architecture.build_layers()
+    if precision == "bfloat16":
+        for layer in layers[:-1]:
+            layer.dtype_policy = "mixed_bfloat16"
     # Keras numbers automatic names per thread ("dense_7" in the seventh model a thread builds); name the layers
     # by their place in this model instead, so every model reads conv2d, conv2d_1, dense, dense_1, ... wherever
     # and however often it is built.
@@ -192,6 +204,16 @@ def build_model(name: str):
         layer.name = kind if kind not in counts else f"{kind}_{counts[kind]}"
         counts[kind] = counts.get(kind, 0) + 1
     return keras.Sequential([keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE), name="image"), *layers], name=name)
+
+
+def as_float32(model, architecture: str):
+    """A float32 copy of `model`, built as `architecture`, with the same weights: what a mixed-precision model is saved as, so
+    the classifier and every saved file compute in float32 whatever precision trained them."""
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+    copy = build_model(architecture, "float32")
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def parameter_count(model) -> int:

@@ -11,8 +11,9 @@ import shlex
 import sys
 import threading
 
-from mnist_core.architectures import ARCHITECTURES
+from mnist_core.architectures import ARCHITECTURES, PRECISIONS
 from mnist_core.constants import MODELS_DIR
+from mnist_core.hardware import default_precision
 from mnist_core.training import OPTIMIZERS, PRESETS, BatchEvent, EpochEvent, TrainConfig, train, with_overrides
 
 BAR_WIDTH = 30
@@ -32,6 +33,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--schedule", choices=("constant", "cosine"), help="learning-rate schedule")
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help=f"compute precision (default here: {default_precision()}; bfloat16 where the CPU has it)")
     parser.add_argument("--models-dir", default=str(MODELS_DIR))
     parser.add_argument("--overwrite", action="store_true", help="replace a model of the same name")
     parser.add_argument("--shipped", action="store_true", help="mark as shipped (protected in the app)")
@@ -52,6 +55,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         augment=args.augment,
         schedule=args.schedule,
         seed=args.seed,
+        precision=args.precision,
     )
 
 

@@ -6,6 +6,7 @@ import pytest
 from mnist_core.architectures import (
     ARCHITECTURES,
     UnknownArchitectureError,
+    as_float32,
     build_model,
     get_architecture,
     layer_table,
@@ -82,3 +83,31 @@ def test_each_build_is_a_fresh_model():
     first, second = build_model("mlp"), build_model("mlp")
     assert first is not second
     assert first.layers[1] is not second.layers[1]
+
+
+@pytest.mark.parametrize("name", ["cnn", "strong"])
+def test_bfloat16_models_compute_in_bfloat16_keep_float32_weights_and_copy_back_to_float32(name):
+    model = build_model(name, "bfloat16")
+    *hidden, output = model.layers
+    assert {layer.compute_dtype for layer in hidden} == {"bfloat16"}
+    assert output.compute_dtype == "float32"  # logits and the loss in float32
+    assert {variable.dtype for variable in model.weights} == {"float32"}
+    images = np.random.default_rng(1).random((4, 28, 28), dtype=np.float32)
+    mixed = np.asarray(model(images, training=False))
+    assert mixed.dtype == np.float32
+
+    copy = as_float32(model, name)
+    assert {layer.compute_dtype for layer in copy.layers} == {"float32"}
+    assert [layer.name for layer in copy.layers] == [layer.name for layer in model.layers]
+    for ours, theirs in zip(copy.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    exact = np.asarray(copy(images, training=False))
+    # bfloat16 keeps 8 bits of mantissa: the same logits to within a few hundredths.
+    np.testing.assert_allclose(mixed, exact, atol=0.1, rtol=0.05)
+    float32 = build_model(name)
+    assert as_float32(float32, name) is float32  # nothing to convert
+
+
+def test_an_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match="precision must be one of float32, bfloat16"):
+        build_model("cnn", "float16")

@@ -27,7 +27,7 @@ def trained_by_cli(tmp_path_factory):
     models_dir = tmp_path_factory.mktemp("cli-models")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MNIST_LAB_MODELS_DIR": str(models_dir / "unused")}
     args = ["mnist_core.train", "--arch", "mlp", "--epochs", "1", "--train-size", "300", "--batch-size", "32",
-            "--name", "cli-test", "--models-dir", str(models_dir)]
+            "--precision", "bfloat16", "--name", "cli-test", "--models-dir", str(models_dir)]
     return run(args, env), models_dir, env
 
 
@@ -40,6 +40,7 @@ def test_train_prints_progress_and_saves(trained_by_cli):
     assert recorded["command"].startswith("python -m mnist_core.train ")
     assert "--arch mlp" in recorded["command"] and "--train-size 300" in recorded["command"]
     assert recorded["config"]["architecture"] == "mlp" and recorded["config"]["train_size"] == 300
+    assert recorded["config"]["precision"] == "bfloat16" and "--precision bfloat16" in recorded["command"]
     assert len(recorded["history"]) == 1 and recorded["shipped"] is False
     assert 0.3 < recorded["test_accuracy"] <= 1  # 300 images, 10 batches: well above chance (0.1)
     assert (models_dir / "cli-test.keras").exists()
@@ -80,6 +81,7 @@ def test_training_into_a_taken_name_is_refused_before_training(trained_by_cli):
         (["--name", "ok", "--epochs", "0"], "epochs must be"),
         (["--name", "ok", "--train-size", "5"], "training subset"),
         (["--name", "ok", "--lr", "nan"], "learning rate"),
+        (["--name", "ok", "--precision", "float16"], "invalid choice: 'float16'"),
     ],
 )
 def test_train_rejects_bad_arguments_clearly(extra, message, tmp_path, subprocess_env):

@@ -368,6 +368,11 @@ def test_train_sidebar_has_the_settings_with_their_bounds(app):
         ARCHITECTURES
     )
     assert sidebar.toggle(key="train_augment").label == "Augmentation"
+    precision = sidebar.radio(key="train_precision")
+    assert precision.label == "Precision" and list(precision.options) == ["float32", "bfloat16 (mixed)"]
+    from mnist_core.hardware import native_bfloat16
+
+    assert ("in hardware" if native_bfloat16() else "no bfloat16 hardware") in precision.help
     preset = sidebar.selectbox(key="train_preset")
     assert preset.label == "Preset"
     assert [option.split(":")[0] for option in preset.options] == ["custom", *PRESETS]
@@ -375,6 +380,7 @@ def test_train_sidebar_has_the_settings_with_their_bounds(app):
     fast = PRESETS["fast"]
     assert preset.value == "fast"
     assert (epochs.value, sidebar.selectbox(key="train_architecture").value) == (fast.epochs, fast.architecture)
+    assert precision.value == fast.precision
     assert by_label(at.sidebar.text_input, "Model name").value == "my-cnn"
     assert not by_label(at.button, "Start training").disabled
     assert by_label(at.button, "Stop training").disabled  # nothing of this visitor's is running
@@ -410,6 +416,7 @@ def test_the_strong_preset_fills_in_its_settings(app):
     assert sidebar.toggle(key="train_augment").value is True
     assert sidebar.radio(key="train_schedule").value == "cosine"
     assert int(sidebar.select_slider(key="train_batch_size").value) == 128
+    assert sidebar.radio(key="train_precision").value == "float32"  # as the shipped strong-cnn was trained
     description = ARCHITECTURES["strong"].description
     assert [text for text in texts(sidebar.caption) if text.startswith(description) and "parameters**" in text]
 
@@ -449,6 +456,9 @@ def has_message(elements, start: str) -> bool:
 def test_a_tiny_training_run_finishes_and_its_model_is_usable_everywhere(app, store):
     at = open_page(app(model="cnn"), "train")
     configure_training(at, "mlp", epochs=1, train_size=500, name="apptest-mlp")
+    at.sidebar.radio(key="train_precision").set_value("bfloat16")
+    at.run()
+    assert at.sidebar.selectbox(key="train_preset").value == "custom"
     by_label(at.button, "Start training").click()
     at.run()
     assert_ran_cleanly(at)
@@ -461,6 +471,7 @@ def test_a_tiny_training_run_finishes_and_its_model_is_usable_everywhere(app, st
     assert (store / "apptest-mlp.keras").is_file()
     assert info["architecture"] == "mlp" and info["shipped"] is False
     assert info["config"]["epochs"] == 1 and info["config"]["train_size"] == 500
+    assert info["config"]["precision"] == "bfloat16"
     assert isinstance(info["test_accuracy"], float) and 0.5 < info["test_accuracy"] <= 1.0
     assert f"test accuracy {info['test_accuracy']:.2%}" in successes[0]
     assert by_label(at.button, "Stop training").disabled

@@ -36,6 +36,7 @@ from mnist_core.training import (
         ("schedule", "x", "schedule"),
         ("augment", "no", "augment"),
         ("seed", -1, "seed"),
+        ("precision", "float16", "precision"),
     ],
 )
 def test_config_rejects_each_bad_field_by_name(field, value, named):
@@ -54,6 +55,34 @@ def test_presets_and_overrides_are_valid():
     with pytest.raises(ConfigError):
         with_overrides(PRESETS["fast"], epochs=0)
     assert TrainConfig.from_dict({**PRESETS["strong"].to_dict(), "unknown": 1}) == PRESETS["strong"]
+
+
+def test_precision_defaults_to_what_the_cpu_does_best_and_old_configs_read_as_float32():
+    from mnist_core.hardware import default_precision
+
+    assert TrainConfig().precision == default_precision()
+    assert PRESETS["fast"].precision == default_precision()
+    # The seed's script, and the presets the shipped models were trained with, stay float32.
+    assert {PRESETS[name].precision for name in ("seed", "shipped-cnn", "strong")} == {"float32"}
+    saved_before_precision = {key: value for key, value in PRESETS["fast"].to_dict().items() if key != "precision"}
+    assert TrainConfig.from_dict(saved_before_precision).precision == "float32"
+    assert TrainConfig.from_dict(PRESETS["fast"].to_dict()) == PRESETS["fast"]
+
+
+def test_bfloat16_training_learns_and_returns_a_float32_model(small_mnist):
+    from mnist_core.evaluation import evaluate
+    from mnist_core.inference import Classifier
+
+    config = TrainConfig(architecture="cnn", epochs=1, batch_size=32, train_size=1000, precision="bfloat16")
+    (_, _), (x_val, y_val) = split_data(config, small_mnist)
+    result = train(config, mnist=small_mnist)
+    assert {layer.dtype_policy.name for layer in result.model.layers} == {"float32"}
+    assert {variable.dtype for variable in result.model.weights} == {"float32"}
+    (epoch,) = result.history
+    assert 0.5 < epoch.val_accuracy <= 1.0
+    # The float32 copy scores what the bfloat16 model scored during validation, to bfloat16's rounding.
+    report = evaluate(Classifier(result.model), x_val, y_val)
+    assert abs(report.accuracy - epoch.val_accuracy) <= 0.02
 
 
 def test_split_data_holds_out_a_split_and_keeps_uint8_pixels(small_mnist):
@@ -91,8 +120,9 @@ def test_one_epoch_learns_and_streams_consistent_events(small_mnist):
     assert not result.stopped and result.seconds > 0
 
 
-def test_same_config_and_seed_give_the_same_curves(small_mnist):
-    config = TrainConfig(architecture="cnn", epochs=2, batch_size=64, train_size=300, seed=7)
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_same_config_and_seed_give_the_same_curves(small_mnist, precision):
+    config = TrainConfig(architecture="cnn", epochs=2, batch_size=64, train_size=300, seed=7, precision=precision)
 
     def curves():
         events = []
@@ -160,7 +190,7 @@ def test_validation_split_and_sgd(small_mnist):
 def test_augmentation_and_cosine_schedule_run(small_mnist):
     config = TrainConfig(
         architecture="lenet5", epochs=2, batch_size=64, train_size=500, augment=True, schedule="cosine",
-        optimizer="rmsprop",
+        optimizer="rmsprop", precision="float32",  # float32: the result is the trained model, optimizer and all
     )
     result = train(config, mnist=small_mnist)
     assert [epoch.epoch for epoch in result.history] == [1, 2]

@@ -6,7 +6,8 @@ import streamlit as st
 
 import ui
 from mnist_core import plots
-from mnist_core.architectures import ARCHITECTURES
+from mnist_core.architectures import ARCHITECTURES, PRECISIONS
+from mnist_core.hardware import native_bfloat16
 from mnist_core.jobs import TrainingBusyError
 from mnist_core.store import StoreError, validate_name
 from mnist_core.training import (
@@ -31,7 +32,17 @@ PRESET_HELP = {
 }
 
 # Widget keys, so presets can fill them in.
-FIELDS = ("architecture", "epochs", "batch_size", "optimizer", "learning_rate", "train_size", "augment", "schedule")
+FIELDS = (
+    "architecture", "epochs", "batch_size", "optimizer", "learning_rate", "train_size", "augment", "schedule",
+    "precision",
+)
+PRECISION_LABELS = {"float32": "float32", "bfloat16": "bfloat16 (mixed)"}
+PRECISION_HELP = {
+    True: "This CPU computes bfloat16 in hardware: the CNNs train about 1.5x as fast, to the same accuracy. "
+          "Weights stay float32 and the model is saved in float32.",
+    False: "This CPU has no bfloat16 hardware: TensorFlow would emulate it, slower than float32. "
+           "Weights stay float32 and the model is saved in float32 either way.",
+}
 
 
 def _fill_from(config: TrainConfig) -> None:
@@ -110,6 +121,8 @@ def settings_sidebar() -> tuple[TrainConfig | None, str]:
                   help="Small random shifts, rotations and zooms: slower per epoch, better on drawn digits.")
         st.radio("Learning-rate schedule", ["constant", "cosine"], key="train_schedule", horizontal=True,
                  on_change=_mark_custom)
+        st.radio("Precision", list(PRECISIONS), key="train_precision", horizontal=True, on_change=_mark_custom,
+                 format_func=PRECISION_LABELS.get, help=PRECISION_HELP[native_bfloat16()])
         st.radio("Validate on", ["test", "split"], key="train_validation", horizontal=True,
                  format_func={"test": "test set (10k)", "split": "10% held out"}.get)
         st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="train_seed",

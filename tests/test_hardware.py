@@ -1,0 +1,48 @@
+"""mnist_core.hardware: reading /proc/cpuinfo and choosing the default training precision."""
+
+from mnist_core import hardware
+
+ZEN4 = """processor\t: 0
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC 9R14
+flags\t\t: fpu sse2 avx avx2 fma avx512f avx512bw avx512_bf16 avx512_vnni
+
+processor\t: 1
+model name\t: AMD EPYC 9R14
+flags\t\t: fpu sse2 avx avx2 fma avx512f avx512bw avx512_bf16 avx512_vnni
+"""
+SKYLAKE = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8175M\nflags\t\t: fpu avx avx2 fma avx512f avx512bw\n"
+SAPPHIRE_RAPIDS = "processor\t: 0\nflags\t\t: avx512f amx_bf16 amx_tile amx_int8\n"
+
+
+def test_parse_cpuinfo_takes_the_first_processors_fields():
+    info = hardware.parse_cpuinfo(ZEN4)
+    assert info["model name"] == "AMD EPYC 9R14" and info["processor"] == "0"
+    assert "avx512_bf16" in hardware.cpu_flags(info)
+
+
+def test_bfloat16_is_the_default_only_where_the_cpu_has_it():
+    for text, native in ((ZEN4, True), (SAPPHIRE_RAPIDS, True), (SKYLAKE, False), ("", False)):
+        info = hardware.parse_cpuinfo(text)
+        assert hardware.native_bfloat16(info) is native, text
+        assert hardware.default_precision(info) == ("bfloat16" if native else "float32")
+
+
+def test_this_machine_is_read_once_and_agrees_with_itself(monkeypatch, tmp_path):
+    info = hardware.cpuinfo()
+    if hardware.CPUINFO.exists():
+        assert "flags" in info
+    assert hardware.default_precision() == hardware.default_precision(info)
+    # Cached: a missing file later does not change the answer (nor raise).
+    monkeypatch.setattr(hardware, "CPUINFO", tmp_path / "missing")
+    assert hardware.cpuinfo() == info
+
+
+def test_no_cpuinfo_means_float32(monkeypatch, tmp_path):
+    hardware.cpuinfo.cache_clear()
+    monkeypatch.setattr(hardware, "CPUINFO", tmp_path / "missing")
+    try:
+        assert hardware.cpuinfo() == {}
+        assert hardware.default_precision() == "float32"
+    finally:
+        hardware.cpuinfo.cache_clear()
