@@ -1,16 +1,17 @@
 """Training speed: the app's trainer against bare `model.fit`, against seed 000's script, the "fast" preset's
 time to 99% test accuracy, and the share of the CPU's peak FP32 rate the trainer reaches on the seed CNN.
 
-Run from the project root (about 3-4 minutes on 2 cores; prefer a quiet machine, see `uptime`):
+Run from the project root (about 8 minutes on 2 cores; prefer a quiet machine, see `uptime`):
 
     .venv/bin/python bench/bench_training.py              # everything
     .venv/bin/python bench/bench_training.py --only fast  # one part: overhead, seed, fast or flops
-    .venv/bin/python bench/bench_training.py --reps 5     # more interleaved repetitions of the comparisons
+    .venv/bin/python bench/bench_training.py --reps 9     # more interleaved repetitions of the comparisons
     .venv/bin/python bench/bench_training.py --only strong  # one epoch of the strong preset (~2.5 min), not in "all"
 
 Comparisons are ratios measured in one process, interleaved (A B, B A, A B...), so a slow spell of the machine
-hits both sides. Every fit trains one epoch on all 60,000 images and validates on the 10,000 test images, as the
-app does; times are wall clock of `model.fit` (tracing of the first step included on both sides).
+hits both sides. Every fit validates on the 10,000 test images, as the app does. Times are wall clock with the
+tracing of the first step included on both sides; the trainer's and the bare fit's include the data split and the
+model build, the seed script's only its `model.fit` (which favours the seed).
 """
 
 from __future__ import annotations
@@ -61,22 +62,23 @@ def steady_images_per_second(job: TrainingJob, batch_size: int) -> float:
 
 
 def run_trainer(config: TrainConfig, mnist) -> tuple[float, float, TrainingJob]:
-    """(seconds of the fit, cores used, the job that kept the events) for `train()` as the app calls it."""
+    """(seconds, cores used, the job that kept the events) for `train()` as the app calls it: from the call to its
+    return, so the data split, the model build and (after bfloat16) the float32 copy count too."""
     on_event, job = app_recorder(config)
     with Stopwatch() as watch:
-        result = train(config, on_event=on_event, mnist=mnist)
-    return result.seconds, watch.cores, job
+        train(config, on_event=on_event, mnist=mnist)
+    return watch.seconds, watch.cores, job
 
 
 def run_bare_fit(config: TrainConfig, mnist) -> tuple[float, float]:
     """`model.fit` on the same architecture, batch size and tf.data pipeline, without the progress callback."""
     import keras
 
-    (x_train, y_train), (x_val, y_val) = split_data(config, mnist)
-    keras.utils.set_random_seed(config.seed)
-    model = build_model(config.architecture, config.precision)
-    compile_model(model, config, math.ceil(len(y_train) / config.batch_size))
-    with Stopwatch() as watch:
+    with Stopwatch() as watch:  # the same span as run_trainer's: data split and model build included
+        (x_train, y_train), (x_val, y_val) = split_data(config, mnist)
+        keras.utils.set_random_seed(config.seed)
+        model = build_model(config.architecture, config.precision)
+        compile_model(model, config, math.ceil(len(y_train) / config.batch_size))
         model.fit(
             make_train_dataset(x_train, y_train, config),
             epochs=config.epochs,
@@ -199,17 +201,20 @@ def overhead(mnist, reps: int) -> dict:
             "", f"{median(ratios):.3f}"]],
     )
     cpu_ratio = median([(b[0] * b[1]) / (t[0] * t[1]) for b, t in zip(bare, ours)])
-    print(f"trainer throughput = {ratio:.3f}x bare fit, median of the {pairs} pair(s) run at the same share of the CPU "
-          f"(target >= {TARGET_OVERHEAD_RATIO}x): {verdict(ratio >= TARGET_OVERHEAD_RATIO)}")
-    print(f"CPU time per image, bare fit over trainer, median of all pairs: {cpu_ratio:.3f}x (the CPU time a fit "
-          "needs does not change when the host gives it fewer cores)")
     seconds, hook, logs, batches = callback_cost(config, mnist)
     share = (hook + logs) / seconds
-    print(f"the callback's own cost, timed in one more trainer run of {seconds:.2f} s: {hook * 1e3:.0f} ms in its batch "
-          f"hook + {logs * 1e3:.0f} ms converting the logs for it, over {batches} batches "
-          f"({(hook + logs) / batches * 1e6:.0f} us a batch) = {share:.2%} of the fit, so at most "
-          f"{1 / (1 + share):.3f}x bare fit from the callback\n")
-    return {"ratio": ratio}
+    bound = 1 / (1 + share)
+    print("three measures of the same ratio (the verdict asks all three to reach the target):")
+    print(f"- wall clock: {ratio:.3f}x bare fit, median of the {pairs} pair(s) run at the same share of the CPU")
+    print(f"- CPU time per image, bare fit over trainer, median of all pairs: {cpu_ratio:.3f}x (the CPU time a fit "
+          "needs does not change when the host gives it fewer cores)")
+    print(f"- the callback's own cost, timed in one more trainer run of {seconds:.2f} s: {hook * 1e3:.0f} ms in its "
+          f"batch hook + {logs * 1e3:.0f} ms converting the logs for it, over {batches} batches "
+          f"({(hook + logs) / batches * 1e6:.0f} us a batch) = {share:.2%} of the fit: {bound:.3f}x bare fit")
+    lowest = min(ratio, cpu_ratio, bound)
+    print(f"trainer throughput >= {lowest:.3f}x bare fit (target >= {TARGET_OVERHEAD_RATIO}x): "
+          f"{verdict(lowest >= TARGET_OVERHEAD_RATIO)}\n")
+    return {"ratio": lowest}
 
 
 def seed_comparison(mnist, reps: int) -> dict:
@@ -394,11 +399,14 @@ def flops_fraction(seed_results: dict) -> None:
         for label, steady, seconds in (("median run", median(steady_rates), median(fit_seconds)),
                                        ("best run", max(steady_rates), min(fit_seconds))):
             whole = (images * training + 10_000 * forward) / seconds
+            own_peak = peak * (2 if precision == "bfloat16" else 1)
             rows.append([precision, f"training batches, steady (after 10), {label}", f"{steady:,.0f}",
-                         f"{steady * training / 1e9:.1f}", f"{steady * training / peak:.1%}"])
+                         f"{steady * training / 1e9:.1f}", f"{steady * training / peak:.1%}",
+                         f"{steady * training / own_peak:.1%}"])
             rows.append([precision, f"whole fit (tracing + validation), {label}", f"{images / seconds:,.0f}",
-                         f"{whole / 1e9:.1f}", f"{whole / peak:.1%}"])
-    print_table(["precision", "measured over", "train img/s", "GFLOP/s", "share of peak FP32"], rows)
+                         f"{whole / 1e9:.1f}", f"{whole / peak:.1%}", f"{whole / own_peak:.1%}"])
+    print_table(["precision", "measured over", "train img/s", "GFLOP/s", "share of peak FP32",
+                 "share of its precision's peak"], rows)
     print(f"(the clock may boost above the {mhz:.0f} MHz /proc/cpuinfo reports, and other processes or the host "
           "may have taken part of the 2 cores: see 'cores used' above)\n")
 
