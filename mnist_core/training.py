@@ -225,6 +225,24 @@ def _to_unit(images):
     return tf.cast(images, tf.float32)
 
 
+PREFETCH_BATCHES = 2
+
+
+def _without_autotune(dataset):
+    """`dataset` with tf.data's autotuner off (fixed prefetch and parallelism instead).
+
+    Keras makes a new iterator every epoch, and with the autotuner on, dropping the old one sometimes waited for
+    one of its background threads with both cores idle: 3-4.5 s at an epoch start, a third of an epoch of the
+    seed CNN (py-spy: the main thread in ~Iterator, waiting). With the autotuner off those pauses are gone and
+    the pipeline is as fast (BENCHMARKS.md).
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
 def make_train_dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig):
     """A shuffled, batched, prefetched tf.data pipeline of float32 [0, 1] images (augmented if asked).
 
@@ -244,10 +262,10 @@ def make_train_dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig):
             channels_last = tf.expand_dims(_to_unit(images), -1)
             return tf.squeeze(augmenter(channels_last, training=True), -1), labels
 
-        dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(augment, num_parallel_calls=os.cpu_count() or 1)
     else:
         dataset = dataset.map(lambda images, labels: (_to_unit(images), labels))
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return _without_autotune(dataset.prefetch(PREFETCH_BATCHES))
 
 
 def make_eval_dataset(x: np.ndarray, y: np.ndarray, batch_size: int = 250):
@@ -259,7 +277,8 @@ def make_eval_dataset(x: np.ndarray, y: np.ndarray, batch_size: int = 250):
     import tensorflow as tf
 
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
-    return dataset.map(lambda images, labels: (_to_unit(images), labels)).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.map(lambda images, labels: (_to_unit(images), labels)).prefetch(PREFETCH_BATCHES)
+    return _without_autotune(dataset)
 
 
 def _progress_callback_class():

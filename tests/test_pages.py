@@ -486,6 +486,8 @@ def test_a_tiny_training_run_finishes_and_its_model_is_usable_everywhere(app, st
     table = store_table(at)
     row = table[table["name"] == "apptest-mlp"]
     assert len(row) == 1 and row["status"].iloc[0] == "trained here"
+    assert row["precision"].iloc[0] == "bfloat16"
+    assert set(table[table["name"].isin(["cnn", "strong-cnn"])]["precision"]) == {"float32"}
     assert row["test accuracy"].iloc[0] == pytest.approx(info["test_accuracy"] * 100)
     # The page evaluates the active model, now this one: it scores what training saved.
     assert by_label(at.selectbox, "Model").value == "apptest-mlp"

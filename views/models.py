@@ -25,6 +25,8 @@ st.dataframe(
             "parameters": entry.info.parameters if entry.info else None,
             "test accuracy": entry.info.test_accuracy * 100 if entry.info and entry.info.test_accuracy else None,
             "epochs": len(entry.info.history) if entry.info else None,
+            # Models saved before the setting existed were trained in float32.
+            "precision": str(entry.info.config.get("precision", "float32")) if entry.info else "",
             "training time (s)": entry.info.train_seconds if entry.info else None,
             "created (UTC)": entry.info.created[:16].replace("T", " ") if entry.info else "",
         }
