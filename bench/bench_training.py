@@ -272,9 +272,14 @@ def seed_comparison(mnist, reps: int) -> dict:
 
 
 def fast_preset(mnist, runs: int) -> dict:
+    """The "fast" preset as the app runs it, `runs` times; then once in float32 where the default is bfloat16, for
+    the time on CPUs without bfloat16 hardware."""
     config = PRESETS["fast"]
-    rows, reached, cpu_reached = [], [], []
-    for run in range(runs):
+    configs = [config] * runs
+    if config.precision != "float32":
+        configs.append(with_overrides(config, precision="float32"))
+    rows, reached, cpu_reached = [], {}, {}
+    for run, run_config in enumerate(configs):
         epochs: list[tuple[float, float, EpochEvent]] = []
         started, cpu_started = time.perf_counter(), time.process_time()
 
@@ -283,19 +288,23 @@ def fast_preset(mnist, runs: int) -> dict:
                 epochs.append((time.perf_counter() - started, time.process_time() - cpu_started, event))
 
         # From the press of Start: the data subset, the model build and the fit all count.
-        train(config, on_event=on_event, mnist=mnist)
+        train(run_config, on_event=on_event, mnist=mnist)
         hit = next((entry for entry in epochs if (entry[2].val_accuracy or 0) >= TARGET_ACCURACY), None)
-        reached.append(hit[0] if hit else float("inf"))
-        cpu_reached.append(hit[1] if hit else float("inf"))
+        reached.setdefault(run_config.precision, []).append(hit[0] if hit else float("inf"))
+        cpu_reached.setdefault(run_config.precision, []).append(hit[1] if hit else float("inf"))
         for seconds, cpu_seconds, event in epochs:
-            rows.append([run + 1, event.epoch, f"{event.val_accuracy:.4f}", f"{event.seconds:.1f}", f"{seconds:.1f}",
-                         f"{cpu_seconds:.1f}", f"{cpu_seconds / seconds:.2f}"])
+            rows.append([run + 1, run_config.precision, event.epoch, f"{event.val_accuracy:.4f}", f"{event.seconds:.1f}",
+                         f"{seconds:.1f}", f"{cpu_seconds:.1f}", f"{cpu_seconds / seconds:.2f}"])
     print(f"## 'fast' preset: time to {TARGET_ACCURACY:.1%} test accuracy")
     print(f"{config}\n")
-    print_table(["run", "epoch", "test accuracy", "epoch s", "since start s", "CPU s since start", "cores used"], rows)
-    wall = median(reached)
-    print(f"time to {TARGET_ACCURACY:.1%}: {wall:.1f} s wall clock, {median(cpu_reached):.1f} CPU-seconds "
-          f"(median of {runs}; target <= {TARGET_FAST_SECONDS:.0f} s): {verdict(wall <= TARGET_FAST_SECONDS)}")
+    print_table(["run", "precision", "epoch", "test accuracy", "epoch s", "since start s", "CPU s since start",
+                 "cores used"], rows)
+    wall = median(reached[config.precision])
+    print(f"time to {TARGET_ACCURACY:.1%}: {wall:.1f} s wall clock, {median(cpu_reached[config.precision]):.1f} "
+          f"CPU-seconds (median of {runs}; target <= {TARGET_FAST_SECONDS:.0f} s): {verdict(wall <= TARGET_FAST_SECONDS)}")
+    if config.precision != "float32":
+        print(f"in float32 (the default on CPUs without bfloat16 hardware): {reached['float32'][0]:.1f} s "
+              f"({verdict(reached['float32'][0] <= TARGET_FAST_SECONDS)})")
     print("(cores used well under 2 means other processes had part of the CPU: the wall clock is then pessimistic)\n")
     return {"seconds": wall}
 

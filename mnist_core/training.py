@@ -112,8 +112,8 @@ class TrainConfig:
 PRESETS: dict[str, TrainConfig] = {
     "seed": TrainConfig(architecture="cnn", epochs=10, batch_size=32, precision="float32"),  # seed 000, as written
     # Past 99.0% test accuracy at the second epoch (99.06-99.14% for seeds 0-2 in either precision; 99.2% after the
-    # third), ~14 s from the start on 2 cores in bfloat16 (21-27 s in float32, 32-36 s when the host runs
-    # TensorFlow's two threads one at a time); the former constant 2e-3 ended at 98.88% after 3 epochs (BENCHMARKS.md).
+    # third), 13-15 s from the start on 2 cores in bfloat16, ~21 s in float32; the former constant 2e-3 ended at
+    # 98.88% after 3 epochs (BENCHMARKS.md).
     "fast": TrainConfig(architecture="cnn", epochs=3, batch_size=128, learning_rate=5e-3, schedule="cosine"),
     # The shipped models were trained in float32 with these; bfloat16 barely speeds up the augmented strong CNN.
     "shipped-cnn": TrainConfig(architecture="cnn", epochs=10, batch_size=64, schedule="cosine", precision="float32"),

@@ -26,7 +26,7 @@ CUSTOM = "custom"
 PRESET_HELP = {
     CUSTOM: "your own settings",
     "fast": "the seed CNN, 3 epochs at batch 128, cosine decay from 0.005: past 99% at epoch 2, "
-            "about 14 s on 2 cores with bfloat16 hardware, 20-35 s in float32",
+            "about 15 s on 2 cores with bfloat16 hardware, about 21 s in float32",
     "seed": "seed 000's script as written: the seed CNN, batch 32, 10 epochs",
     "shipped-cnn": "how the shipped 'cnn' was made: 10 epochs at batch 64, cosine learning rate",
     "strong": "the strong CNN with augmentation and cosine decay, 15 epochs: >= 99.5%, takes a while",
