@@ -51,6 +51,8 @@ def screenshot(page, name: str) -> Path | None:
     if os.environ.get("MNIST_LAB_SCREENSHOTS") != "1":
         return None
     wait_for_app(page)  # no half-drawn page, no "running" indicator in the picture
+    page.mouse.move(1, 1)  # no tooltip of the last button clicked over the page
+    page.wait_for_timeout(300)
     SCREENSHOTS_DIR.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS_DIR / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
