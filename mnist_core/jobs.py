@@ -231,10 +231,14 @@ class JobRegistry:
     """The process-wide place where the current training job lives; at most one runs at a time."""
 
     def __init__(self, models_dir: Path = MODELS_DIR, mnist=None):
+        from mnist_core.store import remove_stale_temporaries
+
         self.models_dir = Path(models_dir)
         self._mnist = mnist
         self._lock = threading.Lock()
         self._current: TrainingJob | None = None
+        # A server killed mid-save left hidden temporary files; the next server's registry clears them.
+        remove_stale_temporaries(self.models_dir)
 
     def start(self, config: TrainConfig, model_name: str, owner: str = "") -> TrainingJob:
         """Start a job, or raise TrainingBusyError if one is still running."""

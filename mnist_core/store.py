@@ -7,10 +7,12 @@ file shows up as a broken entry instead of breaking the listing.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import tempfile
 import threading
+import time
 import unicodedata
 import zipfile
 from collections.abc import Callable
@@ -180,6 +182,28 @@ def _atomic_write(writes: list[tuple[Path, Callable[[Path], object]]]) -> None:
     finally:
         for temp in temps:
             temp.unlink(missing_ok=True)
+
+
+# A save's temporary files live for seconds; older ones were left by a save that was killed before its renames.
+STALE_TEMPORARY_SECONDS = 3600
+TEMPORARY_PATTERN = ".*.tmp.*"  # what _atomic_write's mkstemp names look like: .NAME.XXXXXXXX.tmp.keras
+
+
+def remove_stale_temporaries(models_dir: Path = MODELS_DIR, older_than: float = STALE_TEMPORARY_SECONDS) -> list[Path]:
+    """Delete the temporary files that killed saves left in `models_dir` (hidden, never listed as models) once
+    they are older than `older_than` seconds; returns the files removed. One that cannot go is logged and left."""
+    removed: list[Path] = []
+    cutoff = time.time() - older_than
+    for path in sorted(Path(models_dir).glob(TEMPORARY_PATTERN)):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:
+            continue  # another process cleaned it first
+        except OSError as error:
+            logging.getLogger(__name__).warning("could not remove the stale temporary file %s: %s", path, error)
+    return removed
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -279,6 +279,41 @@ def test_a_kill_during_saves_never_leaves_a_half_written_model(tmp_path):
         entries = list_models(tmp_path)
         assert [(entry.name, entry.broken) for entry in entries] == [("victim", False)]
 
+    # Whatever the kills left behind is hidden; once stale it is cleared, and the model stays whole.
+    from mnist_core.store import remove_stale_temporaries
+
+    leftovers = sorted(path for path in tmp_path.iterdir() if path.name.startswith("."))
+    assert all(".tmp." in path.name for path in leftovers)
+    assert remove_stale_temporaries(tmp_path, older_than=0) == leftovers
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["victim.json", "victim.keras"]
+    assert load_model("victim", tmp_path).count_params() > 0
+
+
+def test_only_stale_temporaries_are_removed_and_a_new_registry_does_it(tmp_path, mlp):
+    import os
+
+    from mnist_core.jobs import JobRegistry
+    from mnist_core.store import STALE_TEMPORARY_SECONDS, remove_stale_temporaries
+
+    save_model(mlp, info_for("kept"), tmp_path)
+    two_hours_ago = time.time() - 2 * STALE_TEMPORARY_SECONDS
+    stale = [tmp_path / ".kept.abc123.tmp.keras", tmp_path / ".kept.def456.tmp.json"]
+    fresh = tmp_path / ".other.ghi789.tmp.keras"  # a save in progress right now: not touched
+    for path in [*stale, fresh]:
+        path.write_bytes(b"partial")
+    for path in stale:
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    folder = tmp_path / ".not.a.tmp.file"  # matches the pattern but is a folder: left alone
+    folder.mkdir()
+    os.utime(folder, (two_hours_ago, two_hours_ago))
+
+    JobRegistry(tmp_path)
+    assert not any(path.exists() for path in stale)
+    assert fresh.exists() and folder.is_dir()
+    assert remove_stale_temporaries(tmp_path) == []
+    assert [entry.name for entry in list_models(tmp_path)] == ["kept"]
+    assert remove_stale_temporaries(tmp_path / "nowhere") == []
+
 
 def test_check_can_save_answers_before_any_training(tmp_path, mlp):
     from mnist_core.store import check_can_save
