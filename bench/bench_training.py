@@ -114,9 +114,9 @@ def matched_median(ratios: list[float], firsts: list, seconds: list) -> tuple[fl
     """The median ratio over the pairs whose two runs had the same share of the CPU (cores used within 15%),
     and how many pairs that is; the median over all pairs when fewer than two match.
 
-    This machine (a 2-vCPU VM) switches, for tens of seconds at a time and whatever its load average says, between
-    running TensorFlow's two threads side by side (~1.6 cores used) and one after the other (~0.9): a pair split
-    across the two states compares the machine, not the code.
+    A run that other processes slowed, or that hit tf.data's iterator stall (BENCHMARKS.md: seconds with both cores
+    idle; the trainer's pipelines no longer have it, Keras' pipeline for numpy arrays still does), uses fewer cores
+    than its partner: such a pair compares the machine or the stall, not the code.
     """
     matched = [ratio for ratio, (_, a), (_, b) in zip(ratios, firsts, seconds) if abs(a - b) <= 0.15 * max(a, b)]
     if len(matched) >= 2:
@@ -239,9 +239,12 @@ def seed_comparison(mnist, reps: int) -> dict:
             run()
     speedups = [s[0] / t[0] for s, t in zip(seed, ours)]
     speedups32 = [s[0] / t[0] for s, t in zip(seed, ours32)]
-    # Batch 32 keeps fewer threads busy than batch 128 (~1.4 against ~1.6 cores on a quiet machine), so "the same
-    # share of the CPU" cannot be asked of this pair; the median over all pairs is the figure.
-    speedup = median(speedups)
+    # The seed script as written counts, tf.data stalls included (Keras feeds its numpy arrays through tf.data with
+    # the autotuner on, and the stall described in BENCHMARKS.md hits it in some rounds); the verdict also asks the
+    # rounds where the seed kept as many cores busy as the trainer (within 15%) to reach the target.
+    speedup_all = median(speedups)
+    speedup_matched, matched = matched_median(speedups, seed, ours)
+    speedup = min(speedup_all, speedup_matched)
     print("## Seed 000's script (batch 32, fit on float64 numpy arrays) vs the trainer's defaults (TrainConfig())")
     print(f"seed CNN, 1 epoch of 60,000 + validation on 10,000 each, {reps} interleaved rounds; the trainer's "
           f"defaults here: batch {default.batch_size}, {default.precision} (this CPU "
@@ -258,12 +261,14 @@ def seed_comparison(mnist, reps: int) -> dict:
             row += [f"{ours32[index][0]:.2f} ({ours32[index][1]:.2f} cores)", f"{speedups32[index]:.2f}x"]
         rows.append(row)
     last = ["median", f"{median([s[0] for s in seed]):.2f}", f"{median([t[0] for t in ours]):.2f}", "", "", "",
-            f"{speedup:.2f}x"]
+            f"{speedup_all:.2f}x"]
     if ours32:
         last += [f"{median([t[0] for t in ours32]):.2f}", f"{median(speedups32):.2f}x"]
     print_table(headers, rows + [last])
-    print(f"trainer defaults = {speedup:.2f}x seed script images/s (target >= {TARGET_SEED_SPEEDUP}x): "
-          f"{verdict(speedup >= TARGET_SEED_SPEEDUP)}")
+    print(f"speed-up: {speedup_all:.2f}x median of all {reps} rounds; {speedup_matched:.2f}x median of the {matched} "
+          "round(s) where the seed used as many cores as the trainer")
+    print(f"trainer defaults = {speedup:.2f}x seed script images/s, the lower of the two (target >= "
+          f"{TARGET_SEED_SPEEDUP}x): {verdict(speedup >= TARGET_SEED_SPEEDUP)}")
     if ours32:
         print(f"(in float32 the trainer reaches {median(speedups32):.2f}x: batch 128 and the tf.data pipeline alone)")
     print()
@@ -293,15 +298,16 @@ def fast_preset(mnist, runs: int) -> dict:
         reached.setdefault(run_config.precision, []).append(hit[0] if hit else float("inf"))
         cpu_reached.setdefault(run_config.precision, []).append(hit[1] if hit else float("inf"))
         for seconds, cpu_seconds, event in epochs:
-            rows.append([run + 1, run_config.precision, event.epoch, f"{event.val_accuracy:.4f}", f"{event.seconds:.1f}",
-                         f"{seconds:.1f}", f"{cpu_seconds:.1f}", f"{cpu_seconds / seconds:.2f}"])
+            rows.append([run + 1, run_config.precision, event.epoch, f"{event.val_accuracy:.4f}",
+                         f"{event.seconds:.1f}", f"{seconds:.1f}", f"{cpu_seconds:.1f}", f"{cpu_seconds / seconds:.2f}"])
     print(f"## 'fast' preset: time to {TARGET_ACCURACY:.1%} test accuracy")
     print(f"{config}\n")
     print_table(["run", "precision", "epoch", "test accuracy", "epoch s", "since start s", "CPU s since start",
                  "cores used"], rows)
     wall = median(reached[config.precision])
     print(f"time to {TARGET_ACCURACY:.1%}: {wall:.1f} s wall clock, {median(cpu_reached[config.precision]):.1f} "
-          f"CPU-seconds (median of {runs}; target <= {TARGET_FAST_SECONDS:.0f} s): {verdict(wall <= TARGET_FAST_SECONDS)}")
+          f"CPU-seconds (median of {runs}; target <= {TARGET_FAST_SECONDS:.0f} s): "
+          f"{verdict(wall <= TARGET_FAST_SECONDS)}")
     if config.precision != "float32":
         print(f"in float32 (the default on CPUs without bfloat16 hardware): {reached['float32'][0]:.1f} s "
               f"({verdict(reached['float32'][0] <= TARGET_FAST_SECONDS)})")

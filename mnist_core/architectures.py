@@ -207,8 +207,9 @@ def build_model(name: str, precision: str = "float32"):
 
 
 def as_float32(model, architecture: str):
-    """A float32 copy of `model`, built as `architecture`, with the same weights: what a mixed-precision model is saved as, so
-    the classifier and every saved file compute in float32 whatever precision trained them."""
+    """A float32 copy of `model`, built as `architecture`, with the same weights (`model` itself if it is float32
+    already): what a mixed-precision model is saved as, so the classifier and every saved file compute in float32
+    whatever precision trained them."""
     if all(layer.dtype_policy.name == "float32" for layer in model.layers):
         return model
     copy = build_model(architecture, "float32")

@@ -1,8 +1,9 @@
 """What this machine's CPU offers, read from /proc/cpuinfo (no TensorFlow import).
 
 The trainer asks it one question: can the CPU compute in bfloat16 natively (AVX512_BF16 or AMX)? There, mixed
-bfloat16 training runs the seed CNN about 1.5x as fast as float32 (BENCHMARKS.md); elsewhere TensorFlow emulates
-bfloat16 and it is slower than float32, so float32 stays the default.
+bfloat16 training runs the seed CNN about 1.4x as fast as float32 (BENCHMARKS.md). Elsewhere TensorFlow would
+emulate bfloat16, which is usually slower than float32 (not measured here: this machine has the hardware), so
+float32 stays the default there.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ class TrainConfig:
     schedule: str = "constant"  # learning rate: "constant", or "cosine" decay to zero over the run
     seed: int = 0
     # "bfloat16": Keras' mixed precision (bfloat16 compute, float32 weights; the trained model is returned and saved
-    # in float32). The default is bfloat16 on CPUs that have it in hardware (~1.5x the images/s), else float32.
+    # in float32). The default is bfloat16 on CPUs that have it in hardware (~1.4x the images/s), else float32.
     precision: str = field(default_factory=default_precision)
 
     def __post_init__(self) -> None:
@@ -112,7 +112,7 @@ class TrainConfig:
 PRESETS: dict[str, TrainConfig] = {
     "seed": TrainConfig(architecture="cnn", epochs=10, batch_size=32, precision="float32"),  # seed 000, as written
     # Past 99.0% test accuracy at the second epoch (99.06-99.14% for seeds 0-2 in either precision; 99.2% after the
-    # third), 13-15 s from the start on 2 cores in bfloat16, ~21 s in float32; the former constant 2e-3 ended at
+    # third), 13-15 s from the start on 2 cores in bfloat16, 18-21 s in float32; the former constant 2e-3 ended at
     # 98.88% after 3 epochs (BENCHMARKS.md).
     "fast": TrainConfig(architecture="cnn", epochs=3, batch_size=128, learning_rate=5e-3, schedule="cosine"),
     # The shipped models were trained in float32 with these; bfloat16 barely speeds up the augmented strong CNN.

@@ -26,7 +26,7 @@ CUSTOM = "custom"
 PRESET_HELP = {
     CUSTOM: "your own settings",
     "fast": "the seed CNN, 3 epochs at batch 128, cosine decay from 0.005: past 99% at epoch 2, "
-            "about 15 s on 2 cores with bfloat16 hardware, about 21 s in float32",
+            "about 14 s on 2 cores with bfloat16 hardware, 18-21 s in float32",
     "seed": "seed 000's script as written: the seed CNN, batch 32, 10 epochs",
     "shipped-cnn": "how the shipped 'cnn' was made: 10 epochs at batch 64, cosine learning rate",
     "strong": "the strong CNN with augmentation and cosine decay, 15 epochs: >= 99.5%, takes a while",
@@ -39,9 +39,9 @@ FIELDS = (
 )
 PRECISION_LABELS = {"float32": "float32", "bfloat16": "bfloat16 (mixed)"}
 PRECISION_HELP = {
-    True: "This CPU computes bfloat16 in hardware: the CNNs train about 1.5x as fast, to the same accuracy. "
+    True: "This CPU computes bfloat16 in hardware: the CNNs train about 1.4x as fast, to the same accuracy. "
           "Weights stay float32 and the model is saved in float32.",
-    False: "This CPU has no bfloat16 hardware: TensorFlow would emulate it, slower than float32. "
+    False: "This CPU has no bfloat16 hardware: TensorFlow would emulate it, which is usually slower than float32. "
            "Weights stay float32 and the model is saved in float32 either way.",
 }
 
