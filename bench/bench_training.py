@@ -124,14 +124,14 @@ def matched_median(ratios: list[float], firsts: list, seconds: list) -> tuple[fl
     return median(ratios), len(ratios)
 
 
-def interleaved(reps: int, first, second) -> tuple[list, list]:
-    """Run `first` and `second` `reps` times each, alternating which goes first."""
-    firsts, seconds = [], []
+def interleaved(reps: int, *runs) -> tuple[list, ...]:
+    """Run each of `runs` `reps` times, in turn, reversing the order every other round; their results, per run."""
+    results: list[list] = [[] for _ in runs]
     for rep in range(reps):
-        order = [(first, firsts), (second, seconds)]
-        for run, results in order if rep % 2 == 0 else reversed(order):
-            results.append(run())
-    return firsts, seconds
+        order = list(zip(runs, results))
+        for run, kept in order if rep % 2 == 0 else reversed(order):
+            kept.append(run())
+    return tuple(results)
 
 
 def callback_cost(config: TrainConfig, mnist) -> tuple[float, float, float, int]:
@@ -223,20 +223,15 @@ def seed_comparison(mnist, reps: int) -> dict:
     images = 60_000
     default = TrainConfig(epochs=1)
     float32 = with_overrides(default, precision="float32")
-    jobs: dict[str, list[TrainingJob]] = {"float32": [], default.precision: []}
-    seed, ours, ours32 = [], [], []
-
-    def trainer(config: TrainConfig, results: list) -> None:
-        seconds, cores, job = run_trainer(config, mnist)
-        jobs[config.precision].append(job)
-        results.append((seconds, cores))
-
-    runs = [lambda: seed.append(run_seed_script(mnist)), lambda: trainer(default, ours)]
-    if default.precision != "float32":
-        runs.append(lambda: trainer(float32, ours32))
-    for rep in range(reps):
-        for run in runs if rep % 2 == 0 else reversed(runs):
-            run()
+    trainers = [default] if default.precision == "float32" else [default, float32]
+    seed, *runs = interleaved(reps, lambda: run_seed_script(mnist),
+                              *[lambda config=config: run_trainer(config, mnist) for config in trainers])
+    # By precision: (seconds, cores) of each run, and the jobs that kept each run's events.
+    timings = {config.precision: [(seconds, cores) for seconds, cores, _ in kept]
+               for config, kept in zip(trainers, runs)}
+    jobs = {config.precision: [job for _, _, job in kept] for config, kept in zip(trainers, runs)}
+    ours = timings[default.precision]
+    ours32 = timings["float32"] if len(trainers) > 1 else []
     speedups = [s[0] / t[0] for s, t in zip(seed, ours)]
     speedups32 = [s[0] / t[0] for s, t in zip(seed, ours32)]
     # The seed script as written counts, tf.data stalls included (Keras feeds its numpy arrays through tf.data with
@@ -272,8 +267,7 @@ def seed_comparison(mnist, reps: int) -> dict:
     if ours32:
         print(f"(in float32 the trainer reaches {median(speedups32):.2f}x: batch 128 and the tf.data pipeline alone)")
     print()
-    return {"speedup": speedup, "jobs": jobs, "seconds": {"float32": ours32 or ours, default.precision: ours},
-            "images": images, "batch_size": default.batch_size}
+    return {"speedup": speedup, "jobs": jobs, "seconds": timings, "images": images, "batch_size": default.batch_size}
 
 
 def fast_preset(mnist, runs: int) -> dict:
@@ -299,7 +293,8 @@ def fast_preset(mnist, runs: int) -> dict:
         cpu_reached.setdefault(run_config.precision, []).append(hit[1] if hit else float("inf"))
         for seconds, cpu_seconds, event in epochs:
             rows.append([run + 1, run_config.precision, event.epoch, f"{event.val_accuracy:.4f}",
-                         f"{event.seconds:.1f}", f"{seconds:.1f}", f"{cpu_seconds:.1f}", f"{cpu_seconds / seconds:.2f}"])
+                         f"{event.seconds:.1f}", f"{seconds:.1f}", f"{cpu_seconds:.1f}",
+                         f"{cpu_seconds / seconds:.2f}"])
     print(f"## 'fast' preset: time to {TARGET_ACCURACY:.1%} test accuracy")
     print(f"{config}\n")
     print_table(["run", "precision", "epoch", "test accuracy", "epoch s", "since start s", "CPU s since start",
@@ -394,7 +389,7 @@ def flops_fraction(seed_results: dict) -> None:
     forward, training = flops_per_image(model)
     images, batch_size = seed_results["images"], seed_results["batch_size"]
     per_cycle, assumption = flops_per_cycle()
-    cores, mhz = benchlib.cpu_count(), benchlib.cpu_mhz()
+    cores, mhz = hardware.usable_cores(), benchlib.cpu_mhz()
     peak = cores * mhz * 1e6 * per_cycle
     print("## Seed CNN: the trainer's FLOP rate against this CPU's peak FP32 rate")
     print(f"forward {forward / 1e6:.2f} MFLOP/image, training step {training / 1e6:.2f} MFLOP/image "
@@ -406,9 +401,7 @@ def flops_fraction(seed_results: dict) -> None:
               f"{2 * peak / 1e9:.0f} GFLOP/s)")
     print(f"the trainer's runs of the seed comparison above, batch {batch_size}\n")
     rows = []
-    for precision, jobs in seed_results["jobs"].items():
-        if not jobs:
-            continue
+    for precision, jobs in sorted(seed_results["jobs"].items(), key=lambda item: item[0] != "float32"):
         steady_rates = [steady_images_per_second(job, batch_size) for job in jobs]
         fit_seconds = [seconds for seconds, _ in seed_results["seconds"][precision]]
         for label, steady, seconds in (("median run", median(steady_rates), median(fit_seconds)),

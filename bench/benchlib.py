@@ -37,10 +37,6 @@ def cpu_mhz() -> float:
         return float("nan")
 
 
-def cpu_count() -> int:
-    return len(os.sched_getaffinity(0))
-
-
 def ram_gib() -> float:
     try:
         found = re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text())
@@ -67,7 +63,7 @@ def machine_lines(with_tensorflow: bool = False) -> list[str]:
     """A few lines that say on what, when and with which versions the figures were measured."""
     lines = [
         f"date: {date.today().isoformat()}",
-        f"cpu: {cpu_model()}, {cpu_count()} cores at {cpu_mhz():.0f} MHz (from /proc/cpuinfo)",
+        f"cpu: {cpu_model()}, {hardware.usable_cores()} cores at {cpu_mhz():.0f} MHz (from /proc/cpuinfo)",
         f"ram: {ram_gib():.1f} GiB; os: {os_name()}; python {platform.python_version()}",
     ]
     if with_tensorflow:

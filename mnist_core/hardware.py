@@ -9,6 +9,7 @@ float32 stays the default there.
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 CPUINFO = Path("/proc/cpuinfo")
@@ -34,6 +35,14 @@ def cpuinfo() -> dict[str, str]:
         return parse_cpuinfo(CPUINFO.read_text())
     except OSError:
         return {}
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity; os.cpu_count() where there is none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 def cpu_flags(info: dict[str, str] | None = None) -> frozenset[str]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from mnist_core.architectures import ARCHITECTURES, PRECISIONS, as_float32, build_model
 from mnist_core.data import load_mnist, subset
-from mnist_core.hardware import default_precision
+from mnist_core.hardware import default_precision, usable_cores
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -103,9 +103,13 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
         known = {name: values[name] for name in cls.__dataclass_fields__ if name in values}
-        # Configs saved before the precision setting existed were all trained in float32.
-        known.setdefault("precision", "float32")
-        return cls(**known)
+        return cls(**{**known, "precision": precision_of(values)})
+
+
+def precision_of(values: dict) -> str:
+    """The precision a saved config (TrainConfig.to_dict()) trained in: configs saved before the setting existed
+    have none, and were all trained in float32."""
+    return values.get("precision", "float32")
 
 
 # Ready-made settings for the Train page and the CLI.
@@ -262,7 +266,7 @@ def make_train_dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig):
             channels_last = tf.expand_dims(_to_unit(images), -1)
             return tf.squeeze(augmenter(channels_last, training=True), -1), labels
 
-        dataset = dataset.map(augment, num_parallel_calls=os.cpu_count() or 1)
+        dataset = dataset.map(augment, num_parallel_calls=usable_cores())
     else:
         dataset = dataset.map(lambda images, labels: (_to_unit(images), labels))
     return _without_autotune(dataset.prefetch(PREFETCH_BATCHES))

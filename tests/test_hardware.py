@@ -46,3 +46,12 @@ def test_no_cpuinfo_means_float32(monkeypatch, tmp_path):
         assert hardware.default_precision() == "float32"
     finally:
         hardware.cpuinfo.cache_clear()
+
+
+def test_usable_cores_are_the_cores_this_process_may_run_on():
+    import os
+
+    cores = hardware.usable_cores()
+    assert 1 <= cores <= (os.cpu_count() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        assert cores == len(os.sched_getaffinity(0))

@@ -7,6 +7,7 @@ import ui
 from mnist_core import plots
 from mnist_core.data import DatasetError
 from mnist_core.store import StoreError, delete_model, model_path
+from mnist_core.training import precision_of
 
 st.title("Models")
 st.caption("Every model in the store: shipped ones come with the app, the others were trained here.")
@@ -25,8 +26,7 @@ st.dataframe(
             "parameters": entry.info.parameters if entry.info else None,
             "test accuracy": entry.info.test_accuracy * 100 if entry.info and entry.info.test_accuracy else None,
             "epochs": len(entry.info.history) if entry.info else None,
-            # Models saved before the setting existed were trained in float32.
-            "precision": str(entry.info.config.get("precision", "float32")) if entry.info else "",
+            "precision": str(precision_of(entry.info.config)) if entry.info else "",
             "training time (s)": entry.info.train_seconds if entry.info else None,
             "created (UTC)": entry.info.created[:16].replace("T", " ") if entry.info else "",
         }
