@@ -24,7 +24,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import benchlib
@@ -34,12 +33,12 @@ E2E_DIR = benchlib.PROJECT_ROOT / "tests" / "e2e"
 sys.path.insert(0, str(E2E_DIR))
 
 from test_load import (  # noqa: E402  (tests/e2e must be on sys.path first)
+    KeptTraining,
+    first_training_size,
     images_per_second,
     latency_summary,
     new_visitor,
     run_drawing_load,
-    start_training,
-    training_is_running,
 )
 
 SERVER_START_TIMEOUT_S = 60
@@ -113,16 +112,15 @@ def main() -> None:
                     drawings = run_drawing_load(visitors, args.rounds)
                     rows.append(row("no training", args.sessions, drawings, time.monotonic() - started, "-"))
 
-                start_training(trainer, f"bench-load-{uuid.uuid4().hex[:6]}", train_size=60_000, epochs=5)
-                trainer.get_by_text("img/s").first.wait_for(timeout=90_000)
+                training = KeptTraining(trainer, *first_training_size())
                 started = time.monotonic()
-                drawings = run_drawing_load(visitors, args.rounds)
+                drawings = run_drawing_load(visitors, args.rounds, training)
                 seconds = time.monotonic() - started
-                training = (f"seed CNN, batch 128: {images_per_second(trainer)} img/s at the end"
-                            + ("" if training_is_running(trainer) else " (ENDED before the drawing did)"))
-                rows.append(row("while training", args.sessions, drawings, seconds, training))
-                trainer.get_by_role("button", name="Stop training").click()
-                trainer.get_by_text("Training stopped").first.wait_for(timeout=120_000)
+                described = (f"seed CNN, batch 128: {images_per_second(trainer)} img/s at the end"
+                             + (f" ({len(training.started)} runs)" if len(training.started) > 1 else ""))
+                rows.append(row("while training", args.sessions, drawings, seconds, described))
+                if training.running():
+                    training.stop()
                 browser.close()
         finally:
             server.terminate()

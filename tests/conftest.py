@@ -49,3 +49,35 @@ def subprocess_env(tmp_path):
     env["MNIST_LAB_MODELS_DIR"] = str(tmp_path / "models")
     env["PYTHONPATH"] = str(PROJECT_ROOT)
     return env
+
+
+HOLD_AFTER_BATCHES = 3
+HOLD_TIMEOUT_S = 120  # only reached when a test forgets to stop the held run
+
+
+@pytest.fixture
+def hold_training(monkeypatch):
+    """Make jobs' training of the configs in the returned set pause after their third batch until stopped.
+
+    A run that cannot end by itself, however fast this machine trains: tests of stopping, busy registries and
+    the like must not count on a job being slow enough to still run when they act (issue 16). Everything else
+    about the run is real: the pause sits in the progress callback, which is where a Stop is noticed.
+    """
+    import mnist_core.jobs as jobs
+    from mnist_core.training import BatchEvent
+
+    held = set()
+    real_train = jobs.train
+
+    def train_until_stopped(config, on_event=None, stop_event=None, mnist=None, **options):
+        def report_then_hold(event):
+            if on_event is not None:
+                on_event(event)
+            if config in held and isinstance(event, BatchEvent) and (event.epoch, event.step) == (1, HOLD_AFTER_BATCHES):
+                if not stop_event.wait(HOLD_TIMEOUT_S):
+                    raise AssertionError(f"a held training was not stopped within {HOLD_TIMEOUT_S} s")
+
+        return real_train(config, on_event=report_then_hold, stop_event=stop_event, mnist=mnist, **options)
+
+    monkeypatch.setattr(jobs, "train", train_until_stopped)
+    return held

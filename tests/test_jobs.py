@@ -11,6 +11,7 @@ from mnist_core.store import list_models, load_model
 from mnist_core.training import BatchEvent, EpochEvent, TrainConfig
 
 TINY = TrainConfig(architecture="mlp", epochs=1, batch_size=32, train_size=300)
+# Held after its third batch until the test stops it (conftest's hold_training): never done before the test acts.
 LONG = TrainConfig(architecture="mlp", epochs=5, batch_size=16, train_size=2000)
 WAIT = 120  # seconds; generous for a busy machine, only reached when something hangs
 
@@ -44,7 +45,8 @@ def test_a_job_finishes_and_saves_its_model(tmp_path, small_mnist):
     assert load_model("tiny", tmp_path).count_params() == recorded["parameters"]
 
 
-def test_stop_mid_run_still_saves_what_was_trained(tmp_path, small_mnist):
+def test_stop_mid_run_still_saves_what_was_trained(tmp_path, small_mnist, hold_training):
+    hold_training.add(LONG)
     job = TrainingJob(LONG, "stopped", models_dir=tmp_path, mnist=small_mnist).start()
     wait_for(lambda: len(job.snapshot().batches) >= 3)
     job.stop()
@@ -58,7 +60,8 @@ def test_stop_mid_run_still_saves_what_was_trained(tmp_path, small_mnist):
     assert recorded["stopped"] is True and recorded["history"][-1]["complete"] is False
 
 
-def test_registry_runs_one_job_at_a_time(tmp_path, small_mnist):
+def test_registry_runs_one_job_at_a_time(tmp_path, small_mnist, hold_training):
+    hold_training.add(LONG)
     registry = JobRegistry(models_dir=tmp_path, mnist=small_mnist)
     assert registry.current() is None
     first = registry.start(LONG, "first", owner="alice")
@@ -80,7 +83,7 @@ def test_registry_runs_one_job_at_a_time(tmp_path, small_mnist):
     assert second.snapshot().status == JobStatus.FINISHED
     assert (tmp_path / "second.keras").exists()
     # A name already taken gets a suffix instead of replacing the saved model.
-    third = registry.start(TINY, "second")
+    third = registry.start(LONG, "second")
     assert third.model_name == "second-2"
     third.stop()
     assert third.wait(WAIT)

@@ -498,8 +498,9 @@ def test_a_second_start_while_training_is_busy_warns_and_the_owner_can_stop(app,
     import ui
 
     owner = open_page(app(), "train")
-    # Long enough never to finish on its own before it is stopped; stopping makes its length irrelevant.
-    configure_training(owner, "cnn", epochs=5, train_size=10_000, name="apptest-long")
+    # As long as the app allows (3 million images: minutes on the fastest machine seen), so it cannot end on its own
+    # before the test stops it; stopping makes its length irrelevant.
+    configure_training(owner, "cnn", epochs=50, train_size=60_000, name="apptest-long")
     by_label(owner.button, "Start training").click()
     owner.run()
     assert_ran_cleanly(owner)
@@ -530,7 +531,7 @@ def test_a_second_start_while_training_is_busy_warns_and_the_owner_can_stop(app,
     assert "the model so far is saved as **apptest-long**" in stopped
     assert job.done and not has_message(owner.success, "Training finished")
     info = json.loads((store / "apptest-long.json").read_text(encoding="utf-8"))
-    assert info["stopped"] is True and info["config"]["epochs"] == 5
+    assert info["stopped"] is True and info["config"]["epochs"] == 50
     assert by_label(owner.button, "Stop training").disabled
 
 

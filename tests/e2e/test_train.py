@@ -1,10 +1,9 @@
-"""Start a small training from the browser, watch progress and curves appear, stop it."""
+"""Start a training from the browser, watch progress and curves appear, stop it."""
 
-import re
-
-from e2e_helpers import PlaywrightError, exception_messages, expect, open_page, screenshot, wait_for_app
+from e2e_helpers import MAIN, exception_messages, expect, open_page, screenshot, wait_for_app
 
 TRAINING_TIMEOUT_MS = 90_000  # the first batch waits for TensorFlow, MNIST and the model build
+SAVE_TIMEOUT_MS = 120_000
 
 
 def set_number(page, label: str, value: int) -> None:
@@ -14,24 +13,22 @@ def set_number(page, label: str, value: int) -> None:
     wait_for_app(page)
 
 
-def test_small_training_shows_progress_and_stops(page, app_server):
+def test_a_training_shows_progress_and_curves_and_stops_when_asked(page, app_server):
     open_page(page, app_server, "/train")
 
-    set_number(page, "Training images", 1000)
-    set_number(page, "Epochs", 2)
+    # As long as the app allows (3 million images: minutes even on the fastest machine seen), so the run is still
+    # going when the test presses Stop, however fast this machine trains.
+    set_number(page, "Training images", 60_000)
+    set_number(page, "Epochs", 50)
     page.get_by_role("button", name="Start training").click()
 
     expect(page.locator('[data-testid="stProgress"]').first).to_be_visible(timeout=TRAINING_TIMEOUT_MS)
+    expect(page.get_by_text("img/s").first).to_be_visible(timeout=TRAINING_TIMEOUT_MS)
     chart = page.locator('[data-testid="stPlotlyChart"], .js-plotly-plot')
     expect(chart.first).to_be_visible(timeout=TRAINING_TIMEOUT_MS)
     screenshot(page, "train")
 
-    # 1000 images train in seconds: the run may have finished before the click, which is fine too
-    stop = page.get_by_role("button", name="Stop training")
-    if stop.count() > 0 and stop.first.is_visible():
-        try:
-            stop.first.click(timeout=5_000)
-        except PlaywrightError:  # the button went away because the run ended meanwhile
-            pass
-    expect(page.get_by_text(re.compile(r"stopped|finished", re.IGNORECASE)).first).to_be_visible(timeout=60_000)
+    page.get_by_role("button", name="Stop training").click()
+    expect(page.locator(MAIN).get_by_text("Training stopped")).to_be_visible(timeout=SAVE_TIMEOUT_MS)
+    expect(page.get_by_role("button", name="Stop training")).to_be_disabled()
     assert exception_messages(page) == []
