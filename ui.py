@@ -34,6 +34,32 @@ def _keep_keras_state_between_runs() -> None:
 
 _keep_keras_state_between_runs()
 
+
+def run_as_app() -> None:
+    """Make the run that is starting app.py's, even when Streamlit began it as an old-style multipage app.
+
+    Streamlit 1.67 sets `PagesManager.uses_pages_directory` from the existence of a `pages/` folder beside the main
+    script, and while it is True the script runner calls `_mpa_v1()` instead of app.py: a deep link (/train) as the
+    first request after a server start ran pages/train.py alone, without app.py's navigation and shared sidebar.
+    `st.navigation` sets the flag False for good, but only once app.py has run. So: clear it and rerun before the
+    page draws anything; the rerun runs app.py, which serves the same URL. Costs one extra start of the page script
+    on the first run of a process (AppTest resets the flag before every run). Checked with Streamlit 1.67.0;
+    tests/test_pages.py fails if an upgrade renames the flag or stops consulting it.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def page_header(title: str, caption: str | None = None) -> None:
+    """Every page starts here: its title and one-line caption, inside app.py's navigation (see run_as_app)."""
+    run_as_app()
+    st.title(title)
+    if caption:
+        st.caption(caption)
+
 ACTIVE_MODEL_KEY = "active_model"
 POLL_SECONDS = 1.0
 

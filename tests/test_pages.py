@@ -80,7 +80,18 @@ def app(store, monkeypatch):
 
     `model` picks the active model in the sidebar first: tests that only need some model use the small shipped
     cnn, so the Models page never evaluates a bigger shipped model (models/strong-cnn) on every visit.
+
+    AppTest sets Streamlit's process-wide `PagesManager.uses_pages_directory` back to None before every run, so
+    every run would start as an old-style multipage app (see ui.run_as_app) and lose a button click to the rerun
+    that ends it. A server does that once per process, before any click can come. The stand-in subclass takes
+    AppTest's reset on itself, leaving the real flag process-wide as in a server; the first run of the process
+    still goes through ui.run_as_app, and test_first_run_on_a_page_url_runs_the_shared_sidebar runs without it.
     """
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import app_test
+
+    monkeypatch.setattr(app_test, "PagesManager", type("ServerLikePagesManager", (PagesManager,), {}))
+
     def new_session(model: str | None = None) -> AppTest:
         at = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT)
         at.run()
@@ -213,6 +224,36 @@ def test_first_run_on_a_page_url_runs_the_shared_sidebar(store):
     at.run()
     open_page(at, "dataset")
     assert "Active model" in [widget.label for widget in at.sidebar.selectbox]
+
+
+def test_the_pages_folder_patch_still_matches_streamlit():
+    """ui.run_as_app relies on Streamlit 1.67 internals: the class flag `PagesManager.uses_pages_directory`, set
+    from the existence of pages/, which makes the script runner call `_mpa_v1` (each page alone) instead of app.py.
+    If an upgrade renames or stops consulting them, this fails and run_as_app must be checked again."""
+    import inspect
+
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.runtime.scriptrunner import script_runner
+
+    assert (ROOT / "pages").is_dir() and "uses_pages_directory" in vars(PagesManager)
+    run_source = inspect.getsource(script_runner.ScriptRunner._run_script)
+    assert "if PagesManager.uses_pages_directory:" in run_source and "_mpa_v1(" in run_source
+    assert callable(script_runner._mpa_v1)
+
+
+def test_run_as_app_turns_the_old_multipage_mode_off_and_reruns(monkeypatch):
+    import streamlit as st
+    from streamlit.runtime.pages_manager import PagesManager
+
+    import ui
+
+    reruns = []
+    monkeypatch.setattr(st, "rerun", lambda: reruns.append(True))
+    monkeypatch.setattr(PagesManager, "uses_pages_directory", True)
+    ui.run_as_app()
+    assert PagesManager.uses_pages_directory is False and reruns == [True]
+    ui.run_as_app()  # once off, a run goes on undisturbed
+    assert reruns == [True]
 
 
 # --- Home -------------------------------------------------------------------------------------------------------

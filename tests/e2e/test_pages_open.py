@@ -36,15 +36,18 @@ def test_page_opens(page, app_server, path, title, name):
     screenshot(page, name)
 
 
-def test_deep_link_on_a_just_started_server(page, fresh_app_server):
-    """A bookmark of /draw is the first request after a restart: app.py must still be what runs.
+@pytest.mark.parametrize(("path", "title", "name"), PAGES[1:], ids=[name for _, _, name in PAGES[1:]])
+def test_a_deep_link_as_the_first_request_of_a_just_started_server_shows_the_whole_app(page, fresh_app_server,
+                                                                                       path, title, name):
+    """A bookmark of /train is the first request after a restart: app.py's navigation and sidebar must show.
 
-    Streamlit 1.67 runs a `pages/` folder next to the main script as an old-style multipage app (each page
-    alone, without app.py's navigation and shared sidebar) until some session has run app.py once; that is
-    why the pages live in views/. The shared server has long run app.py, so only a fresh one shows this.
+    Streamlit 1.67 runs a `pages/` folder next to the main script as an old-style multipage app (each page alone,
+    without app.py's navigation and shared sidebar) until some session has run app.py once; ui.run_as_app turns
+    that off. The shared server has long run app.py, so only a fresh one shows this.
     """
-    open_page(page, fresh_app_server, "/draw")
+    open_page(page, fresh_app_server, path)
 
     assert exception_messages(page) == []
     expect_app_navigation(page)
-    expect(page.locator(MAIN).get_by_role("heading", name="Draw").first).to_be_visible()
+    expect(page.locator(MAIN).get_by_role("heading", name=title).first).to_be_visible()
+    expect(page.locator('[data-testid="stSidebar"]').get_by_text("Active model")).to_be_visible()

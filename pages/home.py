@@ -5,7 +5,7 @@ import streamlit as st
 import ui
 from mnist_core.constants import IMAGE_SIZE, NUM_CLASSES
 
-st.title("MNIST Lab")
+ui.page_header("MNIST Lab")
 st.markdown(
     "Explore the MNIST handwritten digits, **train a neural network live** and watch it learn, "
     "then **draw a digit** and see what the network thinks, all in one place. "
@@ -22,16 +22,16 @@ columns[3].metric("Classes", NUM_CLASSES, help="the digits 0 to 9")
 st.subheader("Where to go")
 links = st.columns(4)
 with links[0].container(border=True):
-    st.page_link("views/dataset.py", label="Dataset", icon=":material/grid_view:")
+    st.page_link("pages/dataset.py", label="Dataset", icon=":material/grid_view:")
     st.caption("Browse the 70,000 digits, filter by class, see class counts, mean digits and raw pixel values.")
 with links[1].container(border=True):
-    st.page_link("views/train.py", label="Train", icon=":material/model_training:")
+    st.page_link("pages/train.py", label="Train", icon=":material/model_training:")
     st.caption("Pick an architecture and settings, start training and watch loss and accuracy move, batch by batch.")
 with links[2].container(border=True):
-    st.page_link("views/draw.py", label="Draw", icon=":material/draw:")
+    st.page_link("pages/draw.py", label="Draw", icon=":material/draw:")
     st.caption("Draw a digit or upload a photo; see the prediction, the probabilities and what the network sees.")
 with links[3].container(border=True):
-    st.page_link("views/models.py", label="Models", icon=":material/inventory_2:")
+    st.page_link("pages/models.py", label="Models", icon=":material/inventory_2:")
     st.caption("Compare saved models, inspect their confusion matrix and mistakes, download or delete them.")
 
 st.subheader("Active model")

@@ -9,8 +9,7 @@ from mnist_core.data import DatasetError
 from mnist_core.store import StoreError, delete_model, model_path
 from mnist_core.training import precision_of
 
-st.title("Models")
-st.caption("Every model in the store: shipped ones come with the app, the others were trained here.")
+ui.page_header("Models", "Every model in the store: shipped ones come with the app, the others were trained here.")
 
 entries = ui.models()
 if not entries:

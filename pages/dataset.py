@@ -5,8 +5,8 @@ import streamlit as st
 import ui
 from mnist_core import data, plots
 
-st.title("Dataset")
-st.caption(
+ui.page_header(
+    "Dataset",
     "MNIST: 60,000 training and 10,000 test images of handwritten digits, 28 x 28 grey levels, "
     "white ink (255) on black (0), as the network receives them after scaling to [0, 1]."
 )

@@ -155,8 +155,8 @@ def start(config: TrainConfig, name: str) -> None:
         st.session_state.pop("train_busy_message", None)
 
 
-st.title("Train")
-st.caption(
+ui.page_header(
+    "Train",
     "Training runs on the server in the background: switch pages or close the tab and it carries on; "
     "when it ends the model is saved and appears on the Draw and Models pages."
 )

@@ -9,8 +9,8 @@ from mnist_core.constants import CANVAS_SIZE
 from mnist_core.preprocess import BlankImageError, decode_upload, preprocess_steps
 from mnist_core.store import StoreError
 
-st.title("Draw")
-st.caption(
+ui.page_header(
+    "Draw",
     "Draw one digit, large or small, anywhere on the canvas: it is cropped, fitted into 20 x 20 and centred "
     "in 28 x 28 as MNIST's digits were, and the active model (sidebar) says what it sees."
 )
