@@ -1,4 +1,4 @@
-"""The command lines: `python -m mnist_core.train` and `python -m mnist_core.evaluate`, run as a person would."""
+"""The command line, `python -m mnist_core <command>`, run as a person would."""
 
 import json
 import subprocess
@@ -15,7 +15,7 @@ TIMEOUT = 300
 
 def run(args, env):
     return subprocess.run(
-        [PYTHON, "-m", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT
+        [PYTHON, "-m", "mnist_core", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT
     )
 
 
@@ -26,7 +26,7 @@ def trained_by_cli(tmp_path_factory):
 
     models_dir = tmp_path_factory.mktemp("cli-models")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MNIST_LAB_MODELS_DIR": str(models_dir / "unused")}
-    args = ["mnist_core.train", "--arch", "mlp", "--epochs", "1", "--train-size", "300", "--batch-size", "32",
+    args = ["train", "--arch", "mlp", "--epochs", "1", "--train-size", "300", "--batch-size", "32",
             "--precision", "bfloat16", "--name", "cli-test", "--models-dir", str(models_dir)]
     return run(args, env), models_dir, env
 
@@ -37,7 +37,7 @@ def test_train_prints_progress_and_saves(trained_by_cli):
     assert "epoch 1/1 done" in completed.stderr and "val_acc" in completed.stderr
     assert "saved 'cli-test'" in completed.stdout and "test accuracy" in completed.stdout
     recorded = json.loads((models_dir / "cli-test.json").read_text())
-    assert recorded["command"].startswith("python -m mnist_core.train ")
+    assert recorded["command"].startswith("python -m mnist_core train ")
     assert "--arch mlp" in recorded["command"] and "--train-size 300" in recorded["command"]
     assert recorded["config"]["architecture"] == "mlp" and recorded["config"]["train_size"] == 300
     assert recorded["config"]["precision"] == "bfloat16" and "--precision bfloat16" in recorded["command"]
@@ -49,7 +49,7 @@ def test_train_prints_progress_and_saves(trained_by_cli):
 
 def test_evaluate_prints_accuracy_and_confusion_matrix(trained_by_cli):
     _, models_dir, env = trained_by_cli
-    completed = run(["mnist_core.evaluate", "cli-test", "--models-dir", str(models_dir)], env)
+    completed = run(["evaluate", "cli-test", "--models-dir", str(models_dir)], env)
     assert completed.returncode == 0, completed.stderr[-2000:]
     recorded = json.loads((models_dir / "cli-test.json").read_text())["test_accuracy"]
     assert f"test accuracy {recorded:.4f}" in completed.stdout  # the same figure as at save time
@@ -65,7 +65,7 @@ def test_evaluate_prints_accuracy_and_confusion_matrix(trained_by_cli):
 def test_training_into_a_taken_name_is_refused_before_training(trained_by_cli):
     _, models_dir, env = trained_by_cli
     completed = run(
-        ["mnist_core.train", "--arch", "mlp", "--epochs", "1", "--train-size", "300", "--name", "cli-test",
+        ["train", "--arch", "mlp", "--epochs", "1", "--train-size", "300", "--name", "cli-test",
          "--models-dir", str(models_dir)],
         env,
     )
@@ -85,7 +85,7 @@ def test_training_into_a_taken_name_is_refused_before_training(trained_by_cli):
     ],
 )
 def test_train_rejects_bad_arguments_clearly(extra, message, tmp_path, subprocess_env):
-    completed = run(["mnist_core.train", "--arch", "mlp", "--models-dir", str(tmp_path), *extra], subprocess_env)
+    completed = run(["train", "--arch", "mlp", "--models-dir", str(tmp_path), *extra], subprocess_env)
     assert completed.returncode == 2
     assert "error:" in completed.stderr and message in completed.stderr
     assert "Traceback" not in completed.stderr
@@ -93,7 +93,29 @@ def test_train_rejects_bad_arguments_clearly(extra, message, tmp_path, subproces
 
 
 def test_evaluate_of_a_missing_model_says_so(tmp_path, subprocess_env):
-    completed = run(["mnist_core.evaluate", "ghost", "--models-dir", str(tmp_path)], subprocess_env)
+    completed = run(["evaluate", "ghost", "--models-dir", str(tmp_path)], subprocess_env)
     assert completed.returncode == 1
     assert "no model named 'ghost'" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_help_lists_every_command_and_each_command_has_its_own(subprocess_env):
+    overview = run(["--help"], subprocess_env)
+    assert overview.returncode == 0 and "train" in overview.stdout and "evaluate" in overview.stdout
+    for command, option in [("train", "--preset"), ("evaluate", "--models-dir")]:
+        completed = run([command, "--help"], subprocess_env)
+        assert completed.returncode == 0 and option in completed.stdout, command
+
+
+def test_no_command_or_an_unknown_one_is_a_usage_error(subprocess_env):
+    for args in ([], ["fly"]):
+        completed = run(args, subprocess_env)
+        assert completed.returncode == 2 and "usage: python -m mnist_core" in completed.stderr
+        assert "Traceback" not in completed.stderr
+
+
+def test_the_old_module_entries_are_gone():
+    from mnist_core.constants import PROJECT_ROOT
+
+    assert not (PROJECT_ROOT / "mnist_core" / "train.py").exists()
+    assert not (PROJECT_ROOT / "mnist_core" / "evaluate.py").exists()

@@ -63,7 +63,7 @@ def test_shipped_model_is_as_good_as_it_says(name, full_test_set):
         assert measured >= required, f"{name} ({info.architecture}) reaches {measured:.4f}, needs {required}"
 
     # The metadata tells how it was made, so anybody can make it again.
-    assert info.command and info.command.startswith("python -m mnist_core.train ")
+    assert info.command and info.command.startswith("python -m mnist_core train ")
     assert "--shipped" in info.command
     assert len(info.history) == info.config["epochs"], "one history entry per epoch"
     assert [entry["epoch"] for entry in info.history] == list(range(1, info.config["epochs"] + 1))
@@ -80,15 +80,15 @@ def test_recorded_command_reproduces_the_recorded_config(name):
     import shlex
 
     from mnist_core.store import read_info
-    from mnist_core.train import config_from_args, parse_args
+    from mnist_core.cli import PROG, build_parser, config_from_args
     from mnist_core.training import TrainConfig
 
     assert name is not None, "no shipped model found in models/"
     info = read_info(name, SHIPPED_DIR)
-    prefix = "python -m mnist_core.train "
+    prefix = f"{PROG} "
     assert info.command and info.command.startswith(prefix)
-    args = parse_args(shlex.split(info.command[len(prefix) :]))
-    assert args.name == name and args.shipped
+    args = build_parser().parse_args(shlex.split(info.command[len(prefix) :]))
+    assert args.command == "train" and args.name == name and args.shipped
     # Saved before the precision setting existed, the configs read as float32, as the presets still train.
     assert config_from_args(args) == TrainConfig.from_dict(info.config)
     assert {key: value for key, value in config_from_args(args).to_dict().items() if key in info.config} == info.config

@@ -1,0 +1,217 @@
+"""The command line: one entry, `python -m mnist_core <command>`, one function per command.
+
+    python -m mnist_core train --arch cnn --epochs 3 --name my-cnn
+    python -m mnist_core train --preset strong --name strong-cnn --shipped
+    python -m mnist_core evaluate my-cnn
+
+`python -m mnist_core <command> --help` lists each command's options. A command adds a `add_<command>_parser`
+and a `run_<command>` below and one line in COMMANDS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import threading
+from collections.abc import Callable
+
+from mnist_core.architectures import ARCHITECTURES, PRECISIONS
+from mnist_core.constants import CLASS_NAMES, MODELS_DIR
+from mnist_core.hardware import default_precision
+from mnist_core.training import OPTIMIZERS, PRESETS, BatchEvent, EpochEvent, TrainConfig, with_overrides
+
+PROG = "python -m mnist_core"
+BAR_WIDTH = 30
+
+
+# --- train -------------------------------------------------------------------------------------------------------
+
+
+def add_train_parser(commands) -> argparse.ArgumentParser:
+    parser = commands.add_parser("train", help="train a model and save it to the store",
+                                 description="Train a model and save it to the store (models/ by default).")
+    parser.add_argument("--name", required=True, help="name to save the model under in models/")
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="start from a ready-made config")
+    parser.add_argument("--arch", choices=sorted(ARCHITECTURES), help="architecture (default: cnn)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--optimizer", choices=OPTIMIZERS)
+    parser.add_argument("--lr", type=float, help="learning rate")
+    parser.add_argument("--train-size", type=int, help="number of training images (default: all 60000)")
+    parser.add_argument("--validation", choices=("test", "split"))
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--schedule", choices=("constant", "cosine"), help="learning-rate schedule")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help=f"compute precision (default here: {default_precision()}; bfloat16 where the CPU has it)")
+    parser.add_argument("--models-dir", default=str(MODELS_DIR))
+    parser.add_argument("--overwrite", action="store_true", help="replace a model of the same name")
+    parser.add_argument("--shipped", action="store_true", help="mark as shipped (protected in the app)")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    base = PRESETS[args.preset] if args.preset else TrainConfig()
+    return with_overrides(
+        base,
+        architecture=args.arch,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        learning_rate=args.lr,
+        train_size=args.train_size,
+        validation=args.validation,
+        augment=args.augment,
+        schedule=args.schedule,
+        seed=args.seed,
+        precision=args.precision,
+    )
+
+
+def format_duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes}:{seconds:02d}"
+
+
+class TerminalReporter:
+    """A progress bar redrawn in place for batches, one line per epoch (one line per epoch start/end off a tty)."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.interactive = stream.isatty()
+
+    def __call__(self, event) -> None:
+        if isinstance(event, BatchEvent):
+            if not self.interactive and event.step not in (1, event.steps):
+                return
+            filled = int(BAR_WIDTH * event.step / event.steps)
+            bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+            self.stream.write(
+                f"\repoch {event.epoch}/{event.epochs} [{bar}] {event.step}/{event.steps} "
+                f"loss {event.loss:.4f} acc {event.accuracy:.4f} {event.images_per_second:,.0f} img/s "
+                f"ETA {format_duration(event.eta_seconds)}"
+            )
+            if not self.interactive:
+                self.stream.write("\n")
+            self.stream.flush()
+        elif isinstance(event, EpochEvent):
+            validation = (
+                f" val_loss {event.val_loss:.4f} val_acc {event.val_accuracy:.4f}" if event.val_loss is not None else ""
+            )
+            line = (f"epoch {event.epoch}/{event.epochs} done in {event.seconds:.1f}s: "
+                    f"loss {event.loss:.4f} acc {event.accuracy:.4f}{validation}")
+            self.stream.write(f"\r{line}\033[K\n" if self.interactive else f"{line}\n")
+            self.stream.flush()
+
+
+def run_train(args: argparse.Namespace, argv: list[str]) -> int:
+    from mnist_core.jobs import save_trained_model
+    from mnist_core.store import ModelExistsError, StoreError, check_can_save, validate_name
+    from mnist_core.training import ConfigError, train
+
+    try:
+        validate_name(args.name)
+        config = config_from_args(args)
+        # Find out now, not after hours of training, that the result could not be saved under this name.
+        check_can_save(args.name, args.models_dir, overwrite=args.overwrite, shipped=args.shipped)
+    except ModelExistsError as error:
+        print(f"error: {error} (or pass --overwrite to replace it)", file=sys.stderr)
+        return 2
+    except (ConfigError, StoreError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    print(f"training {args.name!r}: {config}", file=sys.stderr)
+    stop = threading.Event()
+    try:
+        result = train(config, on_event=TerminalReporter(), stop_event=stop)
+    except KeyboardInterrupt:
+        print("\ninterrupted: nothing saved", file=sys.stderr)
+        return 130
+    try:
+        info = save_trained_model(
+            result, args.name, args.models_dir, command=recorded_command(argv), shipped=args.shipped,
+            overwrite=args.overwrite,
+        )
+    except StoreError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"saved {info.name!r}: test accuracy {info.test_accuracy:.4f}, {info.parameters:,} parameters, "
+        f"trained in {result.seconds:.1f}s"
+    )
+    return 0
+
+
+# --- evaluate ----------------------------------------------------------------------------------------------------
+
+
+def add_evaluate_parser(commands) -> argparse.ArgumentParser:
+    parser = commands.add_parser("evaluate", help="evaluate a saved model on the 10,000 test images",
+                                 description="Evaluate a saved model on the 10,000 test images: accuracy, "
+                                             "per-digit accuracy and the confusion matrix.")
+    parser.add_argument("name", help="model name in the store")
+    parser.add_argument("--models-dir", default=str(MODELS_DIR))
+    return parser
+
+
+def format_confusion(confusion) -> str:
+    header = "true\\pred " + " ".join(f"{name:>5}" for name in CLASS_NAMES)
+    rows = [f"{CLASS_NAMES[row]:>9} " + " ".join(f"{count:>5}" for count in confusion[row]) for row in range(len(confusion))]
+    return "\n".join([header, *rows])
+
+
+def run_evaluate(args: argparse.Namespace, argv: list[str]) -> int:
+    from mnist_core.data import DatasetError, load_mnist
+    from mnist_core.evaluation import evaluate
+    from mnist_core.inference import Classifier
+    from mnist_core.store import StoreError, read_info
+
+    try:
+        classifier = Classifier.load(args.name, args.models_dir)
+        (_, _), (x_test, y_test) = load_mnist()
+    except (StoreError, DatasetError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    result = evaluate(classifier, x_test, y_test)
+    print(f"model {args.name!r}: test accuracy {result.accuracy:.4f} ({result.error_count} of {len(y_test)} wrong)")
+    try:
+        recorded = read_info(args.name, args.models_dir).test_accuracy
+    except StoreError as error:  # the evaluation above stands on its own; say why the recorded figure is missing
+        print(f"(no recorded test accuracy: {error})", file=sys.stderr)
+    else:
+        if recorded is not None:
+            print(f"recorded test accuracy {recorded:.4f}")
+    print("per-digit accuracy: " + " ".join(f"{d}:{a:.3f}" for d, a in zip(CLASS_NAMES, result.per_class_accuracy)))
+    print(format_confusion(result.confusion))
+    return 0
+
+
+# --- the entry -----------------------------------------------------------------------------------------------------
+
+Command = tuple[Callable, Callable[[argparse.Namespace, list[str]], int]]
+COMMANDS: dict[str, Command] = {
+    "train": (add_train_parser, run_train),
+    "evaluate": (add_evaluate_parser, run_evaluate),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="MNIST Lab's core from the command line.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_parser, _ in COMMANDS.values():
+        add_parser(commands)
+    return parser
+
+
+def recorded_command(argv: list[str]) -> str:
+    """The command line as a person would type it again, for the model's metadata."""
+    return f"{PROG} {shlex.join(argv)}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    _, run = COMMANDS[args.command]
+    return run(args, argv)
