@@ -6,7 +6,7 @@ Run from the project root (well under a minute):
     .venv/bin/python bench/bench_predict.py
     .venv/bin/python bench/bench_predict.py --runs 500
 
-The canvas is what the Draw page's st_canvas returns: opaque black RGBA with a white, anti-aliased stroke 20 px
+The canvas is what the Draw page's canvas sends: opaque black RGBA with a white, anti-aliased stroke 20 px
 wide (a "7"). The models are interleaved run by run, so a slow moment of the machine hits both alike.
 """
 
@@ -32,7 +32,7 @@ WARM_UP = 5
 
 
 def drawn_seven(stroke_width: int = 20) -> np.ndarray:
-    """A (280, 280, 4) uint8 canvas like st_canvas(background_color="#000000", stroke_color="#FFFFFF") returns."""
+    """A (280, 280, 4) uint8 canvas like the Draw page's canvas sends (white strokes on opaque black)."""
     canvas = Image.new("RGBA", (CANVAS_SIZE, CANVAS_SIZE), (0, 0, 0, 255))
     pen = ImageDraw.Draw(canvas)
     stroke = [(80, 70), (200, 70), (150, 150), (120, 230)]

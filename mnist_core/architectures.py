@@ -7,9 +7,11 @@ the classifier and the pages treat all architectures alike. Adding an architectu
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from mnist_core.constants import IMAGE_SIZE, NUM_CLASSES
 
@@ -247,3 +249,59 @@ def layer_table(model) -> list[LayerRow]:
         )
         for layer in model.layers
     ]
+
+
+# --- summaries known without building a model ---------------------------------------------------------------------
+
+# Parameter counts and layer tables of every architecture, recorded by `python -m mnist_core architectures --write`.
+# The pages read them instead of building a Keras model on the request path (importing TensorFlow and building took
+# 4.6 s before the Train page's first view on a fresh server); tests/test_architectures.py checks them against the
+# real models, so an architecture changed without re-recording fails the suite.
+SUMMARIES_PATH = Path(__file__).with_name("architecture_summaries.json")
+
+
+@dataclass(frozen=True)
+class ArchitectureSummary:
+    parameters: int
+    layers: tuple[LayerRow, ...]
+
+
+def measure_summary(name: str) -> ArchitectureSummary:
+    """Build the architecture (imports TensorFlow) and read its parameter count and layer table."""
+    model = build_model(name)
+    return ArchitectureSummary(parameter_count(model), tuple(layer_table(model)))
+
+
+def write_summaries(path: Path = SUMMARIES_PATH) -> dict[str, ArchitectureSummary]:
+    """Measure every architecture in the registry and record the summaries in `path`."""
+    summaries = {name: measure_summary(name) for name in ARCHITECTURES}
+    recorded = {
+        name: {"parameters": summary.parameters, "layers": [asdict(row) for row in summary.layers]}
+        for name, summary in summaries.items()
+    }
+    path.write_text(json.dumps(recorded, indent=1) + "\n", encoding="utf-8")
+    return summaries
+
+
+class MissingSummaryError(LookupError):
+    """An architecture of the registry has no recorded summary: run `python -m mnist_core architectures --write`."""
+
+
+_recorded: dict[str, ArchitectureSummary] | None = None
+
+
+def recorded_summary(name: str) -> ArchitectureSummary:
+    """The recorded parameter count and layer table of architecture `name`, without TensorFlow."""
+    global _recorded
+    if _recorded is None:
+        raw = json.loads(SUMMARIES_PATH.read_text(encoding="utf-8"))
+        _recorded = {
+            key: ArchitectureSummary(value["parameters"], tuple(LayerRow(**row) for row in value["layers"]))
+            for key, value in raw.items()
+        }
+    get_architecture(name)
+    if name not in _recorded:
+        raise MissingSummaryError(
+            f"No recorded summary for the architecture {name!r}: run `python -m mnist_core architectures --write`."
+        )
+    return _recorded[name]

@@ -188,12 +188,46 @@ def run_evaluate(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+# --- architectures -------------------------------------------------------------------------------------------------
+
+
+def add_architectures_parser(commands) -> argparse.ArgumentParser:
+    parser = commands.add_parser("architectures", help="list the architectures with their parameter counts",
+                                 description="List the architectures of the registry with their parameter counts "
+                                             "(as recorded for the app, which shows them without building a model).")
+    parser.add_argument("--write", action="store_true",
+                        help="build every architecture and record its summary (after adding or changing one)")
+    return parser
+
+
+def run_architectures(args: argparse.Namespace, argv: list[str]) -> int:
+    from mnist_core.architectures import (
+        ARCHITECTURES,
+        SUMMARIES_PATH,
+        MissingSummaryError,
+        recorded_summary,
+        write_summaries,
+    )
+
+    if args.write:
+        write_summaries()
+        print(f"recorded {len(ARCHITECTURES)} architectures in {SUMMARIES_PATH}", file=sys.stderr)
+    for name, architecture in ARCHITECTURES.items():
+        try:
+            parameters = f"{recorded_summary(name).parameters:>9,}"
+        except MissingSummaryError:
+            parameters = "        ?"
+        print(f"{name:<8} {parameters} parameters  {architecture.description}")
+    return 0
+
+
 # --- the entry -----------------------------------------------------------------------------------------------------
 
 Command = tuple[Callable, Callable[[argparse.Namespace, list[str]], int]]
 COMMANDS: dict[str, Command] = {
     "train": (add_train_parser, run_train),
     "evaluate": (add_evaluate_parser, run_evaluate),
+    "architectures": (add_architectures_parser, run_architectures),
 }
 
 

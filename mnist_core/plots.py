@@ -130,6 +130,62 @@ def pixelated(image: np.ndarray, height: int = 168) -> np.ndarray:
     return (np.kron(unit, np.ones((scale, scale), dtype=np.float32)) * 255).round().astype(np.uint8)
 
 
+def thumbnail(image: np.ndarray, side: int = 168) -> np.ndarray:
+    """The picture fitted into a `side` x `side` square (aspect kept, black margins), uint8: every step of the Draw
+    page the same size, whatever the crop's shape (a thin "1" crop enlarged to its full height made the page
+    thousands of pixels tall). Small images are enlarged pixel by pixel, so MNIST's grid stays visible."""
+    unit = np.clip(np.nan_to_num(_to_unit(np.asarray(image))), 0.0, 1.0)
+    grey = (unit * 255).round().astype(np.uint8)
+    height, width = grey.shape
+    if max(height, width) <= side:
+        scale = max(1, side // max(height, width))
+        fitted = np.kron(grey, np.ones((scale, scale), dtype=np.uint8))
+    else:
+        fitted = fit_within(grey, side)
+    square = np.zeros((side, side), dtype=np.uint8)
+    top, left = (side - fitted.shape[0]) // 2, (side - fitted.shape[1]) // 2
+    square[top : top + fitted.shape[0], left : left + fitted.shape[1]] = fitted
+    return square
+
+
+def _viridis_table() -> np.ndarray:
+    """256 RGB colours of plotly's Viridis scale (the feature-map figures' colours), for colouring as an image."""
+    from plotly.colors import hex_to_rgb, sequential
+
+    stops = np.array([hex_to_rgb(colour) for colour in sequential.Viridis], dtype=np.float32)
+    positions = np.linspace(0.0, 1.0, len(stops))
+    levels = np.linspace(0.0, 1.0, 256)
+    return np.stack([np.interp(levels, positions, stops[:, channel]) for channel in range(3)], axis=1).round().astype(
+        np.uint8)
+
+
+_VIRIDIS = None
+
+
+def feature_map_image(maps: np.ndarray, max_maps: int = 16, columns: int = 8, cell: int = 56) -> np.ndarray:
+    """The first `max_maps` channels of one conv layer's output (h, w, channels) as one RGB mosaic, uint8.
+
+    Each channel is scaled to its own range and coloured with Viridis, enlarged pixel by pixel to about `cell`
+    pixels; a picture, not a plotly figure, because the Draw page redraws it after every stroke and an image is
+    far quicker for the browser than a figure of 16 heatmaps.
+    """
+    global _VIRIDIS
+    if _VIRIDIS is None:
+        _VIRIDIS = _viridis_table()
+    maps = np.asarray(maps, dtype=np.float32)[..., :max_maps]
+    channels = np.moveaxis(maps, -1, 0)
+    low = channels.min(axis=(1, 2), keepdims=True)
+    span = channels.max(axis=(1, 2), keepdims=True) - low
+    scaled = np.divide(channels - low, span, out=np.zeros_like(channels), where=span > 0)
+    scale = max(1, cell // max(channels.shape[1:]))
+    enlarged = np.kron(scaled, np.ones((1, scale, scale), dtype=np.float32))
+    tiled = mosaic(enlarged, columns, gap=2)
+    levels = np.nan_to_num(tiled, nan=-1.0)
+    image = _VIRIDIS[np.clip((levels * 255).round(), 0, 255).astype(np.uint8)]
+    image[levels < 0] = 255  # white gaps between the maps
+    return image
+
+
 def fit_within(image: np.ndarray, side: int) -> np.ndarray:
     """The picture scaled so its longer side is `side` pixels, aspect ratio kept, never less than 1 pixel across.
 

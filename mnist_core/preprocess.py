@@ -14,6 +14,7 @@ that is not a usable image, and a plain `ValueError` for an array that is not a 
 """
 
 import io
+import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -323,3 +324,76 @@ def _bomb_message(error: Exception) -> str:
     found = re.search(r"\((\d+) pixels\)", str(error))
     size = f" ({int(found.group(1)):,} pixels)" if found else ""
     return f"The image is too large{size}; the limit is {MAX_PIXELS // 1_000_000} megapixels."
+
+
+# --- the Draw page's canvas value (hostile until checked: a tampered browser can send anything) ---------------------
+
+CANVAS_PNG_PREFIX = "data:image/png;base64,"
+MAX_CANVAS_PNG_BYTES = 2 * 1024 * 1024  # a 280x280 PNG of strokes is a few KB; 2 MB is far past any real drawing
+MAX_STROKES = 500
+MAX_STROKE_POINTS = 50_000  # all strokes together
+MAX_STROKE_WIDTH = 200
+
+
+def decode_canvas(data_url, size: int) -> np.ndarray:
+    """The canvas' picture, a `data:image/png;base64,...` URL, as RGBA uint8 pixels (size, size, 4).
+
+    Only a PNG of exactly the canvas' size is accepted, checked from its header before any pixel is decoded; anything
+    else raises UnreadableImageError with a short message.
+    """
+    import base64
+    import binascii
+
+    if not isinstance(data_url, str) or not data_url.startswith(CANVAS_PNG_PREFIX):
+        raise UnreadableImageError("The canvas sent something that is not a PNG picture.")
+    encoded = data_url[len(CANVAS_PNG_PREFIX):]
+    if len(encoded) > MAX_CANVAS_PNG_BYTES * 4 // 3 + 4:
+        raise UnreadableImageError("The canvas sent a picture far larger than a drawing.")
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise UnreadableImageError("The canvas sent a picture that is not valid base64.") from error
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns of a "decompression bomb" at open; the size check right below refuses it anyway.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            picture = Image.open(io.BytesIO(data), formats=["PNG"])
+        with picture:
+            if picture.size != (size, size):
+                raise UnreadableImageError(
+                    f"The canvas sent a {picture.size[0]} x {picture.size[1]} picture, not {size} x {size}.")
+            return np.asarray(picture.convert("RGBA"))
+    except UnreadableImageError:
+        raise
+    except Exception as error:  # Image.UnidentifiedImageError, truncated data, ...: all mean the same here
+        raise UnreadableImageError("The canvas sent a picture that could not be read as a PNG.") from error
+
+
+def checked_strokes(value) -> list[dict]:
+    """The canvas' strokes ([{"width": w, "points": [[x, y], ...]}, ...]) after checking their shape and size, as
+    plain lists of floats (they are sent back to the browser to draw the picture again). Raises ValueError."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_STROKES:
+        raise ValueError("The canvas sent strokes in a form it never sends.")
+    strokes, total = [], 0
+    for stroke in value:
+        if not isinstance(stroke, dict):
+            raise ValueError("The canvas sent strokes in a form it never sends.")
+        width, points = stroke.get("width"), stroke.get("points")
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= MAX_STROKE_WIDTH:
+            raise ValueError("The canvas sent a stroke with an impossible width.")
+        if not isinstance(points, list) or not points:
+            raise ValueError("The canvas sent a stroke without points.")
+        total += len(points)
+        if total > MAX_STROKE_POINTS:
+            raise ValueError("The canvas sent more stroke points than any drawing has.")
+        checked = []
+        for point in points:
+            if (not isinstance(point, list) or len(point) != 2
+                    or not all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c)
+                               for c in point)):
+                raise ValueError("The canvas sent a stroke point that is not a pair of numbers.")
+            checked.append([float(point[0]), float(point[1])])
+        strokes.append({"width": float(width), "points": checked})
+    return strokes

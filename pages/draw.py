@@ -1,78 +1,51 @@
 """Draw: draw a digit (or upload a photo of one) and see what the active model thinks, step by step."""
 
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas
 
 import ui
 from mnist_core import plots
 from mnist_core.constants import CANVAS_SIZE
 from mnist_core.preprocess import BlankImageError, decode_upload, preprocess_steps
 from mnist_core.store import StoreError
+from widgets.digit_canvas import digit_canvas
+
+STEP_SIDE = 168  # pixels of each "What the network sees" thumbnail
 
 ui.page_header(
     "Draw",
     "Draw one digit, large or small, anywhere on the canvas: it is cropped, fitted into 20 x 20 and centred "
-    "in 28 x 28 as MNIST's digits were, and the active model (sidebar) says what it sees."
+    "in 28 x 28 as MNIST's digits were, and the active model (sidebar) says what it sees.",
 )
 
-model_name = st.session_state.get(ui.ACTIVE_MODEL_KEY)
-if model_name is None:
-    st.warning("No model to ask: train one on the Train page first.")
-    st.stop()
-try:
-    classifier = ui.classifier(model_name)
-except StoreError as error:
-    st.error(f"The model {model_name!r} could not be loaded: {error} Pick another one in the sidebar.")
-    st.stop()
 
-source = st.segmented_control("Source", ["Draw", "Upload a photo"], default="Draw", label_visibility="collapsed")
-left, right = st.columns([1, 1.4], gap="large")
-
-picture = None
-with left:
+def picture_from_the_visitor():
+    """The picture to classify (an RGBA canvas or a decoded upload), or None with the reason shown."""
+    source = st.segmented_control("Source", ["Draw", "Upload a photo"], default="Draw",
+                                  label_visibility="collapsed", key="draw_source")
     if source == "Upload a photo":
         upload = st.file_uploader(
             "A photo or scan of one digit (PNG, JPEG, GIF, BMP, WebP)",
             type=["png", "jpg", "jpeg", "gif", "bmp", "webp"],
             help="Dark ink on light paper or light ink on dark: both work. Crop close to the digit for best results.",
         )
-        if upload is not None:
-            try:
-                picture = decode_upload(upload.getvalue())
-            except ValueError as error:
-                st.error(str(error))
-            else:
-                st.image(plots.fit_within(picture, CANVAS_SIZE), caption=upload.name)
-    else:
-        stroke = st.slider("Stroke width", min_value=8, max_value=40, value=20, step=2)
-        if st.button("Clear", icon=":material/delete:"):
-            # A new key gives a fresh, empty canvas.
-            st.session_state.canvas_generation = st.session_state.get("canvas_generation", 0) + 1
-        result = st_canvas(
-            stroke_width=stroke,
-            stroke_color="#FFFFFF",
-            background_color="#000000",
-            height=CANVAS_SIZE,
-            width=CANVAS_SIZE,
-            drawing_mode="freedraw",
-            return_image_data=True,
-            key=f"canvas-{st.session_state.get('canvas_generation', 0)}",
-        )
-        picture = result.image_data
-
-with right:
-    if picture is None:
-        st.info("Draw a digit on the canvas (or upload a photo) to see the prediction.", icon=":material/draw:")
-        st.stop()
+        if upload is None:
+            return None
+        try:
+            picture = decode_upload(upload.getvalue())
+        except ValueError as error:
+            st.error(str(error))
+            return None
+        st.image(plots.fit_within(picture, CANVAS_SIZE), caption=upload.name)
+        return picture
+    stroke = st.slider("Stroke width", min_value=8, max_value=40, value=20, step=2, key="draw_stroke_width")
     try:
-        steps = preprocess_steps(picture)
-    except BlankImageError as error:
-        st.info(str(error), icon=":material/draw:")
-        st.stop()
-    except ValueError as error:
+        return digit_canvas(stroke).picture
+    except ValueError as error:  # a tampered browser: say so, keep the page working
         st.error(str(error))
-        st.stop()
+        return None
 
+
+def show_prediction(classifier, model_name: str, steps) -> None:
     probabilities = classifier.predict_proba(steps.centered)[0]
     digit = int(probabilities.argmax())
     confidence = float(probabilities[digit])
@@ -86,31 +59,61 @@ with right:
         st.caption("The network is unsure: a digit drawn larger, thicker or more upright usually helps.")
     st.plotly_chart(plots.probability_bars(probabilities), width="stretch", config={"displayModeBar": False})
 
-st.subheader("What the network sees")
-columns = st.columns(4)
-for column, (image, caption) in zip(
-    columns,
-    [
-        (steps.ink, "1. the ink"),
-        (steps.cropped, f"2. cropped to the ink: {steps.cropped.shape[1]} x {steps.cropped.shape[0]}"),
-        (steps.fitted, f"3. longer side fitted to 20: {steps.fitted.shape[1]} x {steps.fitted.shape[0]}"),
-        (steps.centered, "4. centred by mass in 28 x 28: what the model sees"),
-    ],
-):
-    # Small steps are enlarged pixel by pixel; large or extreme ones (a photo, a 1000 x 3 strip) are fitted in the
-    # canvas' size, which st.image alone cannot do for a very wide strip.
-    shown = plots.pixelated(image) if max(image.shape) <= 64 else plots.fit_within(image, CANVAS_SIZE)
-    column.image(shown, caption=caption, clamp=True)
 
-conv_layers = classifier.conv_layer_names
-st.subheader("Feature maps")
-if not conv_layers:
-    st.caption(f"`{model_name}` has no convolution layers (an MLP sees the 784 pixels directly).")
-else:
+def show_what_the_network_sees(classifier, model_name: str, steps) -> None:
+    st.subheader("What the network sees")
+    columns = st.columns(4)
+    for column, (image, caption) in zip(
+        columns,
+        [
+            (steps.ink, "1. the ink"),
+            (steps.cropped, f"2. cropped to the ink: {steps.cropped.shape[1]} x {steps.cropped.shape[0]}"),
+            (steps.fitted, f"3. longer side fitted to 20: {steps.fitted.shape[1]} x {steps.fitted.shape[0]}"),
+            (steps.centered, "4. centred by mass in 28 x 28: what the model sees"),
+        ],
+    ):
+        column.image(plots.thumbnail(image, STEP_SIDE), caption=caption, width=STEP_SIDE)
+
+    st.subheader("Feature maps")
+    if not classifier.conv_layer_names:
+        st.caption(f"`{model_name}` has no convolution layers (an MLP sees the 784 pixels directly).")
+        return
     st.caption("What each convolution layer responds to in your drawing (first 16 filters, each scaled to its range).")
     for maps in classifier.feature_maps(steps.centered):
-        st.plotly_chart(
-            plots.feature_maps(maps.maps, f"{maps.layer_name}: {maps.maps.shape[-1]} filters, "
-                                          f"{maps.maps.shape[0]} x {maps.maps.shape[1]}"),
-            width="stretch", config={"displayModeBar": False},
-        )
+        st.image(plots.feature_map_image(maps.maps),
+                 caption=f"{maps.layer_name}: {maps.maps.shape[-1]} filters, {maps.maps.shape[0]} x {maps.maps.shape[1]}")
+
+
+@st.fragment
+def draw_and_predict(classifier, model_name: str) -> None:
+    """The canvas and everything it drives: a stroke reruns this fragment only, not the whole page."""
+    left, right = st.columns([1, 1.4], gap="large")
+    with left:
+        picture = picture_from_the_visitor()
+    with right:
+        if picture is None:
+            st.info("Draw a digit on the canvas (or upload a photo) to see the prediction.", icon=":material/draw:")
+            return
+        try:
+            steps = preprocess_steps(picture)
+        except BlankImageError as error:
+            st.info(str(error), icon=":material/draw:")
+            return
+        except ValueError as error:
+            st.error(str(error))
+            return
+        show_prediction(classifier, model_name, steps)
+    show_what_the_network_sees(classifier, model_name, steps)
+
+
+model_name = st.session_state.get(ui.ACTIVE_MODEL_KEY)
+if model_name is None:
+    st.warning("No model to ask: train one on the Train page first.")
+    st.stop()
+try:
+    classifier = ui.classifier(model_name)
+except StoreError as error:
+    st.error(f"The model {model_name!r} could not be loaded: {error} Pick another one in the sidebar.")
+    st.stop()
+
+draw_and_predict(classifier, model_name)

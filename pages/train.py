@@ -6,7 +6,7 @@ import streamlit as st
 
 import ui
 from mnist_core import plots
-from mnist_core.architectures import ARCHITECTURES, PRECISIONS
+from mnist_core.architectures import ARCHITECTURES, PRECISIONS, recorded_summary
 from mnist_core.hardware import native_bfloat16
 from mnist_core.jobs import TrainingBusyError
 from mnist_core.store import StoreError, validate_name
@@ -82,22 +82,14 @@ if "train_architecture" not in st.session_state:
     st.session_state.train_model_name = f"my-{st.session_state.train_architecture}"
 
 
-@st.cache_resource(show_spinner="Building the architecture...")
-def architecture_summary(name: str):
-    from mnist_core.architectures import build_model, layer_table, parameter_count
-
-    model = build_model(name)
-    return parameter_count(model), layer_table(model)
-
-
 def show_architecture(name: str) -> None:
     architecture = ARCHITECTURES[name]
-    parameters, rows = architecture_summary(name)
-    st.caption(f"{architecture.description} ({architecture.source}) · **{parameters:,} parameters**")
+    summary = recorded_summary(name)  # recorded beside the registry: no TensorFlow on the request path
+    st.caption(f"{architecture.description} ({architecture.source}) · **{summary.parameters:,} parameters**")
     with st.expander("Layers"):
         st.dataframe(
             [{"layer": row.name, "type": row.kind, "output shape": row.output_shape, "parameters": row.parameters}
-             for row in rows],
+             for row in summary.layers],
             hide_index=True, width="stretch",
         )
 

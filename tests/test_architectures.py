@@ -111,3 +111,22 @@ def test_bfloat16_models_compute_in_bfloat16_keep_float32_weights_and_copy_back_
 def test_an_unknown_precision_is_refused():
     with pytest.raises(ValueError, match="precision must be one of float32, bfloat16"):
         build_model("cnn", "float16")
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_recorded_summaries_match_the_built_models(name):
+    """The pages show recorded summaries (no TensorFlow on the request path); they must be the real models' own."""
+    from mnist_core.architectures import measure_summary, recorded_summary
+
+    assert recorded_summary(name) == measure_summary(name), (
+        f"the recorded summary of {name!r} is stale: run `python -m mnist_core architectures --write`")
+
+
+def test_every_architecture_has_a_recorded_summary_and_an_unknown_name_is_refused():
+    import json
+
+    from mnist_core.architectures import SUMMARIES_PATH, recorded_summary
+
+    assert set(json.loads(SUMMARIES_PATH.read_text(encoding="utf-8"))) == set(ARCHITECTURES)
+    with pytest.raises(UnknownArchitectureError):
+        recorded_summary("resnet-9000")

@@ -119,3 +119,13 @@ def test_the_old_module_entries_are_gone():
 
     assert not (PROJECT_ROOT / "mnist_core" / "train.py").exists()
     assert not (PROJECT_ROOT / "mnist_core" / "evaluate.py").exists()
+
+
+def test_architectures_lists_every_architecture_with_its_parameters(subprocess_env):
+    from mnist_core.architectures import ARCHITECTURES, recorded_summary
+
+    completed = run(["architectures"], subprocess_env)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    for name in ARCHITECTURES:
+        assert any(line.split()[:2] == [name, f"{recorded_summary(name).parameters:,}"]
+                   for line in completed.stdout.splitlines()), name

@@ -364,26 +364,44 @@ _NO_TENSORFLOW_SCRIPT = textwrap.dedent(
     at.run()
     report = {"home": [at.title[0].value if at.title else None, [name for name in heavy if name in sys.modules],
                        [e.message for e in at.exception]]}
-    at.switch_page(sys.argv[2])
-    at.run()
-    report["dataset"] = [at.title[0].value if at.title else None, [name for name in heavy if name in sys.modules],
-                         [e.message for e in at.exception]]
+    for page in sys.argv[2:]:
+        at.switch_page(page)
+        at.run()
+        report[page] = [at.title[0].value if at.title else None, [name for name in heavy if name in sys.modules],
+                        [e.message for e in at.exception]]
     print(json.dumps(report))
     """
 )
 
 
-def test_home_and_dataset_pages_do_not_import_tensorflow(store, tmp_path):
+def test_home_dataset_and_train_pages_do_not_import_tensorflow(store, tmp_path):
+    """A fresh process (nothing imported yet) opens Home, Dataset and Train, as a first visitor of a fresh server
+    would: none of them loads TensorFlow (the Train page reads recorded architecture summaries)."""
     script = tmp_path / "no_tensorflow.py"
     script.write_text(_NO_TENSORFLOW_SCRIPT, encoding="utf-8")
+    pages = [PAGE_PATHS["dataset"], PAGE_PATHS["train"]]
     result = subprocess.run(
-        [sys.executable, str(script), APP, PAGE_PATHS["dataset"]], cwd=ROOT, capture_output=True, text=True, timeout=180,
+        [sys.executable, str(script), APP, *pages], cwd=ROOT, capture_output=True, text=True, timeout=180,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["home"] == ["MNIST Lab", [], []]
-    assert report["dataset"] == ["Dataset", [], []]
+    assert report[PAGE_PATHS["dataset"]] == ["Dataset", [], []]
+    assert report[PAGE_PATHS["train"]] == ["Train", [], []]
+
+
+def test_no_page_imports_tensorflow_or_keras_itself():
+    """Pages lay out and call mnist_core; TensorFlow stays behind the core (style point 15)."""
+    import ast
+
+    for path in sorted((ROOT / "pages").glob("*.py")) + [ROOT / "app.py", ROOT / "ui.py"]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module}
+        assert not imported & {"tensorflow", "keras"}, f"{path.name} imports {imported & {'tensorflow', 'keras'}}"
 
 
 # --- Train ------------------------------------------------------------------------------------------------------
@@ -588,6 +606,46 @@ def test_draw_without_a_drawing_asks_for_one(app):
     assert by_label(at.slider, "Stroke width").value == 20
 
 
+def forge_canvas(monkeypatch, value) -> None:
+    """Make the Draw page's canvas report `value` as its state, as a browser would (or a tampered one)."""
+    import widgets.digit_canvas
+
+    monkeypatch.setattr(widgets.digit_canvas, "_component", lambda **options: {"drawing": value})
+
+
+def test_a_drawing_on_the_canvas_is_predicted_with_every_step_shown(app, monkeypatch):
+    from test_preprocess import canvas_png
+
+    at = open_page(app(model="cnn"), "draw")
+    one = canvas_png(draw=lambda pen: pen.line([(140, 50), (140, 230)], fill=(255, 255, 255, 255), width=20))
+    forge_canvas(monkeypatch, {"png": one, "strokes": [{"width": 20, "points": [[140, 50], [140, 230]]}]})
+    at.run()
+    assert_ran_cleanly(at)
+    assert "### Prediction: 1" in texts(at.markdown)
+    captions = [caption for image in at.image for caption in image.captions]
+    assert [caption[:3] for caption in captions[:4]] == ["1. ", "2. ", "3. ", "4. "]
+    assert at.session_state["digit_canvas_kept_strokes"] == [{"width": 20.0, "points": [[140.0, 50.0], [140.0, 230.0]]}]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("a string", "not a drawing"),
+        ({"png": "data:image/png;base64,AAAA", "strokes": []}, "could not be read as a PNG"),
+        ({"png": "data:text/html;base64,PGI+", "strokes": []}, "not a PNG picture"),
+        ({"png": None, "strokes": [{"width": -1, "points": [[1, 2]]}]}, "impossible width"),
+    ],
+)
+def test_a_forged_canvas_value_is_a_message_not_a_crash(app, monkeypatch, value, message):
+    at = open_page(app(model="cnn"), "draw")
+    forge_canvas(monkeypatch, value)
+    at.run()
+    assert_ran_cleanly(at)
+    errors = texts(at.error)
+    assert len(errors) == 1 and message in errors[0]
+    assert not [text for text in texts(at.markdown) if "Prediction:" in text]
+
+
 def test_draw_predicts_an_uploaded_photo_of_a_digit(app, mnist):
     import io
 
@@ -608,12 +666,11 @@ def test_draw_predicts_an_uploaded_photo_of_a_digit(app, mnist):
     assert f"### Prediction: {y_test[0]}" in texts(at.markdown)
     captions = [caption for image in at.image for caption in image.captions]
     assert captions[0] == "digit.png"
-    assert [caption[:3] for caption in captions[1:]] == ["1. ", "2. ", "3. ", "4. "]
-    assert captions[-1].endswith("what the model sees")
+    assert [caption[:3] for caption in captions[1:5]] == ["1. ", "2. ", "3. ", "4. "]
+    assert captions[4].endswith("what the model sees")
     assert "Feature maps" in texts(at.subheader)
-    titles = [(figure.get("layout", {}).get("title") or {}).get("text", "") for figure in figures(at)]
-    feature_maps = [title for title in titles if re.fullmatch(r"\S+: \d+ filters, \d+ x \d+", title)]
-    assert len(feature_maps) == 2  # the shipped cnn has two convolution layers
+    feature_maps = [caption for caption in captions if re.fullmatch(r"\S+: \d+ filters, \d+ x \d+", caption)]
+    assert feature_maps == ["conv2d: 32 filters, 26 x 26", "conv2d_1: 64 filters, 11 x 11"]  # the shipped cnn
 
 
 # --- Models -----------------------------------------------------------------------------------------------------

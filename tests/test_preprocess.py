@@ -516,3 +516,97 @@ def test_any_array_gives_a_valid_image_or_a_value_error(pixels):
     assert result.dtype == np.float32
     assert np.isfinite(result).all()
     assert result.min() >= 0.0 and result.max() <= 1.0
+
+
+# --- the Draw page's canvas value ----------------------------------------------------------------------------------
+
+
+def canvas_png(size: int = 280, draw=None) -> str:
+    """A data URL as the canvas sends it: white strokes on opaque black, PNG, base64."""
+    import base64
+
+    from PIL import ImageDraw
+
+    picture = Image.new("RGBA", (size, size), (0, 0, 0, 255))
+    if draw is not None:
+        draw(ImageDraw.Draw(picture))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def test_decode_canvas_gives_the_drawing_as_rgba_and_the_digit_survives_preprocessing():
+    from mnist_core.preprocess import decode_canvas
+
+    url = canvas_png(draw=lambda pen: pen.line([(140, 50), (140, 230)], fill=(255, 255, 255, 255), width=20))
+    pixels = decode_canvas(url, 280)
+    assert pixels.shape == (280, 280, 4) and pixels.dtype == np.uint8
+    assert pixels[140, 140, :3].tolist() == [255, 255, 255] and pixels[10, 10, :3].tolist() == [0, 0, 0]
+    centred = to_mnist(pixels)
+    assert centred.shape == (28, 28) and centred.max() > 0.9
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (None, "not a PNG"),
+        (42, "not a PNG"),
+        ("data:image/jpeg;base64,/9j/4AAQ", "not a PNG"),
+        ("data:image/png;base64,!!!not base64!!!", "not valid base64"),
+        ("data:image/png;base64," + "QUJD" * 10, "could not be read as a PNG"),
+        ("data:image/png;base64," + "A" * (4 * 1024 * 1024), "far larger"),
+    ],
+)
+def test_decode_canvas_refuses_what_the_canvas_never_sends(value, message):
+    from mnist_core.preprocess import UnreadableImageError, decode_canvas
+
+    with pytest.raises(UnreadableImageError, match=message):
+        decode_canvas(value, 280)
+
+
+def test_decode_canvas_refuses_another_format_or_size_before_decoding_pixels():
+    import base64
+
+    from mnist_core.preprocess import UnreadableImageError, decode_canvas
+
+    gif = io.BytesIO()
+    Image.new("L", (280, 280)).save(gif, format="GIF")
+    disguised = "data:image/png;base64," + base64.b64encode(gif.getvalue()).decode("ascii")
+    with pytest.raises(UnreadableImageError, match="could not be read as a PNG"):
+        decode_canvas(disguised, 280)
+    # A huge PNG (7000 x 7000, 49 MP) is refused from its header: its size is checked before any pixel is decoded.
+    with pytest.raises(UnreadableImageError, match="7000 x 7000 picture, not 280 x 280"):
+        decode_canvas(canvas_png(size=7000), 280)
+
+
+def test_checked_strokes_keeps_good_strokes_as_plain_numbers():
+    from mnist_core.preprocess import checked_strokes
+
+    strokes = [{"width": 20, "points": [[1, 2], [3.5, 4]]}, {"width": 8.5, "points": [[5, 6]]}]
+    assert checked_strokes(strokes) == [{"width": 20.0, "points": [[1.0, 2.0], [3.5, 4.0]]},
+                                        {"width": 8.5, "points": [[5.0, 6.0]]}]
+    assert checked_strokes(None) == [] and checked_strokes([]) == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "strokes",
+        {"width": 20},
+        [["not", "a", "stroke"]],
+        [{"width": 0, "points": [[1, 2]]}],
+        [{"width": True, "points": [[1, 2]]}],
+        [{"width": 1e9, "points": [[1, 2]]}],
+        [{"width": 20, "points": []}],
+        [{"width": 20, "points": [[1, 2, 3]]}],
+        [{"width": 20, "points": [[float("nan"), 2]]}],
+        [{"width": 20, "points": [["1", 2]]}],
+        [{"width": 20, "points": [[1, 2]] * 50_001}],
+        [{"width": 20, "points": [[1, 2]]}] * 501,
+    ],
+)
+def test_checked_strokes_refuses_what_the_canvas_never_sends(value):
+    from mnist_core.preprocess import checked_strokes
+
+    with pytest.raises(ValueError, match="canvas sent"):
+        checked_strokes(value)

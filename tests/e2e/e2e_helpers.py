@@ -65,9 +65,9 @@ def screenshot(page, name: str) -> Path | None:
 def find_canvas(page, timeout_s: float = 30):
     """The locator of the drawing surface, whether the component renders in the page or in an iframe.
 
-    streamlit-drawable-canvas 0.13 is a components-v2 component: it renders in the page inside an open shadow
-    root (Playwright's CSS locators pierce it). Fabric.js stacks two canvases; `upper-canvas` takes the
-    pointer events, and both have the same box, so either serves for coordinates.
+    The Draw page's canvas (widgets/digit_canvas.py) is a components-v2 component: it renders in the page inside
+    an open shadow root (Playwright's CSS locators pierce it). `upper-canvas` is kept for canvases built on
+    Fabric.js, which stacks two canvases of the same box.
     """
     deadline = time.monotonic() + timeout_s
     while True:

@@ -1,0 +1,100 @@
+// MNIST Lab's drawing canvas: white strokes on black, sent to Python as a PNG the moment a stroke ends.
+// Streamlit components v2 (rendered in the page, no iframe): Python passes `data` = {strokeWidth, size, strokes,
+// generation}; this sends one state value, "drawing" = {png: a data: URL or null when empty, strokes: the strokes,
+// to draw the picture again when the canvas is shown again}. The component state lives on the parent element,
+// so reruns that pass new data keep the drawing.
+const STATES = new WeakMap();
+
+function setup(parentElement) {
+  const root = parentElement.querySelector(".digit-canvas");
+  const canvas = root.querySelector("canvas");
+  const context = canvas.getContext("2d");
+  const state = { root, canvas, context, strokes: [], current: null, generation: null, send: () => {} };
+
+  const point = (event) => {
+    const box = canvas.getBoundingClientRect();
+    return [(event.clientX - box.left) * canvas.width / box.width, (event.clientY - box.top) * canvas.height / box.height];
+  };
+  canvas.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0 && event.pointerType === "mouse") return;
+    canvas.setPointerCapture(event.pointerId);
+    state.current = { width: state.strokeWidth, points: [point(event)] };
+    state.strokes.push(state.current);
+    redraw(state);
+    event.preventDefault();
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    if (!state.current) return;
+    const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
+    for (const each of events.length ? events : [event]) state.current.points.push(point(each));
+    redraw(state);
+  });
+  const finish = () => {
+    if (!state.current) return;
+    state.current = null;
+    state.send(); // at once: no waiting for more strokes, so the answer follows the hand
+  };
+  canvas.addEventListener("pointerup", finish);
+  canvas.addEventListener("pointercancel", finish);
+  root.querySelector("[data-action=undo]").addEventListener("click", () => {
+    state.strokes.pop();
+    redraw(state);
+    state.send();
+  });
+  root.querySelector("[data-action=clear]").addEventListener("click", () => {
+    state.strokes = [];
+    redraw(state);
+    state.send();
+  });
+  return state;
+}
+
+function redraw(state) {
+  const { context, canvas } = state;
+  context.fillStyle = "#000";
+  context.fillRect(0, 0, canvas.width, canvas.height);
+  context.strokeStyle = "#fff";
+  context.fillStyle = "#fff";
+  context.lineCap = "round";
+  context.lineJoin = "round";
+  for (const stroke of state.strokes) {
+    const [first, ...rest] = stroke.points;
+    if (!rest.length) { // a tap is a dot
+      context.beginPath();
+      context.arc(first[0], first[1], stroke.width / 2, 0, 2 * Math.PI);
+      context.fill();
+      continue;
+    }
+    context.lineWidth = stroke.width;
+    context.beginPath();
+    context.moveTo(first[0], first[1]);
+    for (const [x, y] of rest) context.lineTo(x, y);
+    context.stroke();
+  }
+  for (const button of state.root.querySelectorAll("button")) button.disabled = !state.strokes.length;
+}
+
+export default function (component) {
+  const { data, parentElement, setStateValue } = component;
+  let state = STATES.get(parentElement);
+  if (!state) {
+    state = setup(parentElement);
+    STATES.set(parentElement, state);
+  }
+  state.strokeWidth = data.strokeWidth;
+  if (state.canvas.width !== data.size) {
+    state.canvas.width = state.canvas.height = data.size;
+  }
+  state.root.style.setProperty("--canvas-size", `${data.size}px`);
+  if (state.generation !== data.generation) { // first mount, or Python asked for this drawing (e.g. shown again)
+    state.generation = data.generation;
+    state.strokes = Array.isArray(data.strokes) ? data.strokes : [];
+  }
+  state.send = () => {
+    setStateValue("drawing", {
+      png: state.strokes.length ? state.canvas.toDataURL("image/png") : null,
+      strokes: state.strokes,
+    });
+  };
+  redraw(state);
+}

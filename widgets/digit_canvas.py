@@ -1,0 +1,85 @@
+"""The drawing canvas of the Draw page: a components-v2 widget of our own (digit_canvas.js, digit_canvas.css).
+
+Why not streamlit-drawable-canvas 0.13: its frontend waits 200 ms after every stroke before it sends the picture
+(a fixed debounce in its bundle), which alone is more than the whole mouse-up -> prediction budget (issue 9:
+p50 <= 150 ms; measured 237-262 ms with it, of which 205-210 ms before the picture left the browser). Digits
+need only freehand strokes, so the component is small: pointer events (mouse, touch, pen), a PNG at each stroke's
+end, Undo and Clear buttons inside it (a Clear inside the canvas cannot race a page rerun), and the strokes kept
+so the drawing comes back when the canvas is shown again.
+
+Everything it sends is checked in the core (`preprocess.decode_canvas`, `preprocess.checked_strokes`) before use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from mnist_core.constants import CANVAS_SIZE
+from mnist_core.preprocess import checked_strokes, decode_canvas
+
+_HERE = Path(__file__).parent
+_HTML = """
+<div class="digit-canvas">
+  <canvas width="280" height="280" role="img" aria-label="drawing canvas: draw one digit"></canvas>
+  <div class="buttons">
+    <button type="button" data-action="undo" title="Take back the last stroke">Undo</button>
+    <button type="button" data-action="clear" title="Start again on an empty canvas">Clear</button>
+  </div>
+</div>
+"""
+_component = st.components.v2.component(
+    "mnist_lab.digit_canvas",
+    html=_HTML,
+    css=(_HERE / "digit_canvas.css").read_text(encoding="utf-8"),
+    js=(_HERE / "digit_canvas.js").read_text(encoding="utf-8"),
+)
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """What the canvas holds: the picture (RGBA uint8, None while empty) and its strokes."""
+
+    picture: np.ndarray | None
+    strokes: list = field(default_factory=list)
+
+
+def digit_canvas(stroke_width: int, key: str = "digit_canvas", size: int = CANVAS_SIZE) -> Drawing:
+    """Show the canvas; returns the current drawing. Raises ValueError (a person's sentence) for a value that is
+    not a drawing this canvas could have sent.
+
+    The strokes are kept in session state beside the widget, so when the canvas is not shown for a while (the
+    Upload source) and comes back, it redraws them.
+    """
+    kept_key = f"{key}_kept_strokes"
+    generation_key = f"{key}_generation"
+    st.session_state.setdefault(generation_key, 0)
+    result = _component(
+        key=key,
+        data={
+            "strokeWidth": int(stroke_width),
+            "size": size,
+            "strokes": st.session_state.get(kept_key, []),
+            "generation": st.session_state[generation_key],
+        },
+        on_drawing_change=lambda: None,
+    )
+    value = result.get("drawing") if result is not None else None
+    if value is None:  # nothing drawn since the canvas appeared: what it shows is what we kept
+        strokes = st.session_state.get(kept_key, [])
+        return Drawing(None, strokes)
+    if not isinstance(value, dict):
+        raise ValueError("The canvas sent something that is not a drawing.")
+    strokes = checked_strokes(value.get("strokes"))
+    st.session_state[kept_key] = strokes
+    png = value.get("png")
+    return Drawing(decode_canvas(png, size) if png is not None else None, strokes)
+
+
+def forget_drawing(key: str = "digit_canvas") -> None:
+    """Start the next canvas empty (for example after the drawing was saved)."""
+    st.session_state[f"{key}_kept_strokes"] = []
+    st.session_state[f"{key}_generation"] = st.session_state.get(f"{key}_generation", 0) + 1
