@@ -12,7 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from mnist_core.constants import models_dir
-from mnist_core.data import DatasetError, load_mnist
+from mnist_core.data import DatasetError, check_mnist, load_mnist
 from mnist_core.store import ModelEntry, list_models, model_path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -79,6 +79,16 @@ def mnist():
         st.stop()
 
 
+def mnist_sizes() -> tuple[int, int]:
+    """(training images, test images) of the checked MNIST file, without loading its pixels; a page-level error
+    with the fix when the file is missing or damaged (stops the page)."""
+    try:
+        return check_mnist()
+    except DatasetError as error:
+        st.error(f"**The MNIST data could not be loaded.** {error}")
+        st.stop()
+
+
 def store_dir() -> Path:
     return models_dir()
 
@@ -94,12 +104,14 @@ def visitor() -> str:
 def _registry(directory: str):
     from mnist_core.jobs import JobRegistry
 
-    return JobRegistry(Path(directory), mnist=_mnist_cached())
+    # No data here: a job loads MNIST itself when it starts, so opening the Train page (or the sidebar status of
+    # any page) does not decompress 55 MB of pixels first.
+    return JobRegistry(Path(directory))
 
 
 def registry():
     """The process-wide training registry: one job at a time for every session of this server."""
-    mnist()  # surfaces a data problem as a page message before the registry needs the data
+    mnist_sizes()  # surfaces a data problem as a page message before a job would meet it
     return _registry(str(store_dir()))
 
 
@@ -205,12 +217,7 @@ def job_outcome(snapshot) -> tuple[str, str]:
 @st.fragment(run_every=POLL_SECONDS * 2)
 def sidebar_training_status() -> None:
     """A small live view of the current job in the sidebar of every page."""
-    try:
-        job = _registry(str(store_dir())).current()
-    except DatasetError:
-        # No data, no training job. Not registry(): its st.stop() here would stop the whole app run, so the page
-        # would never show; the page itself says what is wrong (ui.mnist()).
-        return
+    job = _registry(str(store_dir())).current()  # not registry(): a data problem is the page's to show
     if job is None:
         return
     snapshot = job.snapshot()

@@ -74,6 +74,20 @@ def load_mnist(path: Path | str = DATA_PATH, expected_sha256: str = MNIST_SHA256
     return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
 
 
+def check_mnist(path: Path | str = DATA_PATH, expected_sha256: str = MNIST_SHA256) -> tuple[int, int]:
+    """Check the MNIST file (present, checksum right) and return (training images, test images), reading only the
+    labels: a page that shows the dataset's figures need not decompress 55 MB of pixels. Raises DatasetError."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"The MNIST file {path} is missing. {_RESTORE_HINT}")
+    _verify_checksum(path, expected_sha256)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return len(archive["y_train"]), len(archive["y_test"])
+    except (OSError, ValueError, KeyError) as error:
+        raise DatasetError(f"The MNIST file {path} could not be read ({error}). {_RESTORE_HINT}") from error
+
+
 def class_counts(labels: np.ndarray) -> np.ndarray:
     """How many images of each digit: (10,) int64."""
     return np.bincount(labels.astype(np.int64), minlength=NUM_CLASSES)

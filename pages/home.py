@@ -12,10 +12,10 @@ st.markdown(
     "Shipped models make every page work before you train anything."
 )
 
-(x_train, y_train), (x_test, y_test) = ui.mnist()
+train_count, test_count = ui.mnist_sizes()
 columns = st.columns(4)
-columns[0].metric("Training images", f"{len(y_train):,}")
-columns[1].metric("Test images", f"{len(y_test):,}")
+columns[0].metric("Training images", f"{train_count:,}")
+columns[1].metric("Test images", f"{test_count:,}")
 columns[2].metric("Image size", f"{IMAGE_SIZE} x {IMAGE_SIZE}", help="grey levels 0 (background) to 255 (ink)")
 columns[3].metric("Classes", NUM_CLASSES, help="the digits 0 to 9")
 

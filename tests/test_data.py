@@ -59,6 +59,18 @@ def test_a_damaged_copy_is_refused_with_a_restore_hint(tmp_path, position):
     assert "git checkout" in message
 
 
+def test_check_mnist_gives_the_split_sizes_and_refuses_a_missing_or_damaged_file(tmp_path):
+    assert data.check_mnist() == (60_000, 10_000)
+    with pytest.raises(DatasetError, match="missing"):
+        data.check_mnist(tmp_path / "mnist.npz")
+    damaged = tmp_path / "damaged.npz"
+    content = bytearray(DATA_PATH.read_bytes())
+    content[5_000_000] ^= 0x01
+    damaged.write_bytes(bytes(content))
+    with pytest.raises(DatasetError, match="damaged"):
+        data.check_mnist(damaged)
+
+
 def test_a_file_damaged_after_a_good_load_is_checked_again(tmp_path):
     copy = tmp_path / "mnist.npz"
     shutil.copyfile(DATA_PATH, copy)

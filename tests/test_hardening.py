@@ -519,7 +519,7 @@ def test_an_exception_inside_training_is_shown_on_the_train_page_and_a_new_start
 @pytest.mark.parametrize("problem", ["missing", "damaged"])
 def test_a_missing_or_damaged_mnist_file_is_a_message_with_the_fix_on_every_page(app, tmp_path, problem):
     import ui
-    from mnist_core.data import load_mnist
+    from mnist_core.data import check_mnist, load_mnist
 
     broken = tmp_path / "mnist.npz"
     if problem == "damaged":
@@ -528,8 +528,9 @@ def test_a_missing_or_damaged_mnist_file_is_a_message_with_the_fix_on_every_page
         broken.write_bytes(bytes(content))
     # The real loader on a broken file, so the page shows exactly what a visitor would see. Restored by hand, not
     # by monkeypatch: the store fixture's teardown needs the real data before monkeypatch would undo this.
-    real_load_mnist = ui.load_mnist
+    real_load_mnist, real_check_mnist = ui.load_mnist, ui.check_mnist
     ui.load_mnist = lambda: load_mnist(broken)
+    ui.check_mnist = lambda: check_mnist(broken)
     ui._mnist_cached.clear()
     try:
         at = app(model="cnn")
@@ -546,5 +547,5 @@ def test_a_missing_or_damaged_mnist_file_is_a_message_with_the_fix_on_every_page
                 assert errors[0].startswith("**The MNIST data could not be loaded.**"), page
             assert not at.sidebar.error
     finally:
-        ui.load_mnist = real_load_mnist
+        ui.load_mnist, ui.check_mnist = real_load_mnist, real_check_mnist
         ui._mnist_cached.clear()

@@ -784,7 +784,8 @@ def test_a_broken_model_is_listed_as_broken_and_can_be_deleted(app, store):
 
 
 def test_a_missing_mnist_file_is_a_message_on_each_page_not_a_traceback(app):
-    """Only ui.load_mnist is replaced (data.py's own checks are mnist_core's tests); the pages must cope."""
+    """Only ui's loaders (load_mnist, check_mnist) are replaced (data.py's own checks are mnist_core's tests); the
+    pages must cope."""
     import ui
     from mnist_core.data import DatasetError
 
@@ -792,8 +793,8 @@ def test_a_missing_mnist_file_is_a_message_on_each_page_not_a_traceback(app):
         raise DatasetError("The MNIST file data/mnist.npz is missing. Restore it with `git checkout`.")
 
     # ui caches the arrays for the whole process: empty the cache on the way in and out.
-    load_mnist = ui.load_mnist
-    ui.load_mnist = missing
+    load_mnist, check_mnist = ui.load_mnist, ui.check_mnist
+    ui.load_mnist = ui.check_mnist = missing
     ui._mnist_cached.clear()
     try:
         at = app(model="cnn")
@@ -813,5 +814,5 @@ def test_a_missing_mnist_file_is_a_message_on_each_page_not_a_traceback(app):
                 assert errors == ["**The MNIST data could not be loaded.** The MNIST file data/mnist.npz is missing. "
                                   "Restore it with `git checkout`."], page
     finally:
-        ui.load_mnist = load_mnist
+        ui.load_mnist, ui.check_mnist = load_mnist, check_mnist
         ui._mnist_cached.clear()
