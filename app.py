@@ -24,5 +24,6 @@ navigation = st.navigation(
 with st.sidebar:
     ui.active_model_selector()
     ui.sidebar_training_status()
+    ui.sync_visitor_cookie()  # a new visitor's token into the browser, so a reload is the same visitor
 
 navigation.run()

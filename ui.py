@@ -6,7 +6,6 @@ Everything here is glue between Streamlit and mnist_core; no page logic, no mode
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import streamlit as st
@@ -93,26 +92,71 @@ def store_dir() -> Path:
     return models_dir()
 
 
-def visitor() -> str:
-    """A short name for this browser session, shown to others when it trains."""
+@st.cache_resource
+def limits():
+    """The server's Limits, read once from st.secrets and the environment (mnist_core.limits)."""
+    from mnist_core.limits import Limits
+
+    try:
+        secrets = st.secrets.to_dict()
+    except FileNotFoundError:  # no secrets.toml: the defaults and the environment
+        secrets = {}
+    return Limits.from_sources(secrets, os.environ)
+
+
+def visitor():
+    """Who is using this session: a Visitor from the browser's token cookie, the same across reloads and tabs.
+
+    A browser without the cookie (or with something that is not a token) gets a new token, written into the
+    cookie by widgets.visitor_cookie at the end of this run (see sync_visitor_cookie).
+    """
+    from mnist_core.visitors import COOKIE_NAME, checked_token, new_token, visitor_from_token
+
     if "visitor" not in st.session_state:
-        st.session_state.visitor = f"visitor-{uuid.uuid4().hex[:4]}"
+        token = checked_token(st.context.cookies.get(COOKIE_NAME))
+        if token is None:
+            token = new_token()
+            st.session_state.visitor_token_to_keep = token
+        st.session_state.visitor = visitor_from_token(token)
+    if st.session_state.get("visitor_admin"):
+        return st.session_state.visitor.as_admin()
     return st.session_state.visitor
 
 
+def sync_visitor_cookie() -> None:
+    """Write a new visitor's token into the browser (app.py calls this once per run)."""
+    from widgets.visitor_cookie import keep_token
+
+    visitor()
+    token = st.session_state.get("visitor_token_to_keep")
+    if token is not None:
+        keep_token(token)
+
+
 @st.cache_resource
-def _registry(directory: str):
-    from mnist_core.jobs import JobRegistry
+def _scheduler(directory: str):
+    from mnist_core.jobs import LocalRunner, Scheduler
 
-    # No data here: a job loads MNIST itself when it starts, so opening the Train page (or the sidebar status of
-    # any page) does not decompress 55 MB of pixels first.
-    return JobRegistry(Path(directory))
+    # One queue per server process (and per store, which tests change). Training runs in worker processes; no
+    # data here: a worker loads MNIST itself, so opening the Train page does not decompress 55 MB of pixels.
+    settings = limits()
+    runner = LocalRunner(slots=settings.training_slots, idle_seconds=settings.worker_idle_s,
+                         memory_limit_mb=settings.worker_memory_mb)
+    return Scheduler(runner, Path(directory), settings)
 
 
-def registry():
-    """The process-wide training registry: one job at a time for every session of this server."""
+def scheduler():
+    """The process-wide training queue, shared by every session of this server."""
     mnist_sizes()  # surfaces a data problem as a page message before a job would meet it
-    return _registry(str(store_dir()))
+    return _scheduler(str(store_dir()))
+
+
+def literal(text: str) -> str:
+    """`text` as a Markdown code span: what a visitor named (a model called www.example.com) is shown as typed,
+    never as a link, emphasis or HTML."""
+    text = str(text).replace("\n", " ")
+    fence = "``" if "`" in text else "`"
+    return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
 
 
 def models() -> list[ModelEntry]:
@@ -201,30 +245,51 @@ def progress_text(snapshot) -> str:
 
 
 def job_outcome(snapshot) -> tuple[str, str]:
-    """(kind, message) for a finished job: kind is 'success', 'warning' or 'error'."""
+    """(kind, message) for an ended job: kind is 'success', 'warning' or 'error'."""
     from mnist_core.jobs import JobStatus
 
     accuracy = f", test accuracy {snapshot.test_accuracy:.2%}" if snapshot.test_accuracy is not None else ""
     if snapshot.status == JobStatus.FINISHED:
-        return "success", f"Training finished: saved as **{snapshot.saved_name}**{accuracy}."
+        return "success", f"Training finished: saved as {literal(snapshot.saved_name)}{accuracy}."
     if snapshot.status == JobStatus.STOPPED:
         if snapshot.saved_name:
-            return "warning", f"Training stopped: the model so far is saved as **{snapshot.saved_name}**{accuracy}."
+            return "warning", (f"Training stopped: the model so far is saved as {literal(snapshot.saved_name)}"
+                               f"{accuracy}.")
         return "warning", f"Training stopped. {snapshot.error or ''}"
+    if snapshot.status == JobStatus.CANCELLED:
+        return "warning", f"Training {literal(snapshot.model_name)} cancelled. {snapshot.error or ''}"
     return "error", f"Training failed: {snapshot.error}"
+
+
+def watched_job(scheduler, who):
+    """The job a visitor's pages show: their own latest (queued, running or ended), else someone's running job."""
+    own = scheduler.latest_for(who)
+    if own is not None:
+        return own
+    running = scheduler.running()
+    return running[0] if running else None
 
 
 @st.fragment(run_every=POLL_SECONDS * 2)
 def sidebar_training_status() -> None:
-    """A small live view of the current job in the sidebar of every page."""
-    job = _registry(str(store_dir())).current()  # not registry(): a data problem is the page's to show
+    """A compact live line of the training queue in the sidebar of every page: yours first, else what runs."""
+    queue = _scheduler(str(store_dir()))  # not scheduler(): a data problem is the page's to show
+    who = visitor()
+    job = watched_job(queue, who)
+    waiting = len(queue.queued())
     if job is None:
         return
     snapshot = job.snapshot()
+    mine = who.owns(snapshot.owner_id)
     if snapshot.active:
-        mine = " (yours)" if snapshot.owner == visitor() else f" by {snapshot.owner}"
-        st.caption(f"Training **{snapshot.model_name}**{mine}")
+        by = " (yours)" if mine else f" by {snapshot.owner}"
+        st.caption(f"Training {literal(snapshot.model_name)}{by}" + (f" · {waiting} waiting" if waiting else ""))
         st.progress(snapshot.fraction_done, text=progress_text(snapshot))
-    elif snapshot.owner == visitor():
+    elif snapshot.queued and mine:
+        entry = next((entry for entry in queue.queue_view() if entry.snapshot.job_id == snapshot.job_id), None)
+        if entry is not None:
+            st.caption(f"Your training {literal(snapshot.model_name)} is number {entry.position} in the queue, "
+                       f"starts in about {format_duration(entry.starts_in_seconds)}.")
+    elif mine:
         kind, message = job_outcome(snapshot)
         st.caption(message)

@@ -67,7 +67,8 @@ class ModelInfo:
     command: str | None = None  # the CLI command that made it, for shipped models
     shipped: bool = False
     stopped: bool = False  # training was stopped before its last epoch
-    owner: str = ""
+    owner: str = ""  # the shown name of the visitor who trained it
+    owner_id: str = ""  # that visitor's id (mnist_core.visitors): who may delete it; "" for shipped and older models
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -90,7 +91,7 @@ class ModelInfo:
         # A hand edit like "shipped": "false" would otherwise read as true, and a text where a number belongs
         # would break the pages that draw the metadata.
         expected_types = {
-            "name": str, "architecture": str, "created": str, "owner": str, "versions": dict,
+            "name": str, "architecture": str, "created": str, "owner": str, "owner_id": str, "versions": dict,
             "shipped": bool, "stopped": bool,
         }
         for name, kind in expected_types.items():

@@ -8,7 +8,7 @@ import ui
 from mnist_core import plots
 from mnist_core.architectures import ARCHITECTURES, PRECISIONS, recorded_summary
 from mnist_core.hardware import native_bfloat16
-from mnist_core.jobs import TrainingBusyError
+from mnist_core.jobs import JobRefused, JobStatus
 from mnist_core.store import StoreError, validate_name
 from mnist_core.training import (
     BATCH_SIZES,
@@ -136,63 +136,115 @@ def settings_sidebar() -> tuple[TrainConfig | None, str]:
 
 
 def start(config: TrainConfig, name: str) -> None:
+    queue = ui.scheduler()
     try:
-        ui.registry().start(config, name, owner=ui.visitor())
-    except TrainingBusyError as busy:
-        st.session_state.train_busy_message = str(busy)
-    except (ConfigError, StoreError) as error:
-        st.session_state.train_busy_message = str(error)
-    else:
-        st.session_state.pop("train_busy_message", None)
+        job = queue.submit(config, name, ui.visitor())
+    except (JobRefused, ConfigError, StoreError) as error:
+        st.toast(str(error), icon=":material/block:")  # a refusal is news once, not a box that stays
+        return
+    if job.status == JobStatus.QUEUED:
+        st.toast("Your training is in the queue: it starts by itself when the one running ends.",
+                 icon=":material/hourglass_top:")
+
+
+def stop_or_cancel(job_id: str) -> None:
+    try:
+        ui.scheduler().stop(job_id, ui.visitor())
+    except JobRefused as error:
+        st.toast(str(error), icon=":material/block:")
+
+
+def try_the_model(name: str) -> None:
+    st.session_state[ui.ACTIVE_MODEL_KEY] = name
 
 
 ui.page_header(
     "Train",
     "Training runs on the server in the background: switch pages or close the tab and it carries on; "
-    "when it ends the model is saved and appears on the Draw and Models pages."
+    "when it ends the model is saved and appears on the Draw and Models pages. When someone else is training, "
+    "yours waits in a queue and starts by itself.",
 )
 
 config, model_name = settings_sidebar()
-registry = ui.registry()
-job = registry.current()
-running = job is not None and not job.done
+queue = ui.scheduler()
+queue.warm_up()  # a worker imports TensorFlow now, so Start does not wait for it
+who = ui.visitor()
+mine = queue.latest_for(who)
+mine_pending = mine is not None and not mine.done
 
 buttons = st.columns([1, 1, 4])
-if buttons[0].button("Start training", type="primary", icon=":material/play_arrow:", disabled=config is None,
-                     help="One training job runs at a time on this server."):
-    start(config, model_name)
-    st.rerun()
-stop_disabled = not running or job.owner != ui.visitor()
-if buttons[1].button("Stop training", icon=":material/stop:", disabled=stop_disabled,
-                     help="Ends training at the next batch; the model so far is saved."):
-    job.stop()
+buttons[0].button(
+    "Start training", type="primary", icon=":material/play_arrow:", disabled=config is None or mine_pending,
+    on_click=start, args=(config, model_name),
+    help="Starts now if no training is running, else waits in the queue; one training per person at a time.",
+)
+buttons[1].button(
+    "Cancel" if mine_pending and mine.status == JobStatus.QUEUED else "Stop training",
+    icon=":material/stop:", disabled=not mine_pending,
+    on_click=stop_or_cancel, args=(mine.job_id if mine_pending else "",),
+    help="Stop: training ends at the next batch and the model so far is saved. Cancel: leave the queue.",
+)
 
-if message := st.session_state.get("train_busy_message"):
-    st.warning(message, icon=":material/hourglass_top:")
+
+def describe(config: TrainConfig) -> str:
+    return (f"{config.architecture}, {config.epochs} epoch{'s' if config.epochs != 1 else ''}, "
+            f"{config.train_size:,} images, batch {config.batch_size}")
+
+
+@st.fragment(run_every=ui.POLL_SECONDS)
+def queue_view() -> None:
+    entries = ui.scheduler().queue_view()
+    if not entries:
+        return
+    own = next((entry for entry in entries if who.owns(entry.snapshot.owner_id)), None)
+    if own is not None:
+        st.info(f"Your training {ui.literal(own.snapshot.model_name)} is number {own.position} in the queue: it "
+                f"starts in about {ui.format_duration(own.starts_in_seconds)}, by itself, even if you leave.",
+                icon=":material/hourglass_top:")
+    st.markdown(f"**Queue** ({len(entries)} waiting)")
+    st.dataframe(
+        [{"#": entry.position, "model": entry.snapshot.model_name,
+          "by": "you" if who.owns(entry.snapshot.owner_id) else entry.snapshot.owner,
+          "settings": describe(entry.snapshot.config),
+          "starts in about": ui.format_duration(entry.starts_in_seconds)} for entry in entries],
+        hide_index=True, width="stretch",
+    )
 
 
 @st.fragment(run_every=ui.POLL_SECONDS)
 def live_view() -> None:
-    current = ui.registry().current()
+    queue = ui.scheduler()
+    current = ui.watched_job(queue, who)
+    if current is not None and current.status == JobStatus.QUEUED:  # yours waits (the queue view says where):
+        running = queue.running()  # watch the one that runs
+        current = running[0] if running else None
+    own = queue.latest_for(who)
+    # When your job moves on (starts, ends), rerun the whole page: Start/Stop/Cancel and the sidebar change.
+    seen = (own.job_id, own.status) if own is not None else None
+    if st.session_state.get("train_seen_state", seen) != seen:
+        st.session_state.train_seen_state = seen
+        st.rerun(scope="app")
+    st.session_state.train_seen_state = seen
     if current is None:
-        st.info("No training yet. Pick settings in the sidebar (or a preset) and press **Start training**.")
+        if own is None:
+            st.info("No training yet. Pick settings in the sidebar (or a preset) and press **Start training**.")
         return
     snapshot = current.snapshot()
-    owner = "you" if snapshot.owner == ui.visitor() else snapshot.owner
-    st.markdown(f"**{snapshot.model_name}** · {snapshot.config.architecture} · started by {owner} · "
+    owner = "you" if who.owns(snapshot.owner_id) else snapshot.owner
+    st.markdown(f"{ui.literal(snapshot.model_name)} · {snapshot.config.architecture} · started by {owner} · "
                 f"{ui.format_duration(snapshot.elapsed_seconds)} elapsed")
     if snapshot.active:
         label = "Stopping at the next batch..." if snapshot.stop_requested else ui.progress_text(snapshot)
-        if snapshot.status.value == "saving":
+        if snapshot.status == JobStatus.SAVING:
             label = "Evaluating on the test set and saving..."
         st.progress(snapshot.fraction_done, text=label)
     else:
         kind, message = ui.job_outcome(snapshot)
         getattr(st, kind)(message)
-        # The first time this session sees the job end, rerun the whole page so the sidebar lists the new model.
-        if st.session_state.get("train_seen_end") != snapshot.job_id:
-            st.session_state.train_seen_end = snapshot.job_id
-            st.rerun(scope="app")
+        if snapshot.saved_name and who.owns(snapshot.owner_id):
+            if st.button("Try it on the Draw page", icon=":material/draw:", on_click=try_the_model,
+                         args=(snapshot.saved_name,)):
+                st.switch_page("pages/draw.py")
 
     latest = snapshot.latest
     if latest is not None:
@@ -210,4 +262,5 @@ def live_view() -> None:
         st.plotly_chart(plots.training_curves(snapshot.epochs), width="stretch", key="epoch_curves")
 
 
+queue_view()
 live_view()

@@ -57,13 +57,14 @@ HOLD_TIMEOUT_S = 120  # only reached when a test forgets to stop the held run
 
 @pytest.fixture
 def hold_training(monkeypatch):
-    """Make jobs' training of the configs in the returned set pause after their third batch until stopped.
+    """Make run_job's training (in this process) of the configs in the returned set pause after their third batch
+    until stopped.
 
     A run that cannot end by itself, however fast this machine trains: tests of stopping, busy registries and
     the like must not count on a job being slow enough to still run when they act (issue 16). Everything else
     about the run is real: the pause sits in the progress callback, which is where a Stop is noticed.
     """
-    import mnist_core.jobs as jobs
+    import mnist_core.jobs.work as jobs
     from mnist_core.training import BatchEvent
 
     held = set()
@@ -81,3 +82,50 @@ def hold_training(monkeypatch):
 
     monkeypatch.setattr(jobs, "train", train_until_stopped)
     return held
+
+
+class InProcessRunner:
+    """A Runner (mnist_core/jobs/runner.py) that runs each job's real work in a thread of this process, so a test
+    can reach into training with monkeypatch (the app's LocalRunner runs it in worker processes)."""
+
+    def __init__(self, mnist=None, slots: int = 1):
+        self.mnist = mnist
+        self.slots = slots
+
+    def run(self, job, on_end):
+        import threading
+
+        from mnist_core.jobs import run_job
+        from mnist_core.jobs.work import SAVING
+
+        stop = threading.Event()
+
+        def report(event):
+            if event == SAVING:
+                job.mark_saving()
+            else:
+                job.record(event)
+
+        def work():
+            job.end(run_job(job.spec, report, stop, mnist=self.mnist))
+            on_end(job)
+
+        threading.Thread(target=work, name=f"job-{job.job_id}", daemon=True).start()
+
+        class Handle:
+            def stop(self):
+                stop.set()
+
+            def cancel(self):
+                stop.set()
+
+        return Handle()
+
+    def warm_up(self):
+        pass
+
+    def describe(self):
+        return "threads of the test process"
+
+    def shutdown(self):
+        pass

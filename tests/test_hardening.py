@@ -5,10 +5,10 @@ Already proven elsewhere (and not repeated here):
 - decoding each bad kind of file in the core: tests/test_preprocess.py (test_decode_*), and the hypothesis fuzz of
   to_mnist over uint8/float arrays: test_any_array_gives_a_valid_image_or_a_value_error;
 - unsafe model names, kill during save, broken listing, Lambda refused by load_model: tests/test_store.py;
-- a second session is told training is busy, the owner stops it, broken models deleted from the Models page,
+- a second session queues behind the first, the owner stops it, broken models deleted from the Models page,
   a missing MNIST file on every page, UI bounds of the training settings: tests/test_pages.py;
-- TrainConfig's errors: tests/test_training.py; stop before the first batch, failure frees the registry:
-  tests/test_jobs.py. Browser load and a closed tab: tests/e2e/test_load.py.
+- TrainConfig's errors: tests/test_training.py; stop before the first batch, a failure frees the queue, a worker
+  that dies: tests/test_jobs.py. Browser load and a closed tab: tests/e2e/test_load.py.
 
 The page tests reuse tests/test_pages.py's fixtures (a scratch store per test, one AppTest per browser session).
 """
@@ -29,10 +29,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image, ImageDraw
 
-import mnist_core.jobs as jobs
+import mnist_core.jobs.work as jobs
 import mnist_core.training as training
+from conftest import InProcessRunner
 from mnist_core.constants import DATA_PATH, IMAGE_SIZE
-from mnist_core.jobs import JobRegistry, JobStatus
+from mnist_core.jobs import JobStatus, Scheduler
+from mnist_core.visitors import Visitor
 from mnist_core.preprocess import MAX_PIXELS, UnreadableImageError, decode_upload, preprocess_steps, to_mnist
 from mnist_core.store import list_models, load_model, read_info
 from mnist_core.training import BatchEvent, TrainConfig
@@ -339,7 +341,7 @@ def test_training_under_a_shipped_models_name_never_overwrites_it(app, store):
     at.run()
     assert_ran_cleanly(at)
     wait_until(at, lambda at: has_message(at.success, "Training finished"), "the run named like a shipped model")
-    assert texts(at.success)[0].startswith("Training finished: saved as **cnn-2**")
+    assert texts(at.success)[0].startswith("Training finished: saved as `cnn-2`")
     assert {path.name: path.read_bytes() for path in sorted(store.glob("cnn.*"))} == shipped_files
     assert read_info("cnn-2", store).architecture == "mlp" and not read_info("cnn-2", store).shipped
 
@@ -368,8 +370,13 @@ def test_out_of_range_settings_from_a_tampered_browser_are_held_to_the_bounds(ap
     assert not at.sidebar.error and not by_label(at.button, "Start training").disabled
 
 
-def registry_in(tmp_path, mnist) -> JobRegistry:
-    return JobRegistry(models_dir=tmp_path, mnist=mnist)
+ALICE = Visitor("a11ce000a11ce000", "visitor-a11c")
+BOB = Visitor("b0b00000b0b00000", "visitor-b0b0")
+
+
+def queue_in(tmp_path, mnist) -> Scheduler:
+    """A training queue whose jobs run their real work in threads of this process, so tests can reach into it."""
+    return Scheduler(InProcessRunner(mnist), tmp_path)
 
 
 def saved_state(models_dir: Path, name: str) -> dict:
@@ -381,25 +388,27 @@ def saved_state(models_dir: Path, name: str) -> dict:
     return info
 
 
-def assert_registry_takes_a_new_job(registry: JobRegistry) -> None:
-    job = registry.start(QUICK, "next", owner="bob")
+def assert_queue_takes_a_new_job(queue: Scheduler) -> None:
+    job = queue.submit(QUICK, "next", BOB)
     assert job.wait(WAIT) and job.snapshot().status == JobStatus.FINISHED
 
 
 def test_stop_at_the_first_batch_saves_a_consistent_model(tmp_path, mnist, monkeypatch):
-    registry = registry_in(tmp_path, mnist)
+    queue = queue_in(tmp_path, mnist)
     real_train = jobs.train
+    started = []
 
     def train_and_stop_after_the_first_batch(config, on_event=None, stop_event=None, mnist=None):
         def on_event_then_stop(event):
             on_event(event)
             if isinstance(event, BatchEvent) and (event.epoch, event.step) == (1, 1):
-                registry.stop()  # what the Stop button does, while the first batch is being reported
+                queue.stop(started[0].job_id, ALICE)  # the Stop button, while the first batch is being reported
 
         return real_train(config, on_event=on_event_then_stop, stop_event=stop_event, mnist=mnist)
 
     monkeypatch.setattr(jobs, "train", train_and_stop_after_the_first_batch)
-    job = registry.start(TINY, "first-batch", owner="alice")
+    started.append(queue.submit(TINY, "first-batch", ALICE))
+    job = started[0]
     assert job.wait(WAIT)
     snapshot = job.snapshot()
     assert snapshot.status == JobStatus.STOPPED and snapshot.error is None
@@ -409,17 +418,18 @@ def test_stop_at_the_first_batch_saves_a_consistent_model(tmp_path, mnist, monke
     assert [(epoch["epoch"], epoch["complete"], epoch["val_accuracy"]) for epoch in info["history"]] == [(1, False, None)]
 
     monkeypatch.setattr(jobs, "train", real_train)
-    assert_registry_takes_a_new_job(registry)
+    assert_queue_takes_a_new_job(queue)
 
 
 def test_stop_during_validation_keeps_no_metrics_of_the_cut_validation(tmp_path, mnist, monkeypatch):
     import tensorflow as tf
 
-    registry = registry_in(tmp_path, mnist)
+    queue = queue_in(tmp_path, mnist)
+    started = []
 
     def eval_dataset_that_presses_stop(x, y, batch_size=1000):
         def batches():
-            registry.stop()  # validation has just asked for its first batch
+            queue.stop(started[0].job_id, ALICE)  # validation has just asked for its first batch
             for start in range(0, len(y), batch_size):
                 yield x[start : start + batch_size], y[start : start + batch_size]
 
@@ -429,7 +439,8 @@ def test_stop_during_validation_keeps_no_metrics_of_the_cut_validation(tmp_path,
         )
 
     monkeypatch.setattr(training, "make_eval_dataset", eval_dataset_that_presses_stop)
-    job = registry.start(TINY, "mid-validation", owner="alice")
+    started.append(queue.submit(TINY, "mid-validation", ALICE))
+    job = started[0]
     assert job.wait(WAIT)
     snapshot = job.snapshot()
     assert snapshot.status == JobStatus.STOPPED and snapshot.error is None
@@ -443,32 +454,33 @@ def test_stop_during_validation_keeps_no_metrics_of_the_cut_validation(tmp_path,
     assert 0.0 < info["test_accuracy"] <= 1.0  # the saved model was still evaluated on the whole test set
 
     monkeypatch.undo()
-    assert_registry_takes_a_new_job(registry)
+    assert_queue_takes_a_new_job(queue)
 
 
 def test_stop_after_the_end_changes_nothing(tmp_path, mnist):
     import ui
 
-    registry = registry_in(tmp_path, mnist)
-    job = registry.start(QUICK, "finished", owner="alice")
+    from mnist_core.jobs import JobRefused
+
+    queue = queue_in(tmp_path, mnist)
+    job = queue.submit(QUICK, "finished", ALICE)
     assert job.wait(WAIT)
     before = job.snapshot()
     assert before.status == JobStatus.FINISHED
     files = {path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in tmp_path.iterdir()}
 
-    registry.stop()
-    job.stop()
-    time.sleep(0.5)
+    with pytest.raises(JobRefused, match="already ended"):
+        queue.stop(job.job_id, ALICE)
     after = job.snapshot()
     assert after.status == JobStatus.FINISHED and after.error is None
     assert (after.saved_name, after.test_accuracy, after.epochs) == (before.saved_name, before.test_accuracy, before.epochs)
     assert ui.job_outcome(after) == ui.job_outcome(before) and ui.job_outcome(after)[0] == "success"
     assert {path.name: (path.read_bytes(), path.stat().st_mtime_ns) for path in tmp_path.iterdir()} == files
-    assert_registry_takes_a_new_job(registry)
+    assert_queue_takes_a_new_job(queue)
 
 
 def test_a_name_taken_while_training_ran_still_saves_the_model_under_the_next_free_name(tmp_path, mnist, monkeypatch):
-    registry = registry_in(tmp_path, mnist)
+    queue = queue_in(tmp_path, mnist)
     real_train = jobs.train
 
     def train_while_another_process_saves_under_that_name(*args, **kwargs):
@@ -477,7 +489,7 @@ def test_a_name_taken_while_training_ran_still_saves_the_model_under_the_next_fr
         return result
 
     monkeypatch.setattr(jobs, "train", train_while_another_process_saves_under_that_name)
-    job = registry.start(QUICK, "contested", owner="alice")  # the name is free when the job starts
+    job = queue.submit(QUICK, "contested", ALICE)  # the name is free when the job starts
     assert job.wait(WAIT)
     snapshot = job.snapshot()
     assert snapshot.status == JobStatus.FINISHED, snapshot.error
@@ -486,30 +498,36 @@ def test_a_name_taken_while_training_ran_still_saves_the_model_under_the_next_fr
     assert load_model("contested-2", tmp_path).count_params() == read_info("contested-2", tmp_path).parameters
 
 
-def test_an_exception_inside_training_is_shown_on_the_train_page_and_a_new_start_works(app, store, monkeypatch):
+def test_a_worker_killed_mid_training_is_shown_on_the_train_page_and_a_new_start_works(app, store):
+    """What the kernel's out-of-memory killer does to a training worker: the job fails with a plain message on
+    the page, nothing half-saved, and the next Start gets a fresh worker."""
+    import os
+    import signal
+
+    import ui
+
     at = open_page(app(model="cnn"), "train")
-    configure_training(at, "mlp", epochs=1, train_size=100, name="oom-victim")
-    real_train = jobs.train
-
-    def out_of_memory(*args, **kwargs):
-        raise MemoryError("simulated out of memory")
-
-    monkeypatch.setattr(jobs, "train", out_of_memory)
+    configure_training(at, "mlp", epochs=50, train_size=60_000, name="oom-victim")  # cannot end by itself
     by_label(at.button, "Start training").click()
     at.run()
     assert_ran_cleanly(at)
+    queue = ui._scheduler(str(store))
+    [job] = queue.running()
+    wait_until(at, lambda at: job.snapshot().latest is not None, "the first training batch")
+    for pid in queue.runner.worker_pids():
+        os.kill(pid, signal.SIGKILL)
     wait_until(at, lambda at: has_message(at.main.error, "Training failed"), "the failure to show")
-    assert texts(at.main.error) == ["Training failed: MemoryError: simulated out of memory"]
+    [error] = texts(at.main.error)
+    assert "killed" in error and "memory" in error and "Traceback" not in error
     assert not list(store.glob("oom-victim*"))
     assert by_label(at.button, "Stop training").disabled and not by_label(at.button, "Start training").disabled
 
-    monkeypatch.setattr(jobs, "train", real_train)
+    configure_training(at, "mlp", epochs=1, train_size=100, name="after-the-crash")
     by_label(at.button, "Start training").click()
     at.run()
     assert_ran_cleanly(at)
-    assert not at.main.warning, texts(at.main.warning)  # not "Training is busy": the registry recovered
     wait_until(at, lambda at: has_message(at.success, "Training finished"), "the run after the failure")
-    assert texts(at.success)[0].startswith("Training finished: saved as **oom-victim**")
+    assert texts(at.success)[0].startswith("Training finished: saved as `after-the-crash`")
     assert not at.main.error
 
 

@@ -1,19 +1,41 @@
-"""mnist_core.jobs: background training that finishes, stops, fails and queues like a person expects."""
+"""mnist_core.jobs: the queue (ordering, cancel, stop, owners, limits, estimates) with a stand-in runner, and the
+local runner's worker processes for real (a job trains and saves, Stop keeps the model, a dying worker fails its
+job alone, idle workers leave)."""
 
 import json
 import time
 
 import pytest
 
-import mnist_core.jobs as jobs
-from mnist_core.jobs import MAX_BATCH_POINTS, JobRegistry, JobStatus, TrainingBusyError, TrainingJob
+from mnist_core.jobs import (
+    MAX_BATCH_POINTS,
+    AlreadyQueuedError,
+    Job,
+    JobOutcome,
+    JobRefused,
+    JobSpec,
+    JobStatus,
+    LocalRunner,
+    NotYoursError,
+    QueueFullError,
+    QuotaError,
+    Scheduler,
+    run_job,
+)
+from mnist_core.limits import Limits
 from mnist_core.store import list_models, load_model
 from mnist_core.training import BatchEvent, EpochEvent, TrainConfig
+from mnist_core.visitors import Visitor
 
 TINY = TrainConfig(architecture="mlp", epochs=1, batch_size=32, train_size=300)
-# Held after its third batch until the test stops it (conftest's hold_training): never done before the test acts.
-LONG = TrainConfig(architecture="mlp", epochs=5, batch_size=16, train_size=2000)
-WAIT = 120  # seconds; generous for a busy machine, only reached when something hangs
+# As long as the app allows: never done before the test stops it, however fast this machine trains.
+ENDLESS = TrainConfig(architecture="mlp", epochs=50, batch_size=16, train_size=60_000)
+WAIT = 180  # seconds; generous for a busy machine, only reached when something hangs
+
+ALICE = Visitor("a11ce000a11ce000", "visitor-a11c")
+BOB = Visitor("b0b00000b0b00000", "visitor-b0b0")
+CAROL = Visitor("ca401000ca401000", "visitor-ca40")
+TEACHER = Visitor("7eac4e407eac4e40", "visitor-7eac", admin=True)
 
 
 def wait_for(condition, timeout=WAIT):
@@ -24,98 +46,209 @@ def wait_for(condition, timeout=WAIT):
         time.sleep(0.05)
 
 
-def test_a_job_finishes_and_saves_its_model(tmp_path, small_mnist):
-    job = TrainingJob(TINY, "tiny", owner="alice", models_dir=tmp_path, mnist=small_mnist).start()
-    assert job.wait(WAIT)
-    snapshot = job.snapshot()
-    assert snapshot.status == JobStatus.FINISHED and snapshot.error is None and not snapshot.active
-    assert snapshot.saved_name == "tiny" and snapshot.owner == "alice"
-    assert snapshot.fraction_done == 1.0 and not snapshot.stop_requested
-    steps = -(-300 // 32)
-    assert len(snapshot.batches) == steps and snapshot.latest is snapshot.batches[-1]
-    assert snapshot.latest.step == steps
-    assert [epoch.epoch for epoch in snapshot.epochs] == [1]
-    assert 0.3 < snapshot.test_accuracy <= 1
-
-    recorded = json.loads((tmp_path / "tiny.json").read_text())
-    assert recorded["test_accuracy"] == snapshot.test_accuracy
-    assert recorded["owner"] == "alice" and recorded["stopped"] is False
-    assert recorded["config"] == TINY.to_dict() and len(recorded["history"]) == 1
-    assert [entry.name for entry in list_models(tmp_path)] == ["tiny"]
-    assert load_model("tiny", tmp_path).count_params() == recorded["parameters"]
+# --- the queue, with a runner the test drives -------------------------------------------------------------------
 
 
-def test_stop_mid_run_still_saves_what_was_trained(tmp_path, small_mnist, hold_training):
-    hold_training.add(LONG)
-    job = TrainingJob(LONG, "stopped", models_dir=tmp_path, mnist=small_mnist).start()
-    wait_for(lambda: len(job.snapshot().batches) >= 3)
-    job.stop()
-    assert job.wait(WAIT)
-    snapshot = job.snapshot()
-    assert snapshot.status == JobStatus.STOPPED and snapshot.stop_requested
-    assert snapshot.saved_name == "stopped" and snapshot.test_accuracy is not None
-    assert 0 < snapshot.fraction_done < 1
-    assert len(snapshot.batches) < 125 * 5
-    recorded = json.loads((tmp_path / "stopped.json").read_text())
-    assert recorded["stopped"] is True and recorded["history"][-1]["complete"] is False
+class StandInRunner:
+    """Starts nothing: the test ends jobs when it likes (`finish`), as a real runner would report."""
+
+    def __init__(self, slots: int = 1):
+        self.slots = slots
+        self.started: list[Job] = []
+        self.ends = {}
+        self.stops: list[str] = []
+        self.warm_ups = 0
+
+    def run(self, job, on_end):
+        self.started.append(job)
+        self.ends[job.job_id] = on_end
+        runner = self
+
+        class Handle:
+            def stop(self):
+                runner.stops.append(job.job_id)
+
+            def cancel(self):
+                runner.finish(job, JobStatus.CANCELLED)
+
+        return Handle()
+
+    def finish(self, job, status=JobStatus.FINISHED, error=None):
+        job.end(JobOutcome(status, saved_name=job.spec.model_name if status != JobStatus.FAILED else None,
+                           error=error))
+        self.ends.pop(job.job_id)(job)
+
+    def warm_up(self):
+        self.warm_ups += 1
+
+    def describe(self):
+        return "stand-in"
+
+    def shutdown(self):
+        pass
 
 
-def test_registry_runs_one_job_at_a_time(tmp_path, small_mnist, hold_training):
-    hold_training.add(LONG)
-    registry = JobRegistry(models_dir=tmp_path, mnist=small_mnist)
-    assert registry.current() is None
-    first = registry.start(LONG, "first", owner="alice")
-    try:
-        with pytest.raises(TrainingBusyError) as raised:
-            registry.start(TINY, "second", owner="bob")
-        message = str(raised.value)
-        assert "busy" in message and "alice" in message and "'first'" in message and "watch" in message
-        assert raised.value.snapshot.job_id == first.job_id
-        assert registry.current() is first
-    finally:
-        registry.stop()
-    assert first.wait(WAIT)
-    assert first.snapshot().status == JobStatus.STOPPED
-
-    second = registry.start(TINY, "second", owner="bob")
-    assert second is not first and registry.current() is second
-    assert second.wait(WAIT)
-    assert second.snapshot().status == JobStatus.FINISHED
-    assert (tmp_path / "second.keras").exists()
-    # A name already taken gets a suffix instead of replacing the saved model.
-    third = registry.start(LONG, "second")
-    assert third.model_name == "second-2"
-    third.stop()
-    assert third.wait(WAIT)
+def queue_of(tmp_path, slots=1, **limits) -> tuple[Scheduler, StandInRunner]:
+    runner = StandInRunner(slots)
+    return Scheduler(runner, tmp_path, Limits(**limits)), runner
 
 
-def test_a_failure_inside_training_is_reported_and_frees_the_registry(tmp_path, small_mnist, monkeypatch, capsys):
-    def out_of_memory(*args, **kwargs):
-        raise MemoryError("simulated OOM")
+def test_jobs_start_first_in_first_out_one_at_a_time(tmp_path):
+    queue, runner = queue_of(tmp_path)
+    first = queue.submit(TINY, "first", ALICE)
+    second = queue.submit(TINY, "second", BOB)
+    third = queue.submit(TINY, "third", CAROL)
+    assert first.status == JobStatus.RUNNING and runner.started == [first]
+    assert [entry.snapshot.model_name for entry in queue.queue_view()] == ["second", "third"]
+    assert [entry.position for entry in queue.queue_view()] == [1, 2]
 
-    monkeypatch.setattr(jobs, "train", out_of_memory)
-    registry = JobRegistry(models_dir=tmp_path, mnist=small_mnist)
-    failed = registry.start(TINY, "doomed")
-    assert failed.wait(WAIT)
-    snapshot = failed.snapshot()
-    assert snapshot.status == JobStatus.FAILED and not snapshot.active
-    assert "simulated OOM" in snapshot.error and "MemoryError" in snapshot.error
-    assert snapshot.saved_name is None and list_models(tmp_path) == []
-
-    again = registry.start(TINY, "doomed")  # not busy any more
-    assert again is not failed and again.wait(WAIT)
-    assert again.snapshot().status == JobStatus.FAILED
+    runner.finish(first)
+    assert runner.started == [first, second] and second.status == JobStatus.RUNNING
+    runner.finish(second)
+    assert runner.started == [first, second, third]
+    runner.finish(third)
+    assert queue.queued() == [] and queue.running() == []
+    assert [job.status for job in (first, second, third)] == [JobStatus.FINISHED] * 3
 
 
-def test_stop_before_the_first_batch_saves_nothing(tmp_path, small_mnist):
-    job = TrainingJob(TINY, "never", models_dir=tmp_path, mnist=small_mnist)
-    job.stop()
-    job.start()
-    assert job.wait(WAIT)
-    snapshot = job.snapshot()
-    assert snapshot.status == JobStatus.STOPPED and snapshot.saved_name is None
-    assert "nothing to save" in snapshot.error
-    assert list_models(tmp_path) == []
+def test_a_failed_job_does_not_block_the_next(tmp_path):
+    queue, runner = queue_of(tmp_path)
+    doomed = queue.submit(TINY, "doomed", ALICE)
+    after = queue.submit(TINY, "after", BOB)
+    runner.finish(doomed, JobStatus.FAILED, "MemoryError: simulated")
+    assert doomed.snapshot().error == "MemoryError: simulated"
+    assert after.status == JobStatus.RUNNING and runner.started == [doomed, after]
+
+
+def test_a_runner_that_cannot_start_a_job_fails_it_and_goes_on(tmp_path):
+    queue, runner = queue_of(tmp_path)
+    real_run = runner.run
+    calls = []
+
+    def run_once_broken(job, on_end):
+        calls.append(job)
+        if len(calls) == 1:
+            raise OSError("cannot spawn a process")
+        return real_run(job, on_end)
+
+    runner.run = run_once_broken
+    broken = queue.submit(TINY, "broken", ALICE)
+    assert broken.status == JobStatus.FAILED and "cannot spawn a process" in broken.snapshot().error
+    fine = queue.submit(TINY, "fine", BOB)
+    assert fine.status == JobStatus.RUNNING
+
+
+def test_several_slots_run_several_jobs_and_the_queue_waits_for_a_free_one(tmp_path):
+    queue, runner = queue_of(tmp_path, slots=2)
+    jobs = [queue.submit(TINY, f"job-{index}", visitor) for index, visitor in enumerate([ALICE, BOB, CAROL])]
+    assert [job.status for job in jobs] == [JobStatus.RUNNING, JobStatus.RUNNING, JobStatus.QUEUED]
+    runner.finish(jobs[1])
+    assert jobs[2].status == JobStatus.RUNNING
+
+
+def test_only_the_owner_or_an_admin_stops_or_cancels(tmp_path):
+    queue, runner = queue_of(tmp_path)
+    running = queue.submit(TINY, "alices", ALICE)
+    waiting = queue.submit(TINY, "bobs", BOB)
+    for action in (queue.stop, queue.cancel):
+        with pytest.raises(NotYoursError):
+            action(waiting.job_id, ALICE)
+    with pytest.raises(NotYoursError):
+        queue.stop(running.job_id, BOB)
+    assert runner.stops == [] and waiting.status == JobStatus.QUEUED
+
+    queue.stop(running.job_id, ALICE)
+    assert runner.stops == [running.job_id] and running.stop_requested
+    queue.cancel(waiting.job_id, TEACHER)
+    assert waiting.status == JobStatus.CANCELLED and queue.queued() == []
+    runner.finish(running, JobStatus.STOPPED)
+    assert runner.started == [running]  # the cancelled job never ran
+    with pytest.raises(JobRefused, match="already ended"):
+        queue.cancel(waiting.job_id, BOB)
+
+
+def test_stop_on_a_queued_job_takes_it_out_and_cancel_refuses_a_running_one(tmp_path):
+    queue, runner = queue_of(tmp_path)
+    running = queue.submit(TINY, "running", ALICE)
+    waiting = queue.submit(TINY, "waiting", BOB)
+    queue.stop(waiting.job_id, BOB)
+    assert waiting.status == JobStatus.CANCELLED
+    with pytest.raises(JobRefused, match="no longer waiting"):
+        queue.cancel(running.job_id, ALICE)
+
+
+def test_one_job_per_visitor_at_a_time_and_a_queue_length_limit(tmp_path):
+    queue, runner = queue_of(tmp_path, max_queue=2)
+    mine = queue.submit(TINY, "mine", ALICE)
+    with pytest.raises(AlreadyQueuedError, match="'mine' is still running"):
+        queue.submit(TINY, "again", ALICE)  # a double click queues nothing twice
+    queue.submit(TINY, "bobs", BOB)
+    queue.submit(TINY, "carols", CAROL)
+    with pytest.raises(QueueFullError, match="queue is full"):
+        queue.submit(TINY, "one-more", Visitor("d0000000d0000000", "visitor-d000"))
+    runner.finish(mine)
+    assert queue.submit(TINY, "next", ALICE).status == JobStatus.QUEUED  # Alice's job ended: she may queue again
+
+
+def test_trainings_per_hour_and_the_settings_bounds_come_from_the_limits(tmp_path):
+    now = [1_000_000.0]
+    runner = StandInRunner()
+    queue = Scheduler(runner, tmp_path, Limits(trainings_per_hour=2, max_epochs=5, max_train_size=1000),
+                      clock=lambda: now[0])
+    with pytest.raises(QuotaError, match="at most 5 epochs and 1,000 training images"):
+        queue.submit(TrainConfig(architecture="mlp", epochs=6, train_size=300), "long", ALICE)
+    for name in ("one", "two"):
+        runner.finish(queue.submit(TINY, name, ALICE))
+    with pytest.raises(QuotaError, match="2 trainings in the last hour"):
+        queue.submit(TINY, "three", ALICE)
+    assert queue.submit(TINY, "admins-are-not-counted", TEACHER).status == JobStatus.RUNNING
+    now[0] += 3601
+    runner.finish(queue.running()[0])
+    assert queue.submit(TINY, "three", ALICE).status == JobStatus.RUNNING
+
+
+def test_a_taken_name_gets_a_number_in_the_store_and_in_the_queue(tmp_path):
+    (tmp_path / "my-cnn.keras").write_bytes(b"saved before")
+    queue, runner = queue_of(tmp_path)
+    assert queue.submit(TINY, "my-cnn", ALICE).spec.model_name == "my-cnn-2"
+    assert queue.submit(TINY, "my-cnn", BOB).spec.model_name == "my-cnn-3"
+
+
+def test_queued_positions_and_waits_follow_the_running_jobs_eta_and_the_settings(tmp_path):
+    queue, runner = queue_of(tmp_path)
+    running = queue.submit(TINY, "running", ALICE)
+    running.record(BatchEvent(epoch=1, epochs=1, step=5, steps=10, loss=1.0, accuracy=0.5, images_per_second=1000.0,
+                              elapsed_seconds=5.0, eta_seconds=30.0))
+    second = queue.submit(TrainConfig(architecture="cnn", epochs=2, train_size=15_000), "second", BOB)
+    third = queue.submit(TINY, "third", CAROL)
+    first_wait, second_wait = [entry.starts_in_seconds for entry in queue.queue_view()]
+    assert first_wait > 30.0  # the running job's ETA plus its evaluation and save
+    assert second_wait == pytest.approx(first_wait + queue.estimate_seconds(second.spec.config))
+    assert queue.estimate_seconds(second.spec.config) > queue.estimate_seconds(third.spec.config)
+
+
+def test_measured_speed_replaces_the_default_estimate(tmp_path):
+    queue, runner = queue_of(tmp_path)
+    config = TrainConfig(architecture="cnn", epochs=1, train_size=10_000)
+    before = queue.estimate_seconds(config)
+    job = queue.submit(config, "measured", ALICE)
+    for step in range(1, 11):
+        job.record(BatchEvent(epoch=1, epochs=1, step=step, steps=10, loss=1.0, accuracy=0.5,
+                              images_per_second=500.0, elapsed_seconds=step, eta_seconds=10 - step))
+    runner.finish(job)
+    assert queue.estimate_seconds(config) > before  # 500 img/s measured: far slower than the default
+    assert queue.estimate_seconds(config) == pytest.approx(6.0 + 10_000 / 500.0)
+
+
+def test_latest_for_a_visitor_and_current(tmp_path):
+    queue, runner = queue_of(tmp_path)
+    assert queue.latest_for(ALICE) is None and queue.current() is None
+    alices = queue.submit(TINY, "alices", ALICE)
+    bobs = queue.submit(TINY, "bobs", BOB)
+    assert queue.latest_for(BOB) is bobs and queue.current() is alices
+    runner.finish(alices)
+    assert queue.latest_for(ALICE) is alices and queue.current() is bobs
+    assert queue.get(alices.job_id) is alices and queue.get("nope") is None
 
 
 def fake_batch(number: int, steps: int = 100) -> BatchEvent:
@@ -128,11 +261,11 @@ def fake_batch(number: int, steps: int = 100) -> BatchEvent:
 
 @pytest.mark.parametrize("count", [10, MAX_BATCH_POINTS, MAX_BATCH_POINTS + 1, 2 * MAX_BATCH_POINTS, 3001, 10_007])
 def test_snapshot_thins_long_runs_but_keeps_the_ends(count):
-    job = TrainingJob(TINY, "thin")  # never started: only its progress log is used
+    job = Job(JobSpec(TINY, "thin", "/nowhere"))  # never run: only its progress log is used
     events = [fake_batch(number) for number in range(count)]
     for event in events:
-        job._record(event)
-    job._record(EpochEvent(1, 1000, 0.5, 0.9, 0.4, 0.91, 3.0))
+        job.record(event)
+    job.record(EpochEvent(1, 1000, 0.5, 0.9, 0.4, 0.91, 3.0))
     snapshot = job.snapshot()
     assert len(snapshot.batches) == min(count, MAX_BATCH_POINTS)  # never more points than a chart needs
     assert snapshot.batches[0] == events[0] and snapshot.batches[-1] == events[-1]
@@ -143,3 +276,148 @@ def test_snapshot_thins_long_runs_but_keeps_the_ends(count):
         gaps = [later - earlier for earlier, later in zip(times, times[1:])]
         assert max(gaps) <= 2 * (times[-1] - times[0]) / len(gaps)
     assert len(snapshot.epochs) == 1
+
+
+# --- the work of a job, in this process --------------------------------------------------------------------------
+
+
+def test_run_job_trains_saves_and_records_the_owner(tmp_path, small_mnist):
+    import threading
+
+    events = []
+    spec = JobSpec(TINY, "tiny", str(tmp_path), owner_id=ALICE.id, owner_name=ALICE.name)
+    outcome = run_job(spec, events.append, threading.Event(), mnist=small_mnist)
+    assert outcome.status == JobStatus.FINISHED and outcome.saved_name == "tiny" and outcome.error is None
+    assert 0.3 < outcome.test_accuracy <= 1
+    assert sum(isinstance(event, BatchEvent) for event in events) == -(-300 // 32) and events[-1] == "saving"
+    recorded = json.loads((tmp_path / "tiny.json").read_text())
+    assert (recorded["owner"], recorded["owner_id"]) == (ALICE.name, ALICE.id) and recorded["stopped"] is False
+    assert recorded["config"] == TINY.to_dict() and recorded["test_accuracy"] == outcome.test_accuracy
+    assert load_model("tiny", tmp_path).count_params() == recorded["parameters"]
+
+
+def test_run_job_stopped_before_the_first_batch_saves_nothing(tmp_path, small_mnist):
+    import threading
+
+    stop = threading.Event()
+    stop.set()
+    outcome = run_job(JobSpec(TINY, "never", str(tmp_path)), lambda event: None, stop, mnist=small_mnist)
+    assert outcome.status == JobStatus.STOPPED and outcome.saved_name is None
+    assert "nothing to save" in outcome.error and list_models(tmp_path) == []
+
+
+def test_run_job_reports_a_failure_instead_of_raising(tmp_path, small_mnist, monkeypatch):
+    import threading
+
+    import mnist_core.jobs.work as work
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("simulated OOM")
+
+    monkeypatch.setattr(work, "train", out_of_memory)
+    outcome = run_job(JobSpec(TINY, "doomed", str(tmp_path)), lambda event: None, threading.Event(),
+                      mnist=small_mnist)
+    assert outcome.status == JobStatus.FAILED and outcome.error.startswith("MemoryError: simulated OOM")
+    assert "ran out of memory" in outcome.error
+    assert list_models(tmp_path) == []
+
+
+# --- worker processes, for real ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def local_queue(tmp_path):
+    queues = []
+
+    def make(**options):
+        runner = LocalRunner(**options)
+        queue = Scheduler(runner, tmp_path, Limits(max_jobs_per_visitor=5))
+        queues.append(queue)
+        return queue, runner
+
+    yield make
+    for queue in queues:
+        queue.shutdown()
+
+
+def test_a_job_runs_in_a_worker_process_and_saves_and_the_next_reuses_the_worker(local_queue, tmp_path):
+    queue, runner = local_queue()
+    first = queue.submit(TINY, "first", ALICE)
+    second = queue.submit(TINY, "second", BOB)  # queued behind the first
+    assert second.status == JobStatus.QUEUED
+    assert first.wait(WAIT) and second.wait(WAIT)
+    for job, name in ((first, "first"), (second, "second")):
+        snapshot = job.snapshot()
+        assert snapshot.status == JobStatus.FINISHED, snapshot.error
+        assert snapshot.saved_name == name and 0.3 < snapshot.test_accuracy <= 1
+        assert len(snapshot.batches) == -(-300 // 32) and [epoch.epoch for epoch in snapshot.epochs] == [1]
+    assert sorted(entry.name for entry in list_models(tmp_path)) == ["first", "second"]
+    assert len(runner.worker_pids()) == 1  # the same worker ran both; it waits idle now
+
+
+def test_stop_keeps_the_model_trained_so_far(local_queue, tmp_path):
+    queue, _ = local_queue()
+    job = queue.submit(ENDLESS, "stopped", ALICE)
+    wait_for(lambda: len(job.snapshot().batches) >= 3)
+    queue.stop(job.job_id, ALICE)
+    assert job.wait(WAIT)
+    snapshot = job.snapshot()
+    assert snapshot.status == JobStatus.STOPPED and snapshot.stop_requested and snapshot.saved_name == "stopped"
+    assert 0 < snapshot.fraction_done < 1
+    recorded = json.loads((tmp_path / "stopped.json").read_text())
+    assert recorded["stopped"] is True and recorded["history"][-1]["complete"] is False
+
+
+def test_a_stop_sent_while_the_worker_still_warms_up_is_not_lost(local_queue, tmp_path):
+    queue, _ = local_queue()
+    job = queue.submit(ENDLESS, "early-stop", ALICE)
+    queue.stop(job.job_id, ALICE)  # before the worker has even imported TensorFlow
+    assert job.wait(WAIT)
+    assert job.snapshot().status == JobStatus.STOPPED
+
+
+def test_a_worker_that_dies_fails_its_job_alone_and_the_next_job_gets_a_fresh_worker(local_queue, tmp_path):
+    queue, runner = local_queue()
+    doomed = queue.submit(ENDLESS, "doomed", ALICE)
+    wait_for(lambda: doomed.snapshot().latest is not None)
+    import os
+    import signal
+
+    [pid] = runner.worker_pids()
+    os.kill(pid, signal.SIGKILL)  # what the kernel's out-of-memory killer does
+    assert doomed.wait(WAIT)
+    snapshot = doomed.snapshot()
+    assert snapshot.status == JobStatus.FAILED and "killed" in snapshot.error and "memory" in snapshot.error
+    assert list_models(tmp_path) == []
+
+    after = queue.submit(TINY, "after", BOB)
+    assert after.wait(WAIT) and after.snapshot().status == JobStatus.FINISHED
+    assert runner.worker_pids() != [pid]
+
+
+def test_a_worker_past_its_memory_limit_fails_its_job_with_a_plain_message(local_queue, tmp_path):
+    queue, _ = local_queue(memory_limit_mb=400)  # TensorFlow alone needs more address space than this
+    job = queue.submit(TINY, "squeezed", ALICE)
+    assert job.wait(WAIT)
+    snapshot = job.snapshot()
+    assert snapshot.status == JobStatus.FAILED
+    assert "memory" in snapshot.error.lower() and "Traceback" not in snapshot.error
+    assert list_models(tmp_path) == []
+
+
+def test_an_idle_worker_exits_and_warm_up_starts_one_ahead_of_need(local_queue):
+    queue, runner = local_queue(idle_seconds=1.0)
+    queue.warm_up()
+    [pid] = runner.worker_pids()
+    queue.warm_up()  # one ready worker is enough
+    assert runner.worker_pids() == [pid]
+    wait_for(lambda: runner.worker_pids() == [])
+
+
+def test_shutdown_ends_every_worker_and_cancels_what_runs(local_queue):
+    queue, runner = local_queue()
+    job = queue.submit(ENDLESS, "cut-short", ALICE)
+    wait_for(lambda: job.snapshot().latest is not None)
+    queue.shutdown()
+    assert job.wait(WAIT) and job.snapshot().status == JobStatus.CANCELLED
+    assert runner.worker_pids() == []

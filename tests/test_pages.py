@@ -1,8 +1,8 @@
 """The app's pages driven as a person would, through Streamlit's AppTest: every page, its widgets and what they change.
 
 Each test gets its own model store (a copy of the shipped models in tmp_path, via MNIST_LAB_MODELS_DIR), so
-training and deleting here never touch models/. `ui._registry` is cached per store folder, so every test also
-gets its own training registry. `mnist` (the whole dataset) is tests/conftest.py's fixture.
+training and deleting here never touch models/. `ui._scheduler` is cached per store folder, so every test also
+gets its own training queue (and worker processes, ended when the test ends). `mnist` (the whole dataset) is tests/conftest.py's fixture.
 """
 
 from __future__ import annotations
@@ -65,13 +65,11 @@ def store(tmp_path, monkeypatch) -> Path:
             shutil.copy2(SHIPPED_DIR / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
     monkeypatch.setenv("MNIST_LAB_MODELS_DIR", str(tmp_path))
     yield tmp_path
-    # Never leave a training thread running into the next test: the machine has 2 busy cores.
+    # Never leave a training worker running into the next test: the machine has 2 busy cores.
     import ui
 
-    job = ui._registry(str(tmp_path)).current()
-    if job is not None and not job.done:
-        job.stop()
-        job.wait(TRAINING_TIMEOUT)
+    ui._scheduler(str(tmp_path)).shutdown()
+    ui._scheduler.clear()
 
 
 @pytest.fixture
@@ -524,7 +522,7 @@ def test_a_tiny_training_run_finishes_and_its_model_is_usable_everywhere(app, st
     assert not at.warning, texts(at.warning)
     wait_until(at, lambda at: has_message(at.success, "Training finished"), "the tiny run to finish")
     successes = texts(at.success)
-    assert len(successes) == 1 and successes[0].startswith("Training finished: saved as **apptest-mlp**")
+    assert len(successes) == 1 and successes[0].startswith("Training finished: saved as `apptest-mlp`")
 
     info = json.loads((store / "apptest-mlp.json").read_text(encoding="utf-8"))
     assert (store / "apptest-mlp.keras").is_file()
@@ -553,7 +551,7 @@ def test_a_tiny_training_run_finishes_and_its_model_is_usable_everywhere(app, st
     assert metric_value(at, "Test accuracy") == f"{info['test_accuracy']:.2%}"
 
 
-def test_a_second_start_while_training_is_busy_warns_and_the_owner_can_stop(app, store):
+def test_a_second_visitor_queues_behind_sees_the_queue_and_only_the_owner_stops(app, store):
     import ui
 
     owner = open_page(app(), "train")
@@ -563,35 +561,70 @@ def test_a_second_start_while_training_is_busy_warns_and_the_owner_can_stop(app,
     by_label(owner.button, "Start training").click()
     owner.run()
     assert_ran_cleanly(owner)
-    job = ui._registry(str(store)).current()
-    assert job is not None and job.model_name == "apptest-long" and not job.done
+    queue = ui._scheduler(str(store))
+    [job] = queue.running()
+    assert job.spec.model_name == "apptest-long" and not job.done
     assert not by_label(owner.button, "Stop training").disabled
+    assert by_label(owner.button, "Start training").disabled  # one training per person at a time
 
     visitor = open_page(app(), "train")
-    assert by_label(visitor.button, "Stop training").disabled  # only the owner may stop it
+    assert by_label(visitor.button, "Stop training").disabled  # nothing of theirs runs: no Stop for them
+    configure_training(visitor, "mlp", epochs=1, train_size=100, name="apptest-queued")
     by_label(visitor.button, "Start training").click()
     visitor.run()
     assert_ran_cleanly(visitor)
-    warnings = texts(visitor.warning)
-    assert len(warnings) == 1 and warnings[0].startswith("Training is busy") and "'apptest-long'" in warnings[0]
-    assert ui._registry(str(store)).current() is job  # no second job was started
-    # The visitor watches the owner's job instead.
-    watching = [text for text in texts(visitor.markdown) if text.startswith("**apptest-long**")]
+    assert queue.running() == [job]  # nothing was started beside it...
+    [waiting] = queue.queued()  # ...the second one waits
+    assert waiting.spec.model_name == "apptest-queued"
+    notes = texts(visitor.info)
+    assert any(note.startswith("Your training `apptest-queued` is number 1 in the queue") for note in notes), notes
+    queue_table = visitor.dataframe[0].value
+    assert list(queue_table["model"]) == ["apptest-queued"] and list(queue_table["by"]) == ["you"]
+    assert by_label(visitor.button, "Cancel").label == "Cancel" and not by_label(visitor.button, "Cancel").disabled
+    # The visitor watches the owner's job meanwhile.
+    watching = [text for text in texts(visitor.markdown) if text.startswith("`apptest-long`")]
     assert len(watching) == 1 and "started by visitor-" in watching[0]
+    # Everybody sees the queue, with whose job it is.
+    owner.run()
+    assert list(owner.dataframe[0].value["by"]) == [waiting.spec.owner_name]
 
-    # Stop once it has trained something, so there is a model to keep.
+    # Stop once it has trained something, so there is a model to keep; the queued job then starts by itself.
     wait_until(owner, lambda at: job.snapshot().latest is not None, "the first training batch")
     by_label(owner.button, "Stop training").click()
     owner.run()
     assert_ran_cleanly(owner)
-    assert job.snapshot().stop_requested
+    assert job.stop_requested
     wait_until(owner, lambda at: has_message(at.warning, "Training stopped"), "the stopped run to end")
     stopped = next(text for text in texts(owner.warning) if text.startswith("Training stopped"))
-    assert "the model so far is saved as **apptest-long**" in stopped
-    assert job.done and not has_message(owner.success, "Training finished")
+    assert "the model so far is saved as `apptest-long`" in stopped
     info = json.loads((store / "apptest-long.json").read_text(encoding="utf-8"))
-    assert info["stopped"] is True and info["config"]["epochs"] == 50
-    assert by_label(owner.button, "Stop training").disabled
+    assert info["stopped"] is True and info["config"]["epochs"] == 50 and info["owner_id"] == job.spec.owner_id
+    assert by_label(owner.button, "Stop training").disabled and not by_label(owner.button, "Start training").disabled
+
+    assert waiting.wait(TRAINING_TIMEOUT)  # nobody had to do anything
+    assert waiting.snapshot().status.value == "finished" and (store / "apptest-queued.keras").is_file()
+    wait_until(visitor, lambda at: has_message(at.success, "Training finished"), "the queued run's end on its page")
+
+
+def test_a_queued_training_can_be_cancelled_by_its_owner(app, store):
+    import ui
+
+    owner = open_page(app(), "train")
+    configure_training(owner, "mlp", epochs=50, train_size=60_000, name="apptest-running")
+    by_label(owner.button, "Start training").click()
+    owner.run()
+    visitor = open_page(app(), "train")
+    configure_training(visitor, "mlp", epochs=1, train_size=100, name="apptest-cancelled")
+    by_label(visitor.button, "Start training").click()
+    visitor.run()
+    queue = ui._scheduler(str(store))
+    [waiting] = queue.queued()
+    by_label(visitor.button, "Cancel").click()
+    visitor.run()
+    assert_ran_cleanly(visitor)
+    assert queue.queued() == [] and waiting.snapshot().status.value == "cancelled"
+    assert not by_label(visitor.button, "Start training").disabled
+    assert not list(store.glob("apptest-cancelled*"))
 
 
 # --- Draw -------------------------------------------------------------------------------------------------------

@@ -289,10 +289,10 @@ def test_a_kill_during_saves_never_leaves_a_half_written_model(tmp_path):
     assert load_model("victim", tmp_path).count_params() > 0
 
 
-def test_only_stale_temporaries_are_removed_and_a_new_registry_does_it(tmp_path, mlp):
+def test_only_stale_temporaries_are_removed_and_a_new_training_queue_does_it(tmp_path, mlp):
     import os
 
-    from mnist_core.jobs import JobRegistry
+    from mnist_core.jobs import LocalRunner, Scheduler
     from mnist_core.store import STALE_TEMPORARY_SECONDS, remove_stale_temporaries
 
     save_model(mlp, info_for("kept"), tmp_path)
@@ -307,7 +307,7 @@ def test_only_stale_temporaries_are_removed_and_a_new_registry_does_it(tmp_path,
     folder.mkdir()
     os.utime(folder, (two_hours_ago, two_hours_ago))
 
-    JobRegistry(tmp_path)
+    Scheduler(LocalRunner(), tmp_path)  # as a server starting up makes its queue (no worker starts yet)
     assert not any(path.exists() for path in stale)
     assert fresh.exists() and folder.is_dir()
     assert remove_stale_temporaries(tmp_path) == []

@@ -1,0 +1,102 @@
+"""The work of a training job, wherever it runs (a worker process, a test's thread): train, evaluate, save.
+
+`run_job` reports progress through a plain callback and honours a stop flag, like `train()` itself; it never
+raises for a failure of the work (the outcome says what went wrong), so a runner only has to carry messages.
+TensorFlow is imported here, inside the functions: a web process that imports mnist_core.jobs stays small.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from mnist_core.constants import MODELS_DIR
+from mnist_core.jobs.job import JobOutcome, JobSpec, JobStatus
+from mnist_core.training import TrainResult, train
+
+log = logging.getLogger(__name__)
+
+# What the worker says besides progress events: the job has moved on to evaluating and saving.
+SAVING = "saving"
+
+
+def save_trained_model(
+    result: TrainResult,
+    name: str,
+    models_dir: Path = MODELS_DIR,
+    command: str | None = None,
+    shipped: bool = False,
+    owner: str = "",
+    owner_id: str = "",
+    overwrite: bool = False,
+    mnist=None,
+):
+    """Evaluate `result.model` on the 10k test set and save it with its metadata; returns the ModelInfo."""
+    from mnist_core.data import load_mnist
+    from mnist_core.evaluation import evaluate
+    from mnist_core.inference import Classifier
+    from mnist_core.store import ModelInfo, save_model
+
+    (_, _), (x_test, y_test) = mnist if mnist is not None else load_mnist()
+    test_accuracy = evaluate(Classifier(result.model), x_test, y_test).accuracy
+    info = ModelInfo(
+        name=name,
+        architecture=result.config.architecture,
+        config=result.config.to_dict(),
+        test_accuracy=round(test_accuracy, 6),
+        history=[asdict(event) for event in result.history],
+        train_seconds=round(result.seconds, 2),
+        command=command,
+        shipped=shipped,
+        stopped=result.stopped,
+        owner=owner,
+        owner_id=owner_id,
+    )
+    return save_model(result.model, info, models_dir, overwrite=overwrite)
+
+
+def _save_under_a_free_name(result: TrainResult, spec: JobSpec, mnist) -> tuple[str, float]:
+    """Save under the job's name or, if something took that name while training ran, the next free one."""
+    from mnist_core.store import ModelExistsError, ProtectedModelError, unique_name
+
+    models_dir = Path(spec.models_dir)
+    name = spec.model_name
+    for _ in range(5):  # another process may win a name again between our look and our save
+        try:
+            info = save_trained_model(result, name, models_dir, owner=spec.owner_name, owner_id=spec.owner_id,
+                                      mnist=mnist)
+            return info.name, info.test_accuracy
+        except (ModelExistsError, ProtectedModelError):
+            # Minutes of training must not be lost over a name: the scheduler checked it was free at the start.
+            name = unique_name(spec.model_name, models_dir)
+    raise RuntimeError(f"could not find a free name for {spec.model_name!r} to save under")
+
+
+def run_job(
+    spec: JobSpec,
+    report: Callable[[object], None],
+    stop_event: threading.Event,
+    mnist=None,
+) -> JobOutcome:
+    """Train as `spec` says, reporting BatchEvent/EpochEvent (and SAVING) through `report`; save the model.
+
+    Setting `stop_event` ends training at the next batch and saves what was trained. Every failure is caught and
+    returned as a FAILED outcome with a short message (the traceback goes to the log).
+    """
+    try:
+        result = train(spec.config, on_event=report, stop_event=stop_event, mnist=mnist)
+        if result.batches_trained == 0:
+            return JobOutcome(JobStatus.STOPPED, error="Stopped before the first batch: there was nothing to save.")
+        report(SAVING)
+        saved_name, test_accuracy = _save_under_a_free_name(result, spec, mnist)
+        return JobOutcome(JobStatus.STOPPED if result.stopped else JobStatus.FINISHED, saved_name, test_accuracy)
+    except Exception as error:  # the job is the boundary: everything is reported, nothing escapes
+        log.error("training job %s (%s) failed:\n%s", spec.job_id, spec.model_name, traceback.format_exc())
+        if isinstance(error, MemoryError):
+            return JobOutcome(JobStatus.FAILED, error=f"MemoryError: {error} (training ran out of memory: fewer "
+                                                      "training images or a smaller batch need less).")
+        return JobOutcome(JobStatus.FAILED, error=f"{type(error).__name__}: {error}")
