@@ -21,9 +21,11 @@ navigation = st.navigation(
     ]
 )
 
+ui.show_pending_toast()
 with st.sidebar:
     ui.active_model_selector()
     ui.sidebar_training_status()
+    ui.admin_sign_in()
     ui.sync_visitor_cookie()  # a new visitor's token into the browser, so a reload is the same visitor
 
 navigation.run()

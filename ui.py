@@ -123,6 +123,56 @@ def visitor():
     return st.session_state.visitor
 
 
+def admin_password() -> str:
+    """The admin (teacher) password from st.secrets (`admin_password`) or MNIST_LAB_ADMIN_PASSWORD; "" = no admin."""
+    try:
+        configured = st.secrets.get("admin_password", "")
+    except FileNotFoundError:
+        configured = ""
+    return str(configured or os.environ.get("MNIST_LAB_ADMIN_PASSWORD", ""))
+
+
+def _try_admin_password() -> None:
+    from mnist_core.visitors import admin_password_matches
+
+    given = st.session_state.get("admin_password_input", "")
+    st.session_state.admin_password_input = ""  # never kept in the form
+    st.session_state.visitor_admin = admin_password_matches(given, admin_password())
+    st.session_state.admin_refused = not st.session_state.visitor_admin
+
+
+def admin_sign_in() -> None:
+    """The sidebar's teacher sign-in, shown only when an admin password is configured."""
+    if not admin_password():
+        return
+    if st.session_state.get("visitor_admin"):
+        st.caption("Signed in as admin: you may stop, cancel and delete anybody's trainings and models.")
+        if st.button("Sign out of admin", key="admin_sign_out"):
+            st.session_state.visitor_admin = False
+            st.rerun()
+        return
+    with st.expander("Teacher / admin"):
+        st.text_input("Admin password", type="password", key="admin_password_input")
+        st.button("Sign in", key="admin_sign_in", on_click=_try_admin_password)
+        if st.session_state.pop("admin_refused", False):
+            st.error("That is not the admin password.")
+
+
+def deleted(name: str) -> None:
+    """Remember a deletion for the next run's toast (st.rerun would swallow a toast shown now), and move the active
+    model off the deleted one with a word about it."""
+    message = f"Deleted {literal(name)}."
+    if st.session_state.get(ACTIVE_MODEL_KEY) == name:
+        st.session_state.pop(ACTIVE_MODEL_KEY)
+        message += " It was the active model: the sidebar now shows the default one."
+    st.session_state.pending_toast = message
+
+
+def show_pending_toast() -> None:
+    if message := st.session_state.pop("pending_toast", None):
+        st.toast(message, icon=":material/delete:")
+
+
 def sync_visitor_cookie() -> None:
     """Write a new visitor's token into the browser (app.py calls this once per run)."""
     from widgets.visitor_cookie import keep_token
@@ -149,6 +199,27 @@ def scheduler():
     """The process-wide training queue, shared by every session of this server."""
     mnist_sizes()  # surfaces a data problem as a page message before a job would meet it
     return _scheduler(str(store_dir()))
+
+
+def server_summary() -> str:
+    """"This server: 2 CPUs, 1.0 of 2.7 GB memory in use; training runs in ..." for the Home page."""
+    from mnist_core.hardware import container
+
+    here = container()
+    cpus = f"{here.cpus:g} CPU" + ("" if here.cpus == 1 else "s")
+    ceiling = here.memory_limit or here.memory_total
+    if ceiling and here.memory_used is not None:
+        memory = f"{here.memory_used / 1e9:.1f} of {ceiling / 1e9:.1f} GB memory in use"
+    elif ceiling:
+        memory = f"{ceiling / 1e9:.1f} GB memory"
+    else:
+        memory = "memory unknown"
+    limit = "container limits" if here.source.startswith("cgroup") and (here.memory_limit or here.cpus % 1) else \
+        "the machine's figures"
+    queue = _scheduler(str(store_dir()))
+    waiting = len(queue.queued())
+    return (f"This server: {cpus}, {memory} (from {limit}). Training runs in {queue.runner.describe()}"
+            + (f"; {waiting} training(s) waiting." if waiting else "."))
 
 
 def literal(text: str) -> str:

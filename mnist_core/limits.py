@@ -34,7 +34,6 @@ class Limits:
     worker_idle_s: float = 180.0  # seconds an idle training worker waits for work before it exits
     training_slots: int = 1  # trainings that run at once (each in its own worker process)
     worker_memory_mb: int = 0  # address-space limit of a training worker (0: none); a job past it fails alone
-    admin_password: str = ""  # empty: nobody is admin
 
     # (lowest, highest) allowed for each number
     BOUNDS = {
@@ -53,13 +52,11 @@ class Limits:
 
     @classmethod
     def from_sources(cls, secrets: Mapping | None = None, environ: Mapping | None = None) -> Limits:
-        """Defaults, then the secrets' `[limits]` table (and a top-level `admin_password`), then the environment."""
+        """Defaults, then the secrets' `[limits]` table, then the environment."""
         values = {}
         table = secrets.get("limits", {}) if secrets is not None else {}
         for setting in fields(cls):
             raw = None
-            if secrets is not None and setting.name == "admin_password" and "admin_password" in secrets:
-                raw = secrets["admin_password"]
             if isinstance(table, Mapping) and setting.name in table:
                 raw = table[setting.name]
             if environ is not None and ENV_PREFIX + setting.name.upper() in environ:
@@ -68,16 +65,8 @@ class Limits:
                 values[setting.name] = _parsed(setting.name, raw, setting.type)
         return cls(**values)
 
-    def public(self) -> dict:
-        """The limits a visitor may see (everything but the admin password)."""
-        return {setting.name: getattr(self, setting.name) for setting in fields(self) if setting.name != "admin_password"}
-
 
 def _parsed(name: str, raw, kind):
-    if name == "admin_password":
-        if not isinstance(raw, str):
-            raise LimitsError("admin_password must be text.")
-        return raw
     low, high = Limits.BOUNDS[name]
     whole = kind in (int, "int")
     try:

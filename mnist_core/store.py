@@ -47,6 +47,10 @@ class ModelExistsError(StoreError, FileExistsError):
     pass
 
 
+class NotYourModelError(StoreError, PermissionError):
+    """A visitor tried to delete a model somebody else trained."""
+
+
 class BrokenModelError(StoreError):
     """The files of a model are missing, damaged or not a safe Keras model."""
 
@@ -320,18 +324,26 @@ def load_model(name: str, models_dir: Path = MODELS_DIR):
         raise BrokenModelError(f"The model {name!r} could not be loaded: {error}") from error
 
 
-def delete_model(name: str, models_dir: Path = MODELS_DIR, allow_shipped: bool = False) -> None:
-    """Delete a model's files; shipped models are protected unless `allow_shipped`. Broken models can be deleted."""
+def delete_model(name: str, models_dir: Path = MODELS_DIR, allow_shipped: bool = False, by=None) -> None:
+    """Delete a model's files; shipped models are protected unless `allow_shipped`. Broken models can be deleted.
+
+    `by` is the Visitor asking (mnist_core.visitors): they must have trained it, or be an admin; a model without a
+    readable owner (broken, or trained before owners were recorded) is an admin's to delete. None is the command
+    line or a script, which may delete anything but a shipped model.
+    """
     models_dir = Path(models_dir)
     keras_path, json_path = _paths(name, models_dir)
     if not keras_path.exists() and not json_path.exists():
         raise ModelNotFound(f"There is no model named {name!r}.")
-    if not allow_shipped:
-        try:
-            if read_info(name, models_dir).shipped:
-                raise ProtectedModelError(f"{name!r} ships with the app and cannot be deleted.")
-        except (ModelNotFound, BrokenModelError):
-            pass  # a broken entry is deletable
+    try:
+        info = read_info(name, models_dir)
+    except (ModelNotFound, BrokenModelError):
+        info = None  # a broken entry is deletable
+    if info is not None and info.shipped and not allow_shipped:
+        raise ProtectedModelError(f"{name!r} ships with the app and cannot be deleted.")
+    if by is not None and not by.may_manage(info.owner_id if info is not None else ""):
+        whose = f"was trained by {info.owner}" if info is not None and info.owner else "has no recorded owner"
+        raise NotYourModelError(f"{name!r} {whose}: only they (or an admin) can delete it.")
     with _write_lock:
         keras_path.unlink(missing_ok=True)
         json_path.unlink(missing_ok=True)

@@ -52,3 +52,7 @@ if active in entries:
         )
 else:
     st.info("No model is available yet: train one on the Train page.")
+
+st.subheader("This server")
+server = ui.server_summary()
+st.caption(server)

@@ -11,6 +11,7 @@ from mnist_core.training import precision_of
 
 ui.page_header("Models", "Every model in the store: shipped ones come with the app, the others were trained here.")
 
+who = ui.visitor()
 entries = ui.models()
 if not entries:
     st.info("The store is empty: train a model on the Train page.")
@@ -21,6 +22,7 @@ st.dataframe(
         {
             "name": entry.name,
             "status": "broken: " + entry.error if entry.broken else ("shipped" if entry.shipped else "trained here"),
+            "by": ("you" if who.owns(entry.info.owner_id) else entry.info.owner) if entry.info else "",
             "architecture": entry.info.architecture if entry.info else "",
             "parameters": entry.info.parameters if entry.info else None,
             "test accuracy": entry.info.test_accuracy * 100 if entry.info and entry.info.test_accuracy else None,
@@ -105,18 +107,21 @@ else:
         )
 
 st.subheader("Delete a model")
-deletable = [entry.name for entry in entries if not entry.shipped]
+# Yours (or, for an admin, anybody's); shipped models never. A model without a recorded owner is an admin's.
+deletable = [entry.name for entry in entries
+             if not entry.shipped and who.may_manage(entry.info.owner_id if entry.info else "")]
 if not deletable:
-    st.caption("Only shipped models here, and those are protected.")
+    st.caption("No model of yours to delete here: shipped models are protected, and the others belong to whoever "
+               "trained them." + ("" if who.admin else " An admin (a teacher) can delete any of them."))
 else:
     target = st.selectbox("Model to delete", deletable,
                           format_func=lambda n: n + (" (broken)" if any(e.name == n for e in broken) else ""))
     confirm = st.checkbox(f"Yes, delete {target} for good")
     if st.button("Delete", icon=":material/delete_forever:", disabled=not confirm):
         try:
-            delete_model(target, ui.store_dir())
+            delete_model(target, ui.store_dir(), by=who)
         except StoreError as error:
             st.error(str(error))
         else:
-            st.toast(f"Deleted {target}.")
+            ui.deleted(target)
             st.rerun()

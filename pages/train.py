@@ -251,9 +251,9 @@ def live_view() -> None:
         metrics = st.columns(4)
         metrics[0].metric("Batch loss (running)", f"{latest.loss:.4f}")
         metrics[1].metric("Batch accuracy (running)", f"{latest.accuracy:.2%}")
-        last_epoch = snapshot.epochs[-1] if snapshot.epochs else None
-        metrics[2].metric("Validation accuracy",
-                          f"{last_epoch.val_accuracy:.2%}" if last_epoch and last_epoch.val_accuracy is not None else "-")
+        validated = [epoch for epoch in snapshot.epochs if epoch.val_accuracy is not None]
+        metrics[2].metric("Validation accuracy", f"{validated[-1].val_accuracy:.2%}" if validated else "-",
+                          help="After the last epoch that finished its validation.")
         metrics[3].metric("Images per second", f"{latest.images_per_second:,.0f}")
         st.plotly_chart(plots.batch_curves(snapshot.batches), width="stretch", key="batch_curves")
     if snapshot.epochs:

@@ -121,6 +121,9 @@ class InProcessRunner:
 
         return Handle()
 
+    def admit(self, config):
+        pass
+
     def warm_up(self):
         pass
 

@@ -1,4 +1,7 @@
-"""mnist_core.hardware: reading /proc/cpuinfo and choosing the default training precision."""
+"""mnist_core.hardware: reading /proc/cpuinfo, the default training precision, and the container's CPU quota and
+memory limit from cgroup files (fake trees here)."""
+
+import pytest
 
 from mnist_core import hardware
 
@@ -55,3 +58,92 @@ def test_usable_cores_are_the_cores_this_process_may_run_on():
     assert 1 <= cores <= (os.cpu_count() or 1)
     if hasattr(os, "sched_getaffinity"):
         assert cores == len(os.sched_getaffinity(0))
+
+
+# --- the container's share: cgroup v2, v1, or the machine ----------------------------------------------------------
+
+MEMINFO = "MemTotal:       24000000 kB\nMemFree:         1000000 kB\nMemAvailable:   20000000 kB\n"
+
+
+def fake_tree(tmp_path, files: dict[str, str], cgroup_lines: str):
+    root = tmp_path / "cgroup"
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    root.mkdir(exist_ok=True)
+    self_cgroup = tmp_path / "self-cgroup"
+    self_cgroup.write_text(cgroup_lines)
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(MEMINFO)
+    return root, self_cgroup, meminfo
+
+
+def test_cgroup_v2_quota_and_memory_limit(tmp_path, monkeypatch):
+    from mnist_core import hardware
+
+    monkeypatch.setattr(hardware, "affinity_cores", lambda: 64)
+    root, self_cgroup, meminfo = fake_tree(tmp_path, {
+        "cgroup.controllers": "cpu memory",
+        "app.slice/cpu.max": "150000 100000",
+        "app.slice/memory.max": str(2_700 * 2**20),
+        "app.slice/memory.current": str(900 * 2**20),
+    }, "0::/app.slice\n")
+    found = hardware.read_container(root, self_cgroup, meminfo)
+    assert (found.source, found.cpus, found.threads) == ("cgroup v2", 1.5, 2)
+    assert found.memory_limit == 2_700 * 2**20 and found.memory_available == 1_800 * 2**20
+
+
+def test_cgroup_v2_without_limits_falls_back_to_the_machine(tmp_path, monkeypatch):
+    from mnist_core import hardware
+
+    monkeypatch.setattr(hardware, "affinity_cores", lambda: 2)
+    root, self_cgroup, meminfo = fake_tree(tmp_path, {
+        "cgroup.controllers": "cpu memory", "cpu.max": "max 100000", "memory.max": "max", "memory.current": "5",
+    }, "0::/\n")
+    found = hardware.read_container(root, self_cgroup, meminfo)
+    assert (found.cpus, found.threads, found.memory_limit) == (2.0, 2, None)
+    assert found.memory_total == 24_000_000 * 1024 and found.memory_available == 20_000_000 * 1024
+
+
+def test_cgroup_v1_quota_and_memory_limit_from_the_process_own_cgroup(tmp_path, monkeypatch):
+    from mnist_core import hardware
+
+    monkeypatch.setattr(hardware, "affinity_cores", lambda: 8)
+    root, self_cgroup, meminfo = fake_tree(tmp_path, {
+        "cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "78000",
+        "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000",
+        "memory/docker/abc/memory.limit_in_bytes": str(690 * 2**20),
+        "memory/docker/abc/memory.usage_in_bytes": str(400 * 2**20),
+        "memory/memory.limit_in_bytes": "9223372036854771712",  # the host's root: unlimited
+    }, "4:memory:/docker/abc\n2:cpu,cpuacct:/docker/abc\n")
+    found = hardware.read_container(root, self_cgroup, meminfo)
+    assert found.source == "cgroup v1" and found.cpus == pytest.approx(0.78) and found.threads == 1
+    assert found.memory_limit == 690 * 2**20 and found.memory_available == 290 * 2**20
+
+
+def test_cgroup_v1_unlimited_reads_as_no_limit_and_no_cgroup_at_all_as_the_machine(tmp_path, monkeypatch):
+    from mnist_core import hardware
+
+    monkeypatch.setattr(hardware, "affinity_cores", lambda: 4)
+    root, self_cgroup, meminfo = fake_tree(tmp_path, {
+        "cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000",
+        "memory/memory.limit_in_bytes": "9223372036854771712", "memory/memory.usage_in_bytes": "123",
+    }, "4:memory:/\n1:cpu:/\n")
+    found = hardware.read_container(root, self_cgroup, meminfo)
+    assert (found.source, found.cpus, found.memory_limit) == ("cgroup v1", 4.0, None)
+    assert found.memory_used == (24_000_000 - 20_000_000) * 1024  # the machine's, without a limit
+
+    nothing = hardware.read_container(tmp_path / "no-cgroups", tmp_path / "no-file", meminfo)
+    assert (nothing.source, nothing.cpus, nothing.threads) == ("machine", 4.0, 4)
+
+
+def test_garbage_in_cgroup_files_is_ignored_not_fatal(tmp_path, monkeypatch):
+    from mnist_core import hardware
+
+    monkeypatch.setattr(hardware, "affinity_cores", lambda: 2)
+    root, self_cgroup, meminfo = fake_tree(tmp_path, {
+        "cgroup.controllers": "", "cpu.max": "lots 0", "memory.max": "-5", "memory.current": "x",
+    }, "garbage")
+    found = hardware.read_container(root, self_cgroup, meminfo)
+    assert (found.cpus, found.memory_limit) == (2.0, None)

@@ -78,6 +78,9 @@ class StandInRunner:
                            error=error))
         self.ends.pop(job.job_id)(job)
 
+    def admit(self, config):
+        pass
+
     def warm_up(self):
         self.warm_ups += 1
 
@@ -421,3 +424,58 @@ def test_shutdown_ends_every_worker_and_cancels_what_runs(local_queue):
     queue.shutdown()
     assert job.wait(WAIT) and job.snapshot().status == JobStatus.CANCELLED
     assert runner.worker_pids() == []
+
+
+def save_a_model(models_dir, name, owner):
+    from mnist_core.architectures import build_model
+    from mnist_core.store import ModelInfo, save_model
+
+    save_model(build_model("mlp"), ModelInfo(name=name, architecture="mlp", config=TINY.to_dict(), test_accuracy=0.1,
+                                             owner=owner.name, owner_id=owner.id), models_dir)
+
+
+def test_models_per_visitor_and_the_store_size_are_limited(tmp_path):
+    save_a_model(tmp_path, "alice-1", ALICE)
+    save_a_model(tmp_path, "alice-2", ALICE)
+    queue, runner = queue_of(tmp_path, models_per_visitor=2, store_max_models=4)
+    with pytest.raises(QuotaError, match="You keep 2 models on this server"):
+        queue.submit(TINY, "alice-3", ALICE)
+    runner.finish(queue.submit(TINY, "bob-1", BOB))
+    save_a_model(tmp_path, "bob-1", BOB)
+    queue.submit(TINY, "carol-1", CAROL)  # 3 stored + 1 running = 4: the store is full for the next one
+    with pytest.raises(QuotaError, match="The model store is full"):
+        queue.submit(TINY, "teachers", TEACHER)
+
+    megabytes = queue_of(tmp_path, store_max_mb=1)[0]
+    with pytest.raises(QuotaError, match=r"The model store is full \(\d+ MB of 1 MB\)"):
+        megabytes.submit(TINY, "big", Visitor("d0000000d0000000", "visitor-d000"))
+
+
+def test_the_memory_estimate_follows_the_settings_and_a_job_that_cannot_fit_is_refused(monkeypatch, tmp_path):
+    from mnist_core.hardware import Container
+    from mnist_core.jobs import NotEnoughMemoryError
+    from mnist_core.jobs import local as local_module
+    from mnist_core.jobs.memory import READY_WORKER_BYTES, estimate_peak_bytes
+
+    small = TrainConfig(architecture="cnn", batch_size=64, train_size=6_000)
+    big = TrainConfig(architecture="strong", batch_size=512, train_size=60_000, augment=True)
+    assert estimate_peak_bytes(small) < estimate_peak_bytes(big)
+    assert estimate_peak_bytes(small) - estimate_peak_bytes(small, worker_ready=True) == READY_WORKER_BYTES
+    # Measured peaks (bench/bench_worker_memory.py): the estimate never falls below them.
+    assert estimate_peak_bytes(TrainConfig(architecture="cnn", batch_size=512, train_size=6_000)) >= 931 * 2**20
+    assert estimate_peak_bytes(TrainConfig(architecture="cnn", batch_size=128, train_size=60_000)) >= 886 * 2**20
+
+    def a_container_with(free_mib):
+        return lambda: Container(cpus=1.0, memory_limit=2_700 * 2**20, memory_used=(2_700 - free_mib) * 2**20,
+                                 memory_total=None, source="test")
+
+    runner = LocalRunner()
+    monkeypatch.setattr(local_module, "container", a_container_with(free_mib=700))
+    with pytest.raises(NotEnoughMemoryError, match=r"would need about [\d,]+ MB of memory and this server has 700 MB"):
+        runner.admit(big)
+    queue = Scheduler(runner, tmp_path)
+    with pytest.raises(NotEnoughMemoryError):
+        queue.submit(small, "no-room", ALICE)  # no worker yet: the job would need a whole new one
+    assert queue.queued() == [] and queue.running() == []
+    monkeypatch.setattr(local_module, "container", a_container_with(free_mib=2_000))
+    runner.admit(small)

@@ -257,6 +257,15 @@ def test_run_as_app_turns_the_old_multipage_mode_off_and_reruns(monkeypatch):
 # --- Home -------------------------------------------------------------------------------------------------------
 
 
+def test_home_says_what_this_server_has_and_where_training_runs(app):
+    from mnist_core.hardware import container
+
+    at = app()
+    [line] = [text for text in texts(at.caption) if text.startswith("This server:")]
+    assert f"{container().cpus:g} CPU" in line and "GB memory" in line
+    assert "Training runs in worker processes on this server: 1 at a time" in line
+
+
 def test_home_shows_the_dataset_sizes_and_the_active_model(app, store):
     at = app()
     assert metric_value(at, "Training images") == "60,000"
@@ -751,15 +760,31 @@ def test_evaluating_the_active_model_matches_a_direct_evaluation(app, store, mni
     by_label(at.get("download_button"), "Download .keras")
 
 
-def save_user_model(store: Path, name: str) -> None:
-    """A model as if trained here: an untrained MLP is enough for the store and the pages."""
+def save_user_model(store: Path, name: str, owner=None) -> None:
+    """A model as if `owner` (a Visitor, or nobody) trained it here: an untrained MLP is enough for the pages."""
     from mnist_core.architectures import build_model
     from mnist_core.store import ModelInfo, save_model
     from mnist_core.training import TrainConfig
 
     config = TrainConfig(architecture="mlp", epochs=1, train_size=500)
     save_model(build_model("mlp"), ModelInfo(name=name, architecture="mlp", config=config.to_dict(),
-                                             test_accuracy=0.1), store)
+                                             test_accuracy=0.1, owner=owner.name if owner else "",
+                                             owner_id=owner.id if owner else ""), store)
+
+
+def session_visitor(at: AppTest):
+    """The Visitor of an AppTest session (each session is a browser without the token cookie: a new visitor)."""
+    return at.session_state["visitor"]
+
+
+def sign_in_as_admin(at: AppTest, password: str = "teach-secret") -> None:
+    at.secrets["admin_password"] = password
+    at.run()
+    by_label(at.sidebar.text_input, "Admin password").input(password)
+    by_label(at.sidebar.button, "Sign in").click()
+    at.run()
+    assert_ran_cleanly(at)
+    assert any("Signed in as admin" in text for text in texts(at.sidebar.caption))
 
 
 def delete_through_the_page(at: AppTest, name: str) -> None:
@@ -774,29 +799,55 @@ def delete_through_the_page(at: AppTest, name: str) -> None:
     assert_ran_cleanly(at)
 
 
-def test_a_user_trained_model_can_be_deleted_but_shipped_ones_are_not_offered(app, store):
-    save_user_model(store, "user-mlp")
-    at = open_page(app(model="cnn"), "models")
+def test_your_model_can_be_deleted_but_not_anybody_elses_nor_a_shipped_one(app, store):
+    at = app(model="cnn")
+    other = app(model="cnn")
+    save_user_model(store, "user-mlp", owner=session_visitor(at))
+    save_user_model(store, "someone-elses", owner=session_visitor(other))
+    open_page(at, "models")
     table = store_table(at)
-    assert "user-mlp" in list(table["name"])
     assert table[table["name"] == "user-mlp"]["status"].iloc[0] == "trained here"
+    assert table[table["name"] == "user-mlp"]["by"].iloc[0] == "you"
+    assert table[table["name"] == "someone-elses"]["by"].iloc[0] == session_visitor(other).name
     target = by_label(at.selectbox, "Model to delete")
-    assert [option.split(" ")[0] for option in target.options] == ["user-mlp"]  # no shipped model here
+    assert [option.split(" ")[0] for option in target.options] == ["user-mlp"]  # not theirs, no shipped model
 
+    choose_model(at, "user-mlp")  # deleting the active model moves the sidebar to the default, and says so
     delete_through_the_page(at, "user-mlp")
     assert not (store / "user-mlp.keras").exists() and not (store / "user-mlp.json").exists()
     assert "user-mlp" not in list(store_table(at)["name"])
     assert not [option for option in active_model(at).options if option.startswith("user-mlp")]
-    assert sorted(store_table(at)["name"]) == sorted(shipped_models(store))
+    [toast] = texts(at.toast)
+    assert toast.startswith("Deleted `user-mlp`.") and "It was the active model" in toast
+    assert sorted(store_table(at)["name"]) == sorted([*shipped_models(store), "someone-elses"])
 
 
-def test_a_broken_model_is_listed_as_broken_and_can_be_deleted(app, store):
+def test_the_store_refuses_to_delete_another_visitors_model_even_if_the_page_were_bypassed(store):
+    from mnist_core.store import NotYourModelError, ProtectedModelError, delete_model
+    from mnist_core.visitors import Visitor
+
+    owner, stranger = Visitor("0000000000000001", "visitor-0001"), Visitor("0000000000000002", "visitor-0002")
+    save_user_model(store, "owned", owner=owner)
+    save_user_model(store, "ownerless")
+    for name in ("owned", "ownerless"):
+        with pytest.raises(NotYourModelError, match="only they \\(or an admin\\)"):
+            delete_model(name, store, by=stranger)
+    with pytest.raises(ProtectedModelError):
+        delete_model("cnn", store, by=stranger.as_admin())
+    delete_model("owned", store, by=owner)
+    delete_model("ownerless", store, by=stranger.as_admin())
+    assert not list(store.glob("owned.*")) and not list(store.glob("ownerless.*"))
+
+
+def test_a_broken_model_is_listed_as_broken_and_an_admin_can_delete_it(app, store):
     (store / "broken.keras").write_bytes(b"not a keras file at all")
     (store / "broken.json").write_text(
         json.dumps({"name": "broken", "architecture": "mlp", "config": {}, "test_accuracy": 0.5}), encoding="utf-8"
     )
     (store / "garbled.json").write_text("{not json", encoding="utf-8")
     at = open_page(app(model="cnn"), "models")
+    assert not [widget for widget in at.selectbox if widget.label == "Model to delete"]  # nobody's: an admin's
+    sign_in_as_admin(at)
     table = store_table(at)
     for name in ("broken", "garbled"):
         status = table[table["name"] == name]["status"].iloc[0]

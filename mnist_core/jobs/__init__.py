@@ -4,11 +4,19 @@ the runner interface (runner.py) and the runner that uses worker processes on th
 Only work.py and worker.py import TensorFlow, inside functions, and only worker processes call them.
 """
 
-from mnist_core.jobs.job import MAX_BATCH_POINTS, Job, JobOutcome, JobSnapshot, JobSpec, JobStatus
+from mnist_core.jobs.job import (
+    MAX_BATCH_POINTS,
+    Job,
+    JobOutcome,
+    JobRefused,
+    JobSnapshot,
+    JobSpec,
+    JobStatus,
+    NotEnoughMemoryError,
+)
 from mnist_core.jobs.local import LocalRunner
 from mnist_core.jobs.queue import (
     AlreadyQueuedError,
-    JobRefused,
     NotYoursError,
     QueueEntry,
     QueueFullError,
@@ -27,6 +35,7 @@ __all__ = [
     "JobSpec",
     "JobStatus",
     "LocalRunner",
+    "NotEnoughMemoryError",
     "NotYoursError",
     "QueueEntry",
     "QueueFullError",

@@ -19,6 +19,14 @@ from mnist_core.training import BatchEvent, EpochEvent, TrainConfig
 MAX_BATCH_POINTS = 1500
 
 
+class JobRefused(RuntimeError):
+    """A job (or an action on one) that is not allowed; the message says why, for a person."""
+
+
+class NotEnoughMemoryError(JobRefused):
+    pass
+
+
 class JobStatus(str, Enum):
     QUEUED = "queued"  # waiting for a free worker slot
     RUNNING = "running"  # handed to a runner: preparing, then training

@@ -19,8 +19,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mnist_core.hardware import usable_cores
-from mnist_core.jobs.job import Job, JobOutcome, JobStatus
+from mnist_core.hardware import container, usable_cores
+from mnist_core.jobs.job import Job, JobOutcome, JobStatus, NotEnoughMemoryError
+from mnist_core.jobs.memory import fits
 from mnist_core.jobs.work import SAVING
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,18 @@ class LocalRunner:
             # The worker died while idle; its reader thread fails the job when it sees the pipe closed.
             log.warning("worker %s was gone when job %s was sent", worker.process.pid, job.job_id)
         return _Handle(self, worker, job)
+
+    def admit(self, config) -> None:
+        """Refuse a job whose estimated peak memory does not fit beside what this container already uses (a worker
+        that is already running is counted as used, and the job would run in it)."""
+        with self._lock:
+            worker_ready = bool(self._idle or self._busy)
+        available = container().memory_available
+        ok, needed = fits(config, available, worker_ready)
+        if not ok:
+            raise NotEnoughMemoryError(
+                f"This training would need about {needed / 2**20:,.0f} MB of memory and this server has "
+                f"{available / 2**20:,.0f} MB free: fewer training images or a smaller batch need less.")
 
     def warm_up(self) -> None:
         with self._lock:

@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnist_core.jobs.job import ENDED, Job, JobOutcome, JobSnapshot, JobSpec, JobStatus
+from mnist_core.jobs.job import ENDED, Job, JobOutcome, JobRefused, JobSnapshot, JobSpec, JobStatus
 from mnist_core.jobs.runner import RunHandle, Runner
 from mnist_core.limits import Limits
 from mnist_core.constants import MODELS_DIR
@@ -34,10 +34,6 @@ AUGMENTED_SLOWDOWN = 2.0  # augmentation roughly halves the images per second of
 OVERHEAD_SECONDS = 6.0
 MEASURE_WEIGHT = 0.5  # how much a new measurement moves the estimate (exponential average)
 KEEP_ENDED = 50  # ended jobs kept for their owners to read how they ended
-
-
-class JobRefused(RuntimeError):
-    """A job (or an action on one) that is not allowed; the message says why, for a person."""
 
 
 class QueueFullError(JobRefused):
@@ -98,6 +94,8 @@ class Scheduler:
                 f"{self.limits.max_train_size:,} training images per training.")
         with self._lock:
             self._check_rate(visitor)
+            self._check_store(visitor)
+            self.runner.admit(config)
             theirs = [job for job in [*self._queue, *(job for job, _ in self._running.values())]
                       if job.spec.owner_id == visitor.id]
             if len(theirs) >= self.limits.max_jobs_per_visitor and not visitor.admin:
@@ -226,6 +224,27 @@ class Scheduler:
             number += 1
             name = unique_name(f"{base[:MAX_NAME_LENGTH - 6]}-{number}", self.models_dir)
         return name
+
+    def _check_store(self, visitor: Visitor) -> None:
+        """Room in the store for one more model: the visitor's own quota and the store's count and size."""
+        from mnist_core.store import list_models
+
+        entries = list_models(self.models_dir)
+        pending = len(self._queue) + len(self._running)
+        if not visitor.admin:
+            kept = sum(1 for entry in entries if entry.info is not None and entry.info.owner_id == visitor.id)
+            if kept >= self.limits.models_per_visitor:
+                raise QuotaError(
+                    f"You keep {kept} models on this server, its limit per person: delete one on the Models page "
+                    "(download it first if you want to keep it) to train another.")
+        if len(entries) + pending >= self.limits.store_max_models:
+            raise QuotaError(
+                f"The model store is full ({len(entries)} models): ask an admin to make room, or delete one of yours.")
+        size_mb = sum(path.stat().st_size for path in self.models_dir.glob("*") if path.is_file()) / 2**20
+        if size_mb >= self.limits.store_max_mb:
+            raise QuotaError(
+                f"The model store is full ({size_mb:,.0f} MB of {self.limits.store_max_mb:,} MB): ask an admin to make "
+                "room, or delete one of yours.")
 
     def _find(self, job_id: str) -> tuple[Job, RunHandle | None]:
         if job_id in self._running:

@@ -29,6 +29,10 @@ class Runner(Protocol):
         into `job.end(...)`; after the end (however it came: finished, stopped, failed, worker lost) the runner
         calls `on_end(job)` exactly once, from any thread."""
 
+    def admit(self, config) -> None:
+        """Raise NotEnoughMemoryError (job.py) if a job with this TrainConfig cannot run where this runner runs jobs
+        (for example its estimated memory does not fit beside what the machine already uses); else return."""
+
     def warm_up(self) -> None:
         """Get ready for a job soon (for example start a worker that imports TensorFlow); returns at once."""
 
