@@ -6,7 +6,7 @@ from streamlit_drawable_canvas import st_canvas
 import ui
 from mnist_core import plots
 from mnist_core.constants import CANVAS_SIZE
-from mnist_core.preprocess import BlankImageError, decode_upload, preprocess_steps
+from mnist_core.preprocess import BlankImageError, decode_canvas, decode_upload, preprocess_steps
 from mnist_core.store import StoreError
 
 ui.page_header(
@@ -58,7 +58,10 @@ with left:
             return_image_data=True,
             key=f"canvas-{st.session_state.get('canvas_generation', 0)}",
         )
-        picture = result.image_data
+        try:  # the browser sends the canvas value: checked like an upload, never via result.image_data
+            picture = decode_canvas(result)
+        except ValueError as error:
+            st.error(str(error))
 
 with right:
     if picture is None:

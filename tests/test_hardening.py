@@ -188,6 +188,95 @@ def test_unusual_but_valid_uploads_are_read_and_predicted(app, mnist):
     assert not problems, problems
 
 
+def forge_canvas_value(monkeypatch, data_url):
+    """Make the Draw page's canvas hand over `data_url`, as a tampered browser can: the package's own CanvasResult
+    around a value the browser chose. (The page imports st_canvas from the package on every run.)"""
+    import sys
+
+    canvas_package = sys.modules["streamlit_drawable_canvas"]  # imported by the page's first run
+
+    def forged_st_canvas(**kwargs):
+        return canvas_package.CanvasResult(json_data=None, image_data_url=data_url, return_image_data=True)
+
+    monkeypatch.setattr(canvas_package, "st_canvas", forged_st_canvas)
+
+
+def test_forged_canvas_values_are_clear_messages_on_the_draw_page_and_no_decoder_runs_on_them(
+    app, mnist, tmp_path, monkeypatch
+):
+    import base64
+    import os
+
+    from PIL import EpsImagePlugin
+
+    def data_url(data: bytes) -> str:
+        return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+    marker = tmp_path / "ghostscript-ran"  # a stand-in gs that leaves a trace if anything hands it the EPS
+    (tmp_path / "gs").write_text(f"#!/bin/sh\ntouch {marker}\nexit 1\n")
+    (tmp_path / "gs").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", None)
+    (_, _), (x_test, y_test) = mnist
+    drawn_seven = np.dstack([x_test[0]] * 3 + [np.full_like(x_test[0], 255)])  # white ink on the black canvas
+    unreadable = "The drawing could not be read: the canvas sent something that is not a PNG picture."
+    forged = {
+        "junk text": ("this is not a data url", unreadable),
+        "bad base64": ("data:image/png;base64,@@@=", unreadable),
+        "a number": (12345, unreadable),
+        "junk bytes": (data_url(b"\x00junk" * 50), unreadable),
+        "EPS": (data_url(encoded(Image.new("L", (8, 8)), "EPS")), unreadable),
+        "49 MP PNG": (
+            data_url(with_claimed_size(encoded(Image.new("L", (8, 8)), "PNG"), 7000, 7000)),
+            "The drawing is too large (49,000,000 pixels); the canvas is at most 1120 x 1120 pixels.",
+        ),
+    }
+
+    at = open_page(app(model="cnn"), "draw")
+    problems = []
+    for kind, (value, message) in forged.items():
+        forge_canvas_value(monkeypatch, value)
+        at.run()
+        if at.exception:
+            problems.append(f"{kind}: traceback {[error.message for error in at.exception]}")
+        elif texts(at.main.error) != [message]:
+            problems.append(f"{kind}: expected {message!r}, page shows {texts(at.main.error)}")
+        elif [text for text in texts(at.markdown) if "Prediction:" in text]:
+            problems.append(f"{kind}: a prediction was shown for a forged value")
+    assert not problems, problems
+    assert not marker.exists(), "Ghostscript ran on a forged canvas value"
+
+    forge_canvas_value(monkeypatch, data_url(encoded(Image.fromarray(drawn_seven).resize((280, 280)), "PNG")))
+    at.run()  # an honest canvas value still reads as the digit it shows
+    assert_ran_cleanly(at)
+    assert not at.main.error and f"### Prediction: {y_test[0]}" in texts(at.markdown)
+
+
+def test_an_upload_in_a_format_the_app_does_not_accept_is_refused_on_the_draw_page(app, tmp_path, monkeypatch):
+    """An EPS named digit.png reached Ghostscript before, and the page showed its command line with server paths."""
+    import os
+
+    from PIL import EpsImagePlugin
+
+    marker = tmp_path / "ghostscript-ran"
+    (tmp_path / "gs").write_text(f"#!/bin/sh\ntouch {marker}\nexit 1\n")
+    (tmp_path / "gs").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", None)
+
+    at = open_page(app(model="cnn"), "draw")
+    by_label(at.button_group, "Source").set_value("Upload a photo")
+    at.run()
+    for name, data in [("digit.png", encoded(Image.new("L", (64, 64), 255), "EPS")),
+                       ("digit.jpg", encoded(Image.new("L", (64, 64), 255), "TIFF"))]:
+        upload(at, name, data)
+        assert_ran_cleanly(at)
+        assert texts(at.main.error) == [
+            "The file could not be read as an image: only PNG, JPEG, GIF, BMP and WebP files are accepted."
+        ], name
+    assert not marker.exists()
+
+
 def test_fit_within_keeps_every_strip_at_least_one_pixel_across():
     """The helper behind the Draw page's fix: st.image alone turns a 1000 x 3 strip into 280 x 0 and fails."""
     from mnist_core.plots import fit_within
@@ -223,7 +312,7 @@ def _seed_files() -> list[bytes]:
         encoded(digit, "GIF", **frames),
         encoded(digit, "BMP"),
         encoded(digit.convert("RGB"), "WEBP"),
-        encoded(digit, "TIFF"),
+        encoded(digit, "TIFF"),  # not accepted: the fuzzer's near misses of it must be refused as cleanly
     ]
 
 
@@ -270,8 +359,12 @@ def test_fuzzed_uploads_give_an_image_or_an_unreadable_image_error(data):
 
 def test_the_undamaged_seed_files_all_decode():
     """The fuzzer's seeds are real images, so its damaged files are near misses, not noise."""
-    for data in SEED_FILES:
+    *accepted, tiff = SEED_FILES
+    for data in accepted:
         assert to_mnist(decode_upload(data)).shape == (IMAGE_SIZE, IMAGE_SIZE)
+    assert Image.open(io.BytesIO(tiff)).format == "TIFF"
+    with pytest.raises(UnreadableImageError, match="only PNG, JPEG, GIF, BMP and WebP files are accepted"):
+        decode_upload(tiff)
 
 
 every_dtype = st.sampled_from(
