@@ -22,6 +22,8 @@ import re
 import threading
 import warnings
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,7 +47,7 @@ MAX_CANVAS_BYTES = 8_000_000  # a MAX_CANVAS_SIDE RGBA PNG that does not compres
 # Pictures above this are shrunk while they are decoded: the digit ends up 20 x 20, and the float steps of the recipe
 # cost 4-16 bytes a pixel, so a megapixel keeps every detail that matters at a bounded cost.
 DECODE_PIXELS = 1_000_000
-DECODE_WAIT_SECONDS = 30.0  # a visitor waits this long for a free decoding slot before being told to retry
+DECODE_WAIT_SECONDS = 30.0  # a visitor waits this long for a decoder thread before being told to retry
 DECODED_CACHE_BYTES = 64_000_000
 
 _log = logging.getLogger(__name__)
@@ -237,13 +239,16 @@ class _DecodedPictures:
 
 
 _decoded = _DecodedPictures()
-# At most this many pictures are decoded at once, whatever the number of visitors: a decode is CPU-bound and holds
-# up to ~100 MB (a 25-megapixel RGBA PNG) until it is shrunk, so more at once would only add memory, not speed.
-_decode_slots = threading.BoundedSemaphore(max(1, usable_cores()))
+# Pictures are decoded on these few threads, never on the visitors' own: at most one decode per core at once, however
+# many visitors upload (a decode is CPU-bound and holds up to ~100 MB until it is shrunk, so more at once would add
+# memory, not speed). Fixed threads also keep that memory in their few malloc arenas: decoding on each visitor's own
+# thread left ~100 MB in each thread's arena (8 visitors at once: +911 MiB that way, +495 MiB on two decoder threads;
+# bench/bench_decode.py).
+_decoder = ThreadPoolExecutor(max_workers=max(1, usable_cores()), thread_name_prefix="picture-decoder")
 
 
 class DecoderBusyError(UnreadableImageError):
-    """Every decoding slot stayed busy for DECODE_WAIT_SECONDS; the file itself may be fine."""
+    """No decoder thread was free for DECODE_WAIT_SECONDS; the file itself may be fine."""
 
 
 def _decode_once(data, formats: tuple[str, ...], limits: _Limits) -> np.ndarray:
@@ -255,23 +260,30 @@ def _decode_once(data, formats: tuple[str, ...], limits: _Limits) -> np.ndarray:
         raise UnreadableImageError(
             f"The {limits.what} is too large ({len(data) / 1e6:.1f} MB); the limit is {limits.max_bytes / 1e6:.0f} MB."
         )
-    key = hashlib.sha256(bytes(data)).digest() + ",".join(formats).encode()
-    cached = _decoded.get(key)
-    if cached is None:
-        if not _decode_slots.acquire(timeout=DECODE_WAIT_SECONDS):
-            raise DecoderBusyError("The server is busy reading other pictures: try again in a moment.")
+    data = bytes(data)
+    key = hashlib.sha256(data).digest() + ",".join(formats).encode()
+    decoded = _decoded.get(key)
+    if decoded is None:
+        pending = _decoder.submit(_decode_and_keep, key, data, formats, limits)
         try:
-            cached = _decode_checked(data, formats, limits)
-        except UnreadableImageError as error:
-            cached = str(error)
-        finally:
-            _decode_slots.release()
-        if isinstance(cached, np.ndarray):
-            cached.flags.writeable = False  # shared between reruns and sessions
-        _decoded.put(key, cached)
-    if isinstance(cached, str):
-        raise UnreadableImageError(cached)
-    return cached
+            decoded = pending.result(timeout=DECODE_WAIT_SECONDS)
+        except FutureTimeout:
+            pending.cancel()  # still queued: dropped; already decoding: kept for this visitor's next rerun
+            raise DecoderBusyError("The server is busy reading other pictures: try again in a moment.") from None
+    if isinstance(decoded, str):
+        raise UnreadableImageError(decoded)
+    return decoded
+
+
+def _decode_and_keep(key: bytes, data: bytes, formats: tuple[str, ...], limits: _Limits) -> np.ndarray | str:
+    """On a decoder thread: the pixels (read-only) or the refusal's message, kept in the cache either way."""
+    try:
+        decoded = _decode_checked(data, formats, limits)
+        decoded.flags.writeable = False  # shared between reruns and sessions
+    except UnreadableImageError as error:
+        decoded = str(error)
+    _decoded.put(key, decoded)
+    return decoded
 
 
 def _decode_checked(data: bytes, formats: tuple[str, ...], limits: _Limits) -> np.ndarray:

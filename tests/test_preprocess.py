@@ -701,39 +701,45 @@ def test_the_same_upload_is_decoded_once_however_often_the_page_reruns(seven, mo
     np.testing.assert_array_equal(first, seven)
 
 
-def test_at_most_one_decode_per_core_runs_at_once(monkeypatch):
+def test_at_most_one_decode_per_core_runs_at_once_whoever_asks(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
     release = threading.Event()
     decodes = CountingDecodes(monkeypatch, hold=release)
-    monkeypatch.setattr(preprocess, "_decode_slots", threading.BoundedSemaphore(2))
+    monkeypatch.setattr(preprocess, "_decoder", ThreadPoolExecutor(max_workers=2))
     files = [png_bytes(Image.fromarray(draw_seven(left=10 + index, size=100))) for index in range(6)]
     results = []
-    threads = [threading.Thread(target=lambda data=data: results.append(decode_upload(data))) for data in files]
-    for thread in threads:
-        thread.start()
+    visitors = [threading.Thread(target=lambda data=data: results.append(decode_upload(data))) for data in files]
+    for visitor in visitors:
+        visitor.start()
     deadline = time.monotonic() + 60
-    while decodes.in_flight < 2:  # two got a slot and are held; the other four queue on the semaphore
+    while decodes.in_flight < 2:  # two decode (held here); the other four wait for a decoder thread
         assert time.monotonic() < deadline, "no decode started"
         time.sleep(0.01)
     release.set()
-    for thread in threads:
-        thread.join(60)
+    for visitor in visitors:
+        visitor.join(60)
 
     assert len(results) == 6 and decodes.calls == 6
     assert decodes.most_at_once == 2
 
 
-def test_a_visitor_is_told_to_retry_when_every_decoding_slot_stays_busy(seven, monkeypatch):
-    slots = threading.BoundedSemaphore(1)
-    monkeypatch.setattr(preprocess, "_decode_slots", slots)
+def test_a_visitor_is_told_to_retry_when_no_decoder_is_free_in_time(seven, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    decoder = ThreadPoolExecutor(max_workers=1)
+    monkeypatch.setattr(preprocess, "_decoder", decoder)
     monkeypatch.setattr(preprocess, "DECODE_WAIT_SECONDS", 0.01)
-    preprocess._decoded.clear()
-    slots.acquire()  # someone else's decode
+    monkeypatch.setattr(preprocess, "_decoded", preprocess._DecodedPictures())
+    someone_elses_decode = threading.Event()
+    decoder.submit(someone_elses_decode.wait, 60)
     try:
         with pytest.raises(DecoderBusyError, match="The server is busy reading other pictures: try again"):
             decode_upload(png_bytes(Image.fromarray(seven)))
     finally:
-        slots.release()
-    assert decode_upload(png_bytes(Image.fromarray(seven))).shape == seven.shape  # and later it works
+        someone_elses_decode.set()
+    monkeypatch.setattr(preprocess, "DECODE_WAIT_SECONDS", 60)
+    assert decode_upload(png_bytes(Image.fromarray(seven))).shape == seven.shape  # and the next try works
 
 
 # --- The canvas value: what the browser sends, checked like an upload ---------------------------------------
