@@ -392,6 +392,15 @@ def test_fuzzed_arrays_of_every_dtype_give_an_mnist_image_or_a_value_error(pixel
     assert np.isfinite(result).all() and 0.0 <= result.min() and result.max() <= 1.0
 
 
+def test_format_duration_answers_any_number_and_never_raises():
+    """A NaN train_seconds in a model's metadata crashed the Home page here before the store refused it."""
+    import ui
+
+    assert [ui.format_duration(value) for value in (0, 59.6, 3725, np.float32(12.4))] == ["0:00", "1:00", "1:02:05",
+                                                                                         "0:12"]
+    assert {ui.format_duration(value) for value in (float("nan"), float("inf"), -float("inf"), -1, None)} == {"n/a"}
+
+
 # --- Model store: Lambda layers never run, shipped models never replaced ---------------------------------------
 
 
@@ -576,6 +585,46 @@ def test_a_name_taken_while_training_ran_still_saves_the_model_under_the_next_fr
     assert snapshot.status == JobStatus.FINISHED, snapshot.error
     assert snapshot.saved_name == snapshot.model_name == "contested-2"
     assert (tmp_path / "contested.keras").read_bytes() == b"saved by another process"  # theirs left alone
+    assert load_model("contested-2", tmp_path).count_params() == read_info("contested-2", tmp_path).parameters
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux's /proc/locks to see a thread wait")
+def test_a_name_another_process_is_saving_at_the_same_moment_saves_the_job_under_the_next_free_name(
+    tmp_path, mnist, monkeypatch
+):
+    """The CLI (another process) saves 'contested' just as the job does: the job waits for the store's lock, finds
+    the name taken, and saves as contested-2; before, both reported success and one model replaced the other."""
+    import os
+
+    from test_store import RacingSaver, signed_by, waiting_for_a_file_lock
+
+    registry = registry_in(tmp_path, mnist)
+    cli = RacingSaver(tmp_path, "cli")
+    real_train = jobs.train
+
+    def train_then_let_the_cli_take_the_name(*args, **kwargs):
+        result = real_train(*args, **kwargs)
+        cli.send("held contested")  # the CLI has checked the name and is writing its files: it holds the lock
+        assert cli.read() == "checked"
+        return result
+
+    monkeypatch.setattr(jobs, "train", train_then_let_the_cli_take_the_name)
+    try:
+        job = registry.start(QUICK, "contested", owner="alice")  # the name is free when the job starts
+        deadline = time.monotonic() + WAIT
+        while not waiting_for_a_file_lock(os.getpid()):  # the job's save waits for the CLI's to finish
+            assert not job.done, f"the job saved without waiting, as {job.snapshot().saved_name}"
+            assert time.monotonic() < deadline, "the job's save never waited for the store's lock"
+            time.sleep(0.01)
+        cli.send("go on")
+        assert cli.read() == "won"
+        assert job.wait(WAIT)
+    finally:
+        cli.close()
+    snapshot = job.snapshot()
+    assert snapshot.status == JobStatus.FINISHED, snapshot.error
+    assert snapshot.saved_name == "contested-2"
+    assert signed_by(tmp_path, "contested") == ("cli", "cli")  # the CLI's model is whole and untouched
     assert load_model("contested-2", tmp_path).count_params() == read_info("contested-2", tmp_path).parameters
 
 
