@@ -134,9 +134,24 @@ def _is_number(value) -> bool:
 
 
 def _non_finite_field(values) -> str | None:
-    """The path ('history[2].loss') of the first NaN or infinite float anywhere in `values`, else None."""
-    pending = [("", values)]
+    """The path ('history[2].loss') of a NaN or infinite float anywhere in `values`, else None."""
+    pending = [values]
     while pending:  # a loop, not recursion: the nesting is whatever the file says
+        value = pending.pop()
+        if type(value) is float:
+            if not math.isfinite(value):
+                return _path_of_non_finite(values)
+        elif type(value) is dict:
+            pending.extend(value.values())
+        elif type(value) is list:
+            pending.extend(value)
+    return None
+
+
+def _path_of_non_finite(values) -> str:
+    """Where the first NaN or infinite float in `values` is (slower than finding one: only for the message)."""
+    pending = [("", values)]
+    while pending:
         path, value = pending.pop()
         if isinstance(value, float) and not math.isfinite(value):
             return path or "the metadata"
@@ -144,7 +159,7 @@ def _non_finite_field(values) -> str | None:
             pending.extend((f"{path}.{key}" if path else str(key), item) for key, item in value.items())
         elif isinstance(value, list):
             pending.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
-    return None
+    return "the metadata"
 
 
 def _finite_or_none(value):
