@@ -450,7 +450,7 @@ def _entry(name: str, models_dir: Path) -> ModelEntry:
 _TIMESTAMP_SLACK_NS = 2_000_000_000
 # Even with an unchanged folder, files are stat'ed again this often: a file edited in place (not replaced, as the
 # store itself always does) changes its own mtime but not the folder's.
-LISTING_RECHECK_SECONDS = 10.0
+LISTING_RECHECK_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
