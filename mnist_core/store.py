@@ -1,9 +1,9 @@
 """Saved models: `<name>.keras` + `<name>.json` under models/, written atomically and loaded safely.
 
 Listing reads only the JSON files (no TensorFlow), so the pages can show the store quickly, and keeps what it read
-until the folder changes; a damaged or hostile file (a FIFO, a symbolic link, metadata nested a million deep or
+until the folder changes; a damaged or hostile file (a FIFO, a symbolic link, metadata nested thousands deep or
 megabytes long, NaN numbers) shows up as a broken entry instead of breaking or blocking the listing. Saves and
-deletes hold the store's lock, a file lock that other processes (the CLI, a second server) respect too.
+deletes hold the store's lock, an flock on the folder that other processes (the CLI, a second server) respect too.
 """
 
 from __future__ import annotations
@@ -432,15 +432,14 @@ def _weights_problem(keras_path: Path) -> str | None:
 
 
 def _entry(name: str, models_dir: Path) -> ModelEntry:
-    keras_path, json_path = _paths(name, models_dir)
+    keras_path, _ = _paths(name, models_dir)
     try:
         info = read_info(name, models_dir)
     except ModelNotFound:
         return ModelEntry(name, None, "its metadata file (.json) is missing")
     except BrokenModelError as error:
         return ModelEntry(name, None, str(error))
-    problem = _weights_problem(keras_path)
-    return ModelEntry(name, info, problem)
+    return ModelEntry(name, info, _weights_problem(keras_path))
 
 
 # --- Listing, kept until the folder changes ---------------------------------------------------------------------
