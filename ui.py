@@ -5,6 +5,8 @@ Everything here is glue between Streamlit and mnist_core; no page logic, no mode
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from pathlib import Path
 
@@ -299,6 +301,9 @@ def active_model_selector(container=st.sidebar) -> str | None:
 
 
 def format_duration(seconds: float) -> str:
+    """"1:02:03" or "2:03"; "n/a" for a duration that is not a finite number of seconds (never raises)."""
+    if not isinstance(seconds, numbers.Real) or not math.isfinite(seconds) or seconds < 0:
+        return "n/a"
     minutes, seconds = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"

@@ -7,27 +7,58 @@ the same steps before it can read them.
 
 Before the recipe, `ink_map` turns whatever came in (a transparent drawing canvas, white ink on black, a photo of
 dark ink on paper; 8-bit, 16-bit, bool or float pixels; a PIL image) into one map of ink: float32 in [0, 1], where
-ink is 1 and background is 0. `decode_upload` turns an uploaded file's bytes into pixels for it.
+ink is 1 and background is 0. `decode_upload` (a picture file) and `decode_canvas` (the Draw page's canvas value)
+are the checks for what a visitor sends: they decode only the formats this app accepts, at bounded cost.
 
 Only `ValueError`s leave this module: `BlankImageError` when there is no ink, `UnreadableImageError` for a file
 that is not a usable image, and a plain `ValueError` for an array that is not a picture.
 """
 
+import base64
+import binascii
+import hashlib
 import io
+import logging
 import math
 import re
+import threading
 import warnings
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from mnist_core.constants import IMAGE_SIZE, MNIST_BOX
+from mnist_core.constants import CANVAS_SIZE, IMAGE_SIZE, MNIST_BOX
+from mnist_core.hardware import usable_cores
 
 MAX_PIXELS = 25_000_000
 
 # Pillow's decompression-bomb guard then refuses oversized uploads from their header, before decoding any pixels.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+# What the Draw page's uploader names, as Pillow calls them; Pillow is never asked to try any other of its formats.
+UPLOAD_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
+# The canvas sends a PNG of its own size (streamlit-drawable-canvas: toDataURL, multiplier 1).
+CANVAS_FORMATS = ("PNG",)
+CANVAS_PNG_PREFIX = "data:image/png;base64,"
+MAX_STROKES = 500
+MAX_STROKE_POINTS = 50_000  # all strokes together
+MAX_STROKE_WIDTH = 200
+MAX_CANVAS_SIDE = 4 * CANVAS_SIZE  # room for a larger canvas or a retina multiplier; a forged 49 MP PNG is not
+MAX_UPLOAD_BYTES = 20_000_000  # beyond Streamlit's own upload limit (.streamlit/config.toml), for other callers
+MAX_CANVAS_BYTES = 8_000_000  # a MAX_CANVAS_SIDE RGBA PNG that does not compress at all is ~5 MB
+# Pictures above this are shrunk while they are decoded: the digit ends up 20 x 20, and the float steps of the recipe
+# cost 4-16 bytes a pixel, so a megapixel keeps every detail that matters at a bounded cost.
+DECODE_PIXELS = 1_000_000
+DECODE_WAIT_SECONDS = 30.0  # a visitor waits this long for a decoder thread before being told to retry
+DECODED_CACHE_BYTES = 64_000_000
+
+_log = logging.getLogger(__name__)
+_UPLOAD_UNREADABLE = "The file could not be read as an image: only PNG, JPEG, GIF, BMP and WebP files are accepted."
+_CANVAS_UNREADABLE = "The drawing could not be read: the canvas sent something that is not a PNG picture."
 
 # Ink must differ from the background by at least this much of the full scale; anything fainter is a blank
 # picture (an empty canvas, a uniform photo), not a digit.
@@ -40,6 +71,8 @@ _OPAQUE_ALPHA = 0.99
 _FLOAT_UNIT_MAX = 1.5  # float pixels up to this are read as [0, 1], above it as [0, 255]
 _LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601, the weights of Pillow's convert("L")
 _ALPHA_MODES = {"LA", "La", "PA", "RGBa"}
+# Modes Image.reduce averages meaningfully (it also takes "PA", but averaging palette indices is nonsense).
+_REDUCIBLE_MODES = {"L", "LA", "La", "RGB", "RGBA", "RGBa", "CMYK", "YCbCr", "I", "F"}
 
 
 class BlankImageError(ValueError):
@@ -102,39 +135,246 @@ def ink_map(image) -> np.ndarray:
 
 
 def decode_upload(data: bytes) -> np.ndarray:
-    """Decode an uploaded image file into uint8 pixels (H, W), (H, W, 3) or (H, W, 4), ready for `to_mnist`.
+    """Decode an uploaded picture file into uint8 pixels (H, W), (H, W, 3) or (H, W, 4), ready for `to_mnist`.
 
-    Uses the first frame of an animated image and applies the EXIF orientation. 16-bit greys are scaled to
-    0-255; palette, CMYK and other modes become RGB, or RGBA when they carry transparency.
-    Raises UnreadableImageError for an empty, corrupt, unsupported or oversized (> MAX_PIXELS) file.
+    The one check for uploaded pictures: only PNG, JPEG, GIF, BMP and WebP are decoded (Pillow's other 40-odd
+    formats are refused from the first bytes, so no Ghostscript or slow pure-Python decoder ever sees them), and
+    pictures over DECODE_PIXELS are shrunk while decoding (JPEG at a reduced scale, others right after), so what
+    comes back has at most about a megapixel. Uses the first frame of an animation and applies the EXIF orientation;
+    16-bit greys are scaled to 0-255, palette and CMYK pictures become RGB, or RGBA when they carry transparency.
+    The same bytes are decoded once: later calls (the page's reruns) get the same read-only array, or the same error.
+    Raises UnreadableImageError (a short message, no internals) for an empty, damaged, foreign or oversized file.
     """
+    return _decode_once(data, UPLOAD_FORMATS, _UPLOAD_LIMITS)
+
+
+def decode_canvas(data_url, size: int) -> np.ndarray:
+    """The Draw page's canvas value, a `data:image/png;base64,...` URL, as uint8 RGBA pixels (size, size, 4).
+
+    The browser sends it, so it is hostile until checked: only a PNG of exactly the canvas' size is accepted (its
+    size read from the header before any pixel is decoded), through the same bounded decoder as uploads. Anything
+    else raises UnreadableImageError with a short message.
+    """
+    if not isinstance(data_url, str) or not data_url.startswith(CANVAS_PNG_PREFIX):
+        raise UnreadableImageError(_CANVAS_UNREADABLE)
+    encoded = data_url[len(CANVAS_PNG_PREFIX):]  # its length is bounded by Streamlit's message limit (25 MB)
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        _log.warning("refused a canvas value that is not base64 (%d characters)", len(encoded))
+        raise UnreadableImageError(_CANVAS_UNREADABLE) from None
+    pixels = _decode_once(data, CANVAS_FORMATS, _CANVAS_LIMITS)
+    if pixels.shape[:2] != (size, size) or pixels.ndim != 3 or pixels.shape[2] != 4:
+        raise UnreadableImageError(
+            f"The canvas sent a {pixels.shape[1]} x {pixels.shape[0]} picture, not a {size} x {size} drawing.")
+    return pixels
+
+
+def checked_strokes(value) -> list[dict]:
+    """The canvas' strokes ([{"width": w, "points": [[x, y], ...]}, ...]) after checking their shape and size, as
+    plain lists of floats (they are sent back to the browser to draw the picture again). Raises ValueError."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_STROKES:
+        raise ValueError("The canvas sent strokes in a form it never sends.")
+    strokes, total = [], 0
+    for stroke in value:
+        if not isinstance(stroke, dict):
+            raise ValueError("The canvas sent strokes in a form it never sends.")
+        width, points = stroke.get("width"), stroke.get("points")
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= MAX_STROKE_WIDTH:
+            raise ValueError("The canvas sent a stroke with an impossible width.")
+        if not isinstance(points, list) or not points:
+            raise ValueError("The canvas sent a stroke without points.")
+        total += len(points)
+        if total > MAX_STROKE_POINTS:
+            raise ValueError("The canvas sent more stroke points than any drawing has.")
+        checked = []
+        for point in points:
+            if (not isinstance(point, list) or len(point) != 2
+                    or not all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c)
+                               for c in point)):
+                raise ValueError("The canvas sent a stroke point that is not a pair of numbers.")
+            checked.append([float(point[0]), float(point[1])])
+        strokes.append({"width": float(width), "points": checked})
+    return strokes
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """What one kind of picture may be, and what its refusals say."""
+
+    max_bytes: int
+    max_pixels: int
+    max_side: int
+    what: str  # "file" or "drawing", in messages
+    empty: str
+    too_large: str  # formatted with size: ' (W x H pixels)', or '' when unknown
+    unreadable: str  # bytes that are not a picture of the accepted formats
+    damaged: str  # an accepted format whose decoder failed
+
+
+_UPLOAD_LIMITS = _Limits(
+    max_bytes=MAX_UPLOAD_BYTES,
+    max_pixels=MAX_PIXELS,
+    max_side=MAX_PIXELS,
+    what="file",
+    empty="The file is empty.",
+    too_large=f"The image is too large{{size}}; the limit is {MAX_PIXELS // 1_000_000} megapixels.",
+    unreadable=_UPLOAD_UNREADABLE,
+    damaged="The file could not be read as an image: it is damaged or incomplete.",
+)
+_CANVAS_LIMITS = _Limits(
+    max_bytes=MAX_CANVAS_BYTES,
+    max_pixels=MAX_CANVAS_SIDE**2,
+    max_side=MAX_CANVAS_SIDE,
+    what="drawing",
+    empty=_CANVAS_UNREADABLE,
+    too_large=f"The drawing is too large{{size}}; the canvas is at most {MAX_CANVAS_SIDE} x {MAX_CANVAS_SIDE} pixels.",
+    unreadable=_CANVAS_UNREADABLE,
+    damaged="The drawing could not be read: its PNG is damaged or incomplete.",
+)
+
+
+class _DecodedPictures:
+    """The last decoded pictures by content hash (bounded in bytes), so a rerun does not decode an upload again.
+
+    Shared by every session of the server: the same bytes give the same pixels whoever sent them. Refusals are
+    kept too (as their message), so a damaged 25-megapixel file is not decoded again on every rerun either.
+    """
+
+    def __init__(self, max_bytes: int = DECODED_CACHE_BYTES) -> None:
+        self._max_bytes = max_bytes
+        self._entries: OrderedDict[bytes, np.ndarray | str] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: bytes) -> np.ndarray | str | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+            return found
+
+    def put(self, key: bytes, value: np.ndarray | str) -> None:
+        size = value.nbytes if isinstance(value, np.ndarray) else len(value)
+        if size > self._max_bytes:
+            return
+        with self._lock:
+            if key in self._entries:
+                return
+            self._entries[key] = value
+            self._bytes += size
+            while self._bytes > self._max_bytes:
+                _, dropped = self._entries.popitem(last=False)
+                self._bytes -= dropped.nbytes if isinstance(dropped, np.ndarray) else len(dropped)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+
+_decoded = _DecodedPictures()
+# Pictures are decoded on these few threads, never on the visitors' own: at most one decode per core at once, however
+# many visitors upload (a decode is CPU-bound and holds up to ~100 MB until it is shrunk, so more at once would add
+# memory, not speed). Fixed threads also keep that memory in their few malloc arenas: decoding on each visitor's own
+# thread left ~100 MB in each thread's arena (8 visitors at once: +911 MiB that way, +495 MiB on two decoder threads;
+# bench/bench_decode.py).
+_decoder = ThreadPoolExecutor(max_workers=max(1, usable_cores()), thread_name_prefix="picture-decoder")
+
+
+class DecoderBusyError(UnreadableImageError):
+    """No decoder thread was free for DECODE_WAIT_SECONDS; the file itself may be fine."""
+
+
+def _decode_once(data, formats: tuple[str, ...], limits: _Limits) -> np.ndarray:
     if not data:
-        raise UnreadableImageError("The file is empty.")
+        raise UnreadableImageError(limits.empty)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise UnreadableImageError(limits.unreadable)
+    if len(data) > limits.max_bytes:
+        raise UnreadableImageError(
+            f"The {limits.what} is too large ({len(data) / 1e6:.1f} MB); the limit is {limits.max_bytes / 1e6:.0f} MB."
+        )
+    data = bytes(data)
+    key = hashlib.sha256(data).digest() + ",".join(formats).encode()
+    decoded = _decoded.get(key)
+    if decoded is None:
+        pending = _decoder.submit(_decode_and_keep, key, data, formats, limits)
+        try:
+            decoded = pending.result(timeout=DECODE_WAIT_SECONDS)
+        except FutureTimeout:
+            pending.cancel()  # still queued: dropped; already decoding: kept for this visitor's next rerun
+            raise DecoderBusyError("The server is busy reading other pictures: try again in a moment.") from None
+    if isinstance(decoded, str):
+        raise UnreadableImageError(decoded)
+    return decoded
+
+
+def _decode_and_keep(key: bytes, data: bytes, formats: tuple[str, ...], limits: _Limits) -> np.ndarray | str:
+    """On a decoder thread: the pixels (read-only) or the refusal's message, kept in the cache either way."""
+    try:
+        decoded = _decode_checked(data, formats, limits)
+        decoded.flags.writeable = False  # shared between reruns and sessions
+    except UnreadableImageError as error:
+        decoded = str(error)
+    _decoded.put(key, decoded)
+    return decoded
+
+
+def _decode_checked(data: bytes, formats: tuple[str, ...], limits: _Limits) -> np.ndarray:
+    """Decode `data` as one of `formats` with Pillow, shrinking it early; UnreadableImageError for anything else."""
     try:
         with warnings.catch_warnings():
             # Pillow only warns between 1x and 2x its pixel limit; such an upload must be refused, not decoded.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as picture:
+            with Image.open(io.BytesIO(data), formats=list(formats)) as picture:
                 width, height = picture.size
                 # Checked again here because warning filters are process-wide, and another thread (another
                 # Streamlit session) may change them while this one decodes.
-                if width * height > MAX_PIXELS:
-                    raise UnreadableImageError(_too_large_message(width, height, "image"))
+                if width * height > limits.max_pixels or max(width, height) > limits.max_side:
+                    raise UnreadableImageError(limits.too_large.format(size=f" ({width} x {height} pixels)"))
+                if width * height == 0:
+                    raise UnreadableImageError(limits.damaged)
                 picture.seek(0)
+                factor = _shrink_factor(width, height)
+                if factor > 1:
+                    # JPEG decodes at 1/2, 1/4 or 1/8 scale, no larger than asked: a fraction of the work and memory.
+                    picture.draft(picture.mode, (max(1, width // factor), max(1, height // factor)))
                 picture.load()
-                return _pil_to_pixels(_upright(picture))
+                return _pil_to_pixels(_upright(_shrunk(picture)))
     except UnreadableImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise UnreadableImageError(_bomb_message(error)) from error
-    except Image.UnidentifiedImageError as error:
-        raise UnreadableImageError(
-            "The file could not be read as an image: its format is not one Pillow knows (PNG, JPEG, GIF, BMP, WebP...)."
-        ) from error
+        raise UnreadableImageError(_bomb_message(error, limits)) from None
+    except Image.UnidentifiedImageError:
+        # Not one of `formats`: refused from its first bytes, no decoder ran.
+        raise UnreadableImageError(limits.unreadable) from None
     except Exception as error:
-        # Decoders of untrusted bytes fail in many ways (OSError, SyntaxError, struct.error, MemoryError...);
-        # every one of them means the same thing to the person who uploaded the file.
-        raise UnreadableImageError(f"The file could not be read as an image: {error}") from error
+        # Decoders of untrusted bytes fail in many ways (OSError, SyntaxError, struct.error, MemoryError...); every
+        # one of them means the same thing to the person who sent the file, and the details are for the log only.
+        _log.warning("refused a picture its decoder failed on: %s: %s", type(error).__name__, error)
+        raise UnreadableImageError(limits.damaged) from None
+
+
+def _shrink_factor(width: int, height: int) -> int:
+    """The whole-number factor that brings width x height to at most DECODE_PIXELS (1 when it already is)."""
+    return max(1, math.ceil(math.sqrt(width * height / DECODE_PIXELS)))
+
+
+def _shrunk(picture: Image.Image) -> Image.Image:
+    """The picture box-averaged down to at most DECODE_PIXELS; pictures already that small are returned as they are."""
+    width, height = picture.size
+    factor = _shrink_factor(width, height)
+    if factor == 1:
+        return picture
+    if picture.mode in ("1", "P", "PA"):
+        # Averaging palette indices or 1-bit pixels means nothing: first the colours they stand for.
+        picture = picture.convert("L" if picture.mode == "1" else _colour_mode(picture))
+    elif picture.mode not in _REDUCIBLE_MODES:  # 16-bit greys, which Image.reduce does not take: 8-bit first
+        picture = Image.fromarray(_pil_to_pixels(picture))
+    return picture.reduce(factor)
 
 
 def _as_pixels(image) -> np.ndarray:
@@ -301,99 +541,35 @@ def _pil_to_pixels(picture: Image.Image) -> np.ndarray:
     if mode in ("L", "RGB", "RGBA"):
         return np.array(picture)
     if mode.startswith("I"):  # 16- or 32-bit integer greys ('I;16', 'I;16B', 'I', ...)
-        values = np.asarray(picture).astype(np.float64)
+        values = np.asarray(picture)
         # 'I' also holds 8-bit greys converted up; only values beyond 255 mean a 16-bit range.
         full_scale = 255.0 if mode == "I" and values.max() <= 255 else 65535.0
-        return np.rint(np.clip(values, 0.0, full_scale) * (255.0 / full_scale)).astype(np.uint8)
+        pixels = np.empty(values.shape, np.uint8)
+        # A band of rows at a time: float64 copies of a whole 25-megapixel grey would take 200 MB each.
+        band = max(1, DECODE_PIXELS // max(1, values.shape[1]))
+        for top in range(0, values.shape[0], band):
+            rows = np.clip(values[top : top + band].astype(np.float64), 0.0, full_scale)
+            pixels[top : top + band] = np.rint(rows * (255.0 / full_scale))
+        return pixels
     if mode == "F":
         values = np.nan_to_num(np.asarray(picture, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         full_scale = 1.0 if values.max() <= 1.0 else 255.0
         return np.rint(np.clip(values, 0.0, full_scale) * (255.0 / full_scale)).astype(np.uint8)
     if mode == "1":
         return np.array(picture.convert("L"))
-    has_alpha = mode in _ALPHA_MODES or "transparency" in picture.info
-    return np.array(picture.convert("RGBA" if has_alpha else "RGB"))
+    return np.array(picture.convert(_colour_mode(picture)))
+
+
+def _colour_mode(picture: Image.Image) -> str:
+    """"RGBA" for a picture with any transparency, else "RGB"."""
+    return "RGBA" if picture.mode in _ALPHA_MODES or "transparency" in picture.info else "RGB"
 
 
 def _too_large_message(width: int, height: int, noun: str) -> str:
     return f"The {noun} is too large ({width} x {height} pixels); the limit is {MAX_PIXELS // 1_000_000} megapixels."
 
 
-def _bomb_message(error: Exception) -> str:
+def _bomb_message(error: Exception, limits: _Limits) -> str:
     # Pillow refuses the file inside Image.open, before it hands back the size; its message has the pixel count.
     found = re.search(r"\((\d+) pixels\)", str(error))
-    size = f" ({int(found.group(1)):,} pixels)" if found else ""
-    return f"The image is too large{size}; the limit is {MAX_PIXELS // 1_000_000} megapixels."
-
-
-# --- the Draw page's canvas value (hostile until checked: a tampered browser can send anything) ---------------------
-
-CANVAS_PNG_PREFIX = "data:image/png;base64,"
-MAX_CANVAS_PNG_BYTES = 2 * 1024 * 1024  # a 280x280 PNG of strokes is a few KB; 2 MB is far past any real drawing
-MAX_STROKES = 500
-MAX_STROKE_POINTS = 50_000  # all strokes together
-MAX_STROKE_WIDTH = 200
-
-
-def decode_canvas(data_url, size: int) -> np.ndarray:
-    """The canvas' picture, a `data:image/png;base64,...` URL, as RGBA uint8 pixels (size, size, 4).
-
-    Only a PNG of exactly the canvas' size is accepted, checked from its header before any pixel is decoded; anything
-    else raises UnreadableImageError with a short message.
-    """
-    import base64
-    import binascii
-
-    if not isinstance(data_url, str) or not data_url.startswith(CANVAS_PNG_PREFIX):
-        raise UnreadableImageError("The canvas sent something that is not a PNG picture.")
-    encoded = data_url[len(CANVAS_PNG_PREFIX):]
-    if len(encoded) > MAX_CANVAS_PNG_BYTES * 4 // 3 + 4:
-        raise UnreadableImageError("The canvas sent a picture far larger than a drawing.")
-    try:
-        data = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError) as error:
-        raise UnreadableImageError("The canvas sent a picture that is not valid base64.") from error
-    try:
-        with warnings.catch_warnings():
-            # Pillow warns of a "decompression bomb" at open; the size check right below refuses it anyway.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            picture = Image.open(io.BytesIO(data), formats=["PNG"])
-        with picture:
-            if picture.size != (size, size):
-                raise UnreadableImageError(
-                    f"The canvas sent a {picture.size[0]} x {picture.size[1]} picture, not {size} x {size}.")
-            return np.asarray(picture.convert("RGBA"))
-    except UnreadableImageError:
-        raise
-    except Exception as error:  # Image.UnidentifiedImageError, truncated data, ...: all mean the same here
-        raise UnreadableImageError("The canvas sent a picture that could not be read as a PNG.") from error
-
-
-def checked_strokes(value) -> list[dict]:
-    """The canvas' strokes ([{"width": w, "points": [[x, y], ...]}, ...]) after checking their shape and size, as
-    plain lists of floats (they are sent back to the browser to draw the picture again). Raises ValueError."""
-    if value is None:
-        return []
-    if not isinstance(value, list) or len(value) > MAX_STROKES:
-        raise ValueError("The canvas sent strokes in a form it never sends.")
-    strokes, total = [], 0
-    for stroke in value:
-        if not isinstance(stroke, dict):
-            raise ValueError("The canvas sent strokes in a form it never sends.")
-        width, points = stroke.get("width"), stroke.get("points")
-        if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= MAX_STROKE_WIDTH:
-            raise ValueError("The canvas sent a stroke with an impossible width.")
-        if not isinstance(points, list) or not points:
-            raise ValueError("The canvas sent a stroke without points.")
-        total += len(points)
-        if total > MAX_STROKE_POINTS:
-            raise ValueError("The canvas sent more stroke points than any drawing has.")
-        checked = []
-        for point in points:
-            if (not isinstance(point, list) or len(point) != 2
-                    or not all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c)
-                               for c in point)):
-                raise ValueError("The canvas sent a stroke point that is not a pair of numbers.")
-            checked.append([float(point[0]), float(point[1])])
-        strokes.append({"width": float(width), "points": checked})
-    return strokes
+    return limits.too_large.format(size=f" ({int(found.group(1)):,} pixels)" if found else "")

@@ -1,30 +1,44 @@
 """Saved models: `<name>.keras` + `<name>.json` under models/, written atomically and loaded safely.
 
-Listing reads only the JSON files (no TensorFlow), so the pages can show the store quickly; a damaged
-file shows up as a broken entry instead of breaking the listing.
+Listing reads only the JSON files (no TensorFlow), so the pages can show the store quickly, and keeps what it read
+until the folder changes; a damaged or hostile file (a FIFO, a symbolic link, metadata nested thousands deep or
+megabytes long, NaN numbers) shows up as a broken entry instead of breaking or blocking the listing. Saves and
+deletes hold the store's lock, an flock on the folder that other processes (the CLI, a second server) respect too.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import math
 import os
 import re
+import stat
 import tempfile
 import threading
 import time
 import unicodedata
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from mnist_core.constants import MODELS_DIR
 
+try:
+    import fcntl
+except ImportError:  # Windows: saves are then safe between the threads of one process only
+    fcntl = None
+
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_NAME_LENGTH = 64
+# The app writes a few kilobytes per model (a 50-epoch history is ~15 KB); more is not metadata it wrote.
+MAX_METADATA_BYTES = 1_000_000
 _write_lock = threading.Lock()
+_log = logging.getLogger(__name__)
 
 
 class StoreError(Exception):
@@ -75,7 +89,11 @@ class ModelInfo:
     owner_id: str = ""  # that visitor's id (mnist_core.visitors): who may delete it; "" for shipped and older models
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+        """The metadata as standard JSON: a NaN or infinite number (a diverged training's loss) is written as null."""
+        values = _finite_or_none(asdict(self))
+        if values["train_seconds"] is None:
+            values["train_seconds"] = 0.0
+        return json.dumps(values, indent=2, sort_keys=True, allow_nan=False)
 
     @classmethod
     def from_dict(cls, values: dict) -> ModelInfo:
@@ -105,11 +123,59 @@ class ModelInfo:
             raise ValueError("metadata has a malformed train_seconds or parameters")
         if info.command is not None and not isinstance(info.command, str):
             raise ValueError("metadata has a malformed command")
+        non_finite = _non_finite_field(values)
+        if non_finite:
+            # JSON has no NaN or infinity (Python's reader accepts them anyway): the app never writes one.
+            raise ValueError(f"metadata has a NaN or infinite number in {non_finite}")
+        if info.test_accuracy is not None and not 0.0 <= info.test_accuracy <= 1.0:
+            raise ValueError("metadata has a test accuracy outside 0-1")
+        if info.train_seconds < 0 or info.parameters < 0:
+            raise ValueError("metadata has a negative train_seconds or parameters")
         return info
 
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _non_finite_field(values) -> str | None:
+    """The path ('history[2].loss') of a NaN or infinite float anywhere in `values`, else None."""
+    pending = [values]
+    while pending:  # a loop, not recursion: the nesting is whatever the file says
+        value = pending.pop()
+        if type(value) is float:
+            if not math.isfinite(value):
+                return _path_of_non_finite(values)
+        elif type(value) is dict:
+            pending.extend(value.values())
+        elif type(value) is list:
+            pending.extend(value)
+    return None
+
+
+def _path_of_non_finite(values) -> str:
+    """Where the first NaN or infinite float in `values` is (slower than finding one: only for the message)."""
+    pending = [("", values)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return path or "the metadata"
+        if isinstance(value, dict):
+            pending.extend((f"{path}.{key}" if path else str(key), item) for key, item in value.items())
+        elif isinstance(value, list):
+            pending.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
+    return "the metadata"
+
+
+def _finite_or_none(value):
+    """`value` with every NaN or infinite float inside it replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -241,15 +307,36 @@ def check_can_save(name: str, models_dir: Path = MODELS_DIR, overwrite: bool = F
         raise ModelExistsError(f"A model named {name!r} already exists: pick another name.")
 
 
+@contextmanager
+def store_lock(models_dir: Path = MODELS_DIR) -> Iterator[None]:
+    """Hold the store's write lock: between this process' threads, and between processes through an flock on the
+    store's folder itself (no lock file to leave behind; the kernel releases it if the holder dies).
+
+    Saving is check-then-rename; without one lock around both, two processes saving the same new name both passed
+    the check and one model silently replaced the other.
+    """
+    with _write_lock:
+        if fcntl is None:
+            yield
+            return
+        descriptor = os.open(models_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # closing releases the flock
+
+
 def save_model(model, info: ModelInfo, models_dir: Path = MODELS_DIR, overwrite: bool = False) -> ModelInfo:
     """Save `model` and `info` as <name>.keras and <name>.json; a kill at any moment leaves no half file.
 
-    Refuses to replace a shipped model, and any existing model unless `overwrite`.
+    Refuses to replace a shipped model, and any existing model unless `overwrite` (ModelExistsError), also when
+    another process saves the same name at the same moment: exactly one of them wins (store_lock).
     """
     models_dir = Path(models_dir)
     keras_path, json_path = _paths(info.name, models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
-    with _write_lock:
+    with store_lock(models_dir):
         check_can_save(info.name, models_dir, overwrite=overwrite, shipped=info.shipped)
         if not info.created:
             info.created = now_iso()
@@ -263,65 +350,221 @@ def save_model(model, info: ModelInfo, models_dir: Path = MODELS_DIR, overwrite:
                 (json_path, lambda temp: temp.write_text(info.to_json(), encoding="utf-8")),
             ]
         )
+    _forget_listing(models_dir)
     return info
 
 
-def read_info(name: str, models_dir: Path = MODELS_DIR) -> ModelInfo:
-    _, json_path = _paths(name, Path(models_dir))
+class NotARegularFile(OSError):
+    """The path is a directory, a symbolic link, a FIFO, a socket or a device: nothing the store wrote."""
+
+
+@contextmanager
+def _open_regular(path: Path) -> Iterator:
+    """`path` opened for binary reading if it is a regular file; raises NotARegularFile if it is anything else.
+
+    Never follows a symbolic link (O_NOFOLLOW) and never waits on a FIFO with no writer (O_NONBLOCK, then fstat on
+    what was opened, so nothing can be swapped in between a check and the open).
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
-        values = json.loads(json_path.read_text(encoding="utf-8"))
+        descriptor = os.open(path, flags)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise NotARegularFile(errno.ELOOP, "a symbolic link") from None
+        raise
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(errno.EINVAL, _kind_of_file(mode))
+        file = os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+    with file:
+        yield file
+
+
+def _kind_of_file(mode: int) -> str:
+    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISLNK, "a symbolic link")]
+    return next((kind for test, kind in kinds if test(mode)), "not a regular file")
+
+
+def read_info(name: str, models_dir: Path = MODELS_DIR) -> ModelInfo:
+    """The metadata of model `name`; ModelNotFound if it has none, BrokenModelError saying why it cannot be used."""
+    _, json_path = _paths(name, Path(models_dir))
+    damaged = f"The metadata of {name!r} is damaged:"
+    try:
+        with _open_regular(json_path) as file:
+            content = file.read(MAX_METADATA_BYTES + 1)
+        if len(content) > MAX_METADATA_BYTES:
+            raise BrokenModelError(f"{damaged} it is larger than {MAX_METADATA_BYTES:,} bytes.")
+        values = json.loads(content.decode("utf-8"))
         return ModelInfo.from_dict(values)
     except FileNotFoundError:
         raise ModelNotFound(f"There is no model named {name!r}.") from None
-    except (ValueError, TypeError, UnicodeDecodeError) as error:
-        raise BrokenModelError(f"The metadata of {name!r} is damaged: {error}.") from error
+    except NotARegularFile as error:
+        raise BrokenModelError(f"{damaged} it is {error.strerror}, not a regular file.") from None
+    except UnicodeDecodeError:
+        raise BrokenModelError(f"{damaged} it is not UTF-8 text.") from None
+    except json.JSONDecodeError as error:
+        raise BrokenModelError(f"{damaged} it is not valid JSON ({error.msg}, line {error.lineno}).") from None
+    except RecursionError:
+        raise BrokenModelError(f"{damaged} it is nested too deeply.") from None
+    except MemoryError:
+        raise BrokenModelError(f"{damaged} it is too large to read.") from None
+    except (ValueError, TypeError) as error:  # ModelInfo.from_dict's own, person-readable reasons
+        raise BrokenModelError(f"{damaged} {error}.") from None
+    except OSError as error:  # permissions, I/O errors: the details are for the log
+        _log.warning("could not read %s: %s", json_path, error)
+        raise BrokenModelError(f"The metadata of {name!r} could not be read.") from None
+
+
+def _weights_problem(keras_path: Path) -> str | None:
+    """Why the .keras file cannot be a model (missing, not a regular file, not a zip), or None if it may be one."""
+    try:
+        with _open_regular(keras_path) as file:
+            if not zipfile.is_zipfile(file):
+                return "its weights file (.keras) is damaged"
+    except FileNotFoundError:
+        return "its weights file (.keras) is missing"
+    except NotARegularFile as error:
+        return f"its weights file (.keras) is {error.strerror}, not a regular file"
+    except OSError as error:
+        _log.warning("could not read %s: %s", keras_path, error)
+        return "its weights file (.keras) could not be read"
+    return None
 
 
 def _entry(name: str, models_dir: Path) -> ModelEntry:
-    keras_path, json_path = _paths(name, models_dir)
-    if not json_path.exists():
-        return ModelEntry(name, None, "its metadata file (.json) is missing")
+    keras_path, _ = _paths(name, models_dir)
     try:
         info = read_info(name, models_dir)
+    except ModelNotFound:
+        return ModelEntry(name, None, "its metadata file (.json) is missing")
     except BrokenModelError as error:
         return ModelEntry(name, None, str(error))
-    if not keras_path.exists():
-        return ModelEntry(name, info, "its weights file (.keras) is missing")
-    if not zipfile.is_zipfile(keras_path):
-        return ModelEntry(name, info, "its weights file (.keras) is damaged")
-    return ModelEntry(name, info)
+    return ModelEntry(name, info, _weights_problem(keras_path))
+
+
+# --- Listing, kept until the folder changes ---------------------------------------------------------------------
+
+# A folder's mtime has the kernel's coarse clock (milliseconds) and some filesystems' have whole seconds: a change
+# that close after a listing could keep the mtime that listing saw, so such a listing is not trusted to be current.
+_TIMESTAMP_SLACK_NS = 2_000_000_000
+# Even with an unchanged folder, files are stat'ed again this often: a file edited in place (not replaced, as the
+# store itself always does) changes its own mtime but not the folder's.
+LISTING_RECHECK_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class _Listing:
+    folder_stamp: tuple  # (device, inode, mtime_ns) of the folder when it was listed
+    trusted_until: float  # time.monotonic(); after it, files are stat'ed again
+    entries: tuple[ModelEntry, ...]
+    signatures: dict  # name -> the stat signatures of its two files, to reuse entries whose files did not change
+
+
+_listings: dict[str, _Listing] = {}
+_listings_lock = threading.Lock()
 
 
 def list_models(models_dir: Path = MODELS_DIR) -> list[ModelEntry]:
-    """Every model in the store, shipped ones first, then newest first; broken ones carry an error."""
+    """Every model in the store, shipped ones first, then newest first; broken ones carry an error.
+
+    Kept between calls and refreshed when the folder changes (a save, a delete, a file copied in), so a page run
+    costs one stat of the folder; only the files whose stat changed are read again. The entries are shared
+    between callers: treat them as read-only.
+    """
     models_dir = Path(models_dir)
-    if not models_dir.is_dir():
+    try:
+        folder = os.stat(models_dir)
+    except OSError:
         return []
-    names = set()
-    for path in models_dir.iterdir():
-        if path.suffix in (".keras", ".json") and not path.name.startswith("."):
-            try:
-                names.add(validate_name(path.stem))
-            except InvalidModelName:
-                continue  # a stray file we did not write; never list what we could not address safely
-    entries = sorted((_entry(name, models_dir) for name in names), key=lambda entry: entry.name)
+    if not stat.S_ISDIR(folder.st_mode):
+        return []
+    key = str(models_dir.resolve())
+    folder_stamp = (folder.st_dev, folder.st_ino, folder.st_mtime_ns)
+    with _listings_lock:
+        cached = _listings.get(key)
+    if cached is not None and cached.folder_stamp == folder_stamp and time.monotonic() < cached.trusted_until:
+        return list(cached.entries)
+
+    signatures = _file_signatures(models_dir)
+    previous = cached.signatures if cached is not None else {}
+    reusable = {entry.name: entry for entry in cached.entries} if cached is not None else {}
+    entries = [
+        reusable[name] if previous.get(name) == signature and name in reusable else _entry(name, models_dir)
+        for name, signature in signatures.items()
+    ]
+    entries.sort(key=lambda entry: entry.name)
     # Stable sorts: newest first, then shipped before trained, working before broken.
     entries.sort(key=lambda entry: entry.info.created if entry.info else "", reverse=True)
     entries.sort(key=lambda entry: (not entry.shipped, entry.broken))
+
+    settled = time.time_ns() - folder.st_mtime_ns > _TIMESTAMP_SLACK_NS
+    trusted_until = time.monotonic() + LISTING_RECHECK_SECONDS if settled else 0.0
+    with _listings_lock:
+        _listings[key] = _Listing(folder_stamp, trusted_until, tuple(entries), signatures)
     return entries
 
 
+def _file_signatures(models_dir: Path) -> dict[str, tuple]:
+    """name -> (its .keras file's stat signature, its .json file's) for every model name in the folder."""
+    found: dict[str, list] = {}
+    with os.scandir(models_dir) as folder:
+        for item in folder:
+            stem, dot, suffix = item.name.rpartition(".")
+            if not dot or suffix not in ("keras", "json") or item.name.startswith("."):
+                continue
+            try:
+                name = validate_name(stem)
+            except InvalidModelName:
+                continue  # a stray file we did not write; never list what we could not address safely
+            try:
+                details = item.stat(follow_symlinks=False)
+                signature = (details.st_mode, details.st_ino, details.st_size, details.st_mtime_ns, details.st_ctime_ns)
+            except OSError:
+                signature = None  # vanished meanwhile: the entry is built (and says what is missing)
+            found.setdefault(name, [None, None])[0 if suffix == "keras" else 1] = signature
+    return {name: tuple(pair) for name, pair in found.items()}
+
+
+def _forget_listing(models_dir: Path) -> None:
+    """Drop the kept listing of `models_dir`, after this process changed the folder."""
+    with _listings_lock:
+        _listings.pop(str(Path(models_dir).resolve()), None)
+
+
 def load_model(name: str, models_dir: Path = MODELS_DIR):
-    """Load a saved model with Keras' safe_mode (no Lambda layers or arbitrary code); BrokenModelError if it can't."""
+    """Load a saved model with Keras' safe_mode (no Lambda layers or arbitrary code); BrokenModelError if it can't.
+
+    The error says why in a sentence; what Keras said (configs, paths) goes to the log only.
+    """
     keras_path, _ = _paths(name, Path(models_dir))
-    if not keras_path.exists():
-        raise ModelNotFound(f"There is no model named {name!r}.")
+    try:
+        # Keras opens the path itself; a FIFO there would block it forever, a symbolic link lead anywhere.
+        with _open_regular(keras_path):
+            pass
+    except FileNotFoundError:
+        raise ModelNotFound(f"There is no model named {name!r}.") from None
+    except NotARegularFile as error:
+        raise BrokenModelError(f"The model {name!r} could not be loaded: its file is {error.strerror}.") from None
     import keras  # only now: a missing model is reported without the seconds TensorFlow takes to import
 
     try:
         return keras.saving.load_model(keras_path, compile=False, safe_mode=True)
-    except Exception as error:  # Keras raises many kinds (ValueError, zipfile, h5py, TypeError) for a bad file
-        raise BrokenModelError(f"The model {name!r} could not be loaded: {error}") from error
+    except Exception as error:  # Keras raises many kinds (ValueError, zipfile, h5py, TypeError)
+        _log.warning("could not load the model %r from %s: %s: %s", name, keras_path, type(error).__name__, error)
+        raise BrokenModelError(f"The model {name!r} could not be loaded: {_load_failure(error)}") from None
+
+
+def _load_failure(error: Exception) -> str:
+    """What a Keras loading error means, in a sentence without its internals."""
+    text = str(error)
+    if "safe_mode" in text or "Lambda" in text:
+        return "it contains Python code (a Lambda layer), which this app never runs."
+    return "its file is damaged or not a Keras model this app can read."
 
 
 def delete_model(name: str, models_dir: Path = MODELS_DIR, allow_shipped: bool = False, by=None) -> None:
@@ -333,20 +576,23 @@ def delete_model(name: str, models_dir: Path = MODELS_DIR, allow_shipped: bool =
     """
     models_dir = Path(models_dir)
     keras_path, json_path = _paths(name, models_dir)
-    if not keras_path.exists() and not json_path.exists():
+    if not models_dir.is_dir():
         raise ModelNotFound(f"There is no model named {name!r}.")
-    try:
-        info = read_info(name, models_dir)
-    except (ModelNotFound, BrokenModelError):
-        info = None  # a broken entry is deletable
-    if info is not None and info.shipped and not allow_shipped:
-        raise ProtectedModelError(f"{name!r} ships with the app and cannot be deleted.")
-    if by is not None and not by.may_manage(info.owner_id if info is not None else ""):
-        whose = f"was trained by {info.owner}" if info is not None and info.owner else "has no recorded owner"
-        raise NotYourModelError(f"{name!r} {whose}: only they (or an admin) can delete it.")
-    with _write_lock:
+    with store_lock(models_dir):
+        if not os.path.lexists(keras_path) and not os.path.lexists(json_path):
+            raise ModelNotFound(f"There is no model named {name!r}.")
+        try:
+            info = read_info(name, models_dir)
+        except (ModelNotFound, BrokenModelError):
+            info = None  # a broken entry is deletable
+        if info is not None and info.shipped and not allow_shipped:
+            raise ProtectedModelError(f"{name!r} ships with the app and cannot be deleted.")
+        if by is not None and not by.may_manage(info.owner_id if info is not None else ""):
+            whose = f"was trained by {info.owner}" if info is not None and info.owner else "has no recorded owner"
+            raise NotYourModelError(f"{name!r} {whose}: only they (or an admin) can delete it.")
         keras_path.unlink(missing_ok=True)
         json_path.unlink(missing_ok=True)
+    _forget_listing(models_dir)
 
 
 def unique_name(base: str, models_dir: Path = MODELS_DIR) -> str:

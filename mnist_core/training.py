@@ -45,6 +45,11 @@ def _is_real(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_choice(value, choices) -> bool:
+    # isinstance first: `[...] in {...}` raises TypeError (unhashable) instead of answering False.
+    return isinstance(value, str) and value in choices
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a training run; the same config and seed give the same curves."""
@@ -68,13 +73,13 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        if self.architecture not in ARCHITECTURES:
+        if not _is_choice(self.architecture, ARCHITECTURES):
             raise ConfigError(f"architecture must be one of {', '.join(ARCHITECTURES)}, not {self.architecture!r}.")
         if not _is_whole(self.epochs) or not 1 <= self.epochs <= MAX_EPOCHS:
             raise ConfigError(f"epochs must be a whole number from 1 to {MAX_EPOCHS}, not {self.epochs!r}.")
         if not _is_whole(self.batch_size) or not 1 <= self.batch_size <= 2048:
             raise ConfigError(f"batch size must be a whole number from 1 to 2048, not {self.batch_size!r}.")
-        if self.optimizer not in OPTIMIZERS:
+        if not _is_choice(self.optimizer, OPTIMIZERS):
             raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}.")
         if not _is_real(self.learning_rate) or not (
             math.isfinite(self.learning_rate) and 1e-6 <= self.learning_rate <= 1.0
@@ -84,17 +89,17 @@ class TrainConfig:
             raise ConfigError(
                 f"training subset must be from {MIN_TRAIN_SIZE} to {FULL_TRAIN_SIZE} images, not {self.train_size!r}."
             )
-        if self.validation not in VALIDATIONS:
+        if not _is_choice(self.validation, VALIDATIONS):
             raise ConfigError(f"validation must be 'test' or 'split', not {self.validation!r}.")
         if not _is_real(self.validation_split) or not 0.01 <= self.validation_split <= 0.5:
             raise ConfigError(f"validation split must be between 0.01 and 0.5, not {self.validation_split!r}.")
         if not isinstance(self.augment, bool):
             raise ConfigError(f"augment must be true or false, not {self.augment!r}.")
-        if self.schedule not in SCHEDULES:
+        if not _is_choice(self.schedule, SCHEDULES):
             raise ConfigError(f"schedule must be 'constant' or 'cosine', not {self.schedule!r}.")
         if not _is_whole(self.seed) or not 0 <= self.seed < 2**31:
             raise ConfigError(f"seed must be a whole number from 0 to 2^31 - 1, not {self.seed!r}.")
-        if self.precision not in PRECISIONS:
+        if not _is_choice(self.precision, PRECISIONS):
             raise ConfigError(f"precision must be 'float32' or 'bfloat16', not {self.precision!r}.")
 
     def to_dict(self) -> dict:
@@ -102,6 +107,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
+        """The config a saved dict (TrainConfig.to_dict(), a model's metadata) describes; ConfigError for anything
+        that is not one, whatever its types."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"a training config is a mapping of settings, not {type(values).__name__}.")
         known = {name: values[name] for name in cls.__dataclass_fields__ if name in values}
         return cls(**{**known, "precision": precision_of(values)})
 

@@ -190,6 +190,91 @@ def test_unusual_but_valid_uploads_are_read_and_predicted(app, mnist):
     assert not problems, problems
 
 
+def forge_canvas_value(monkeypatch, data_url):
+    """Make the Draw page's canvas hand over `data_url` as its picture, as a tampered browser can."""
+    from test_pages import forge_canvas
+
+    forge_canvas(monkeypatch, {"png": data_url, "strokes": [{"width": 20, "points": [[1, 2]]}]})
+
+
+def test_forged_canvas_values_are_clear_messages_on_the_draw_page_and_no_decoder_runs_on_them(
+    app, mnist, tmp_path, monkeypatch
+):
+    import base64
+    import os
+
+    from PIL import EpsImagePlugin
+
+    def data_url(data: bytes) -> str:
+        return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+    marker = tmp_path / "ghostscript-ran"  # a stand-in gs that leaves a trace if anything hands it the EPS
+    (tmp_path / "gs").write_text(f"#!/bin/sh\ntouch {marker}\nexit 1\n")
+    (tmp_path / "gs").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", None)
+    (_, _), (x_test, y_test) = mnist
+    drawn_seven = np.dstack([x_test[0]] * 3 + [np.full_like(x_test[0], 255)])  # white ink on the black canvas
+    unreadable = "The drawing could not be read: the canvas sent something that is not a PNG picture."
+    forged = {
+        "junk text": ("this is not a data url", unreadable),
+        "bad base64": ("data:image/png;base64,@@@=", unreadable),
+        "a number": (12345, unreadable),
+        "another size": (data_url(encoded(Image.new("RGBA", (28, 28)), "PNG")),
+                         "The canvas sent a 28 x 28 picture, not a 280 x 280 drawing."),
+        "junk bytes": (data_url(b"\x00junk" * 50), unreadable),
+        "EPS": (data_url(encoded(Image.new("L", (8, 8)), "EPS")), unreadable),
+        "49 MP PNG": (
+            data_url(with_claimed_size(encoded(Image.new("L", (8, 8)), "PNG"), 7000, 7000)),
+            "The drawing is too large (49,000,000 pixels); the canvas is at most 1120 x 1120 pixels.",
+        ),
+    }
+
+    at = open_page(app(model="cnn"), "draw")
+    problems = []
+    for kind, (value, message) in forged.items():
+        forge_canvas_value(monkeypatch, value)
+        at.run()
+        if at.exception:
+            problems.append(f"{kind}: traceback {[error.message for error in at.exception]}")
+        elif texts(at.main.error) != [message]:
+            problems.append(f"{kind}: expected {message!r}, page shows {texts(at.main.error)}")
+        elif [text for text in texts(at.markdown) if "Prediction:" in text]:
+            problems.append(f"{kind}: a prediction was shown for a forged value")
+    assert not problems, problems
+    assert not marker.exists(), "Ghostscript ran on a forged canvas value"
+
+    forge_canvas_value(monkeypatch, data_url(encoded(Image.fromarray(drawn_seven).resize((280, 280)), "PNG")))
+    at.run()  # an honest canvas value still reads as the digit it shows
+    assert_ran_cleanly(at)
+    assert not at.main.error and f"### Prediction: {y_test[0]}" in texts(at.markdown)
+
+
+def test_an_upload_in_a_format_the_app_does_not_accept_is_refused_on_the_draw_page(app, tmp_path, monkeypatch):
+    """An EPS named digit.png reached Ghostscript before, and the page showed its command line with server paths."""
+    import os
+
+    from PIL import EpsImagePlugin
+
+    marker = tmp_path / "ghostscript-ran"
+    (tmp_path / "gs").write_text(f"#!/bin/sh\ntouch {marker}\nexit 1\n")
+    (tmp_path / "gs").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", None)
+
+    at = open_page(app(model="cnn"), "draw")
+    by_label(at.button_group, "Source").set_value("Upload a photo")
+    at.run()
+    for name, data in [("digit.png", encoded(Image.new("L", (64, 64), 255), "EPS")),
+                       ("digit.jpg", encoded(Image.new("L", (64, 64), 255), "TIFF"))]:
+        upload(at, name, data)
+        assert_ran_cleanly(at)
+        assert texts(at.main.error) == [
+            "The file could not be read as an image: only PNG, JPEG, GIF, BMP and WebP files are accepted."
+        ], name
+    assert not marker.exists()
+
+
 def test_fit_within_keeps_every_strip_at_least_one_pixel_across():
     """The helper behind the Draw page's fix: st.image alone turns a 1000 x 3 strip into 280 x 0 and fails."""
     from mnist_core.plots import fit_within
@@ -225,7 +310,7 @@ def _seed_files() -> list[bytes]:
         encoded(digit, "GIF", **frames),
         encoded(digit, "BMP"),
         encoded(digit.convert("RGB"), "WEBP"),
-        encoded(digit, "TIFF"),
+        encoded(digit, "TIFF"),  # not accepted: the fuzzer's near misses of it must be refused as cleanly
     ]
 
 
@@ -272,8 +357,12 @@ def test_fuzzed_uploads_give_an_image_or_an_unreadable_image_error(data):
 
 def test_the_undamaged_seed_files_all_decode():
     """The fuzzer's seeds are real images, so its damaged files are near misses, not noise."""
-    for data in SEED_FILES:
+    *accepted, tiff = SEED_FILES
+    for data in accepted:
         assert to_mnist(decode_upload(data)).shape == (IMAGE_SIZE, IMAGE_SIZE)
+    assert Image.open(io.BytesIO(tiff)).format == "TIFF"
+    with pytest.raises(UnreadableImageError, match="only PNG, JPEG, GIF, BMP and WebP files are accepted"):
+        decode_upload(tiff)
 
 
 every_dtype = st.sampled_from(
@@ -299,6 +388,15 @@ def test_fuzzed_arrays_of_every_dtype_give_an_mnist_image_or_a_value_error(pixel
     assert not non_finite, "a picture with NaN or inf must be refused, not read"
     assert result.shape == (IMAGE_SIZE, IMAGE_SIZE) and result.dtype == np.float32
     assert np.isfinite(result).all() and 0.0 <= result.min() and result.max() <= 1.0
+
+
+def test_format_duration_answers_any_number_and_never_raises():
+    """A NaN train_seconds in a model's metadata crashed the Home page here before the store refused it."""
+    import ui
+
+    assert [ui.format_duration(value) for value in (0, 59.6, 3725, np.float32(12.4))] == ["0:00", "1:00", "1:02:05",
+                                                                                         "0:12"]
+    assert {ui.format_duration(value) for value in (float("nan"), float("inf"), -float("inf"), -1, None)} == {"n/a"}
 
 
 # --- Model store: Lambda layers never run, shipped models never replaced ---------------------------------------
@@ -495,6 +593,46 @@ def test_a_name_taken_while_training_ran_still_saves_the_model_under_the_next_fr
     assert snapshot.status == JobStatus.FINISHED, snapshot.error
     assert snapshot.saved_name == snapshot.model_name == "contested-2"
     assert (tmp_path / "contested.keras").read_bytes() == b"saved by another process"  # theirs left alone
+    assert load_model("contested-2", tmp_path).count_params() == read_info("contested-2", tmp_path).parameters
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux's /proc/locks to see a thread wait")
+def test_a_name_another_process_is_saving_at_the_same_moment_saves_the_job_under_the_next_free_name(
+    tmp_path, mnist, monkeypatch
+):
+    """The CLI (another process) saves 'contested' just as the job does: the job waits for the store's lock, finds
+    the name taken, and saves as contested-2; before, both reported success and one model replaced the other."""
+    import os
+
+    from test_store import RacingSaver, signed_by, waiting_for_a_file_lock
+
+    queue = queue_in(tmp_path, mnist)
+    cli = RacingSaver(tmp_path, "cli")
+    real_train = jobs.train
+
+    def train_then_let_the_cli_take_the_name(*args, **kwargs):
+        result = real_train(*args, **kwargs)
+        cli.send("held contested")  # the CLI has checked the name and is writing its files: it holds the lock
+        assert cli.read() == "checked"
+        return result
+
+    monkeypatch.setattr(jobs, "train", train_then_let_the_cli_take_the_name)
+    try:
+        job = queue.submit(QUICK, "contested", ALICE)  # the name is free when the job starts
+        deadline = time.monotonic() + WAIT
+        while not waiting_for_a_file_lock(os.getpid()):  # the job's save waits for the CLI's to finish
+            assert not job.done, f"the job saved without waiting, as {job.snapshot().saved_name}"
+            assert time.monotonic() < deadline, "the job's save never waited for the store's lock"
+            time.sleep(0.01)
+        cli.send("go on")
+        assert cli.read() == "won"
+        assert job.wait(WAIT)
+    finally:
+        cli.close()
+    snapshot = job.snapshot()
+    assert snapshot.status == JobStatus.FINISHED, snapshot.error
+    assert snapshot.saved_name == "contested-2"
+    assert signed_by(tmp_path, "contested") == ("cli", "cli")  # the CLI's model is whole and untouched
     assert load_model("contested-2", tmp_path).count_params() == read_info("contested-2", tmp_path).parameters
 
 

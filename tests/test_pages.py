@@ -656,10 +656,10 @@ def forge_canvas(monkeypatch, value) -> None:
 
 
 def test_a_drawing_on_the_canvas_is_predicted_with_every_step_shown(app, monkeypatch):
-    from test_preprocess import canvas_png
+    from test_preprocess import drawn_canvas_url
 
     at = open_page(app(model="cnn"), "draw")
-    one = canvas_png(draw=lambda pen: pen.line([(140, 50), (140, 230)], fill=(255, 255, 255, 255), width=20))
+    one = drawn_canvas_url(draw=lambda pen: pen.line([(140, 50), (140, 230)], fill=(255, 255, 255, 255), width=20))
     forge_canvas(monkeypatch, {"png": one, "strokes": [{"width": 20, "points": [[140, 50], [140, 230]]}]})
     at.run()
     assert_ran_cleanly(at)
@@ -673,7 +673,7 @@ def test_a_drawing_on_the_canvas_is_predicted_with_every_step_shown(app, monkeyp
     ("value", "message"),
     [
         ("a string", "not a drawing"),
-        ({"png": "data:image/png;base64,AAAA", "strokes": []}, "could not be read as a PNG"),
+        ({"png": "data:image/png;base64,AAAA", "strokes": []}, "The drawing could not be read"),
         ({"png": "data:text/html;base64,PGI+", "strokes": []}, "not a PNG picture"),
         ({"png": None, "strokes": [{"width": -1, "points": [[1, 2]]}]}, "impossible width"),
     ],

@@ -1,6 +1,7 @@
 """mnist_core.store: models survive a round trip, names are safe, damage is listed not raised, writes are atomic."""
 
 import json
+import os
 import random
 import select
 import signal
@@ -198,7 +199,24 @@ def test_a_model_with_a_lambda_layer_is_refused(tmp_path):
     save_model(model, info_for("sneaky"), tmp_path)
     with pytest.raises(BrokenModelError) as raised:
         load_model("sneaky", tmp_path)
-    assert "sneaky" in str(raised.value)
+    assert str(raised.value) == (
+        "The model 'sneaky' could not be loaded: it contains Python code (a Lambda layer), which this app never runs."
+    )
+
+
+def test_load_errors_say_why_in_a_sentence_and_leave_keras_details_to_the_log(tmp_path, mlp, caplog):
+    save_model(mlp, info_for("fake-zip"), tmp_path)
+    with zipfile.ZipFile(tmp_path / "fake-zip.keras", "w") as archive:
+        archive.writestr("config.json", '{"class_name": "Sequential", "config": {"layers": "nonsense"}}')
+
+    with caplog.at_level("WARNING", logger="mnist_core.store"):
+        with pytest.raises(BrokenModelError) as raised:
+            load_model("fake-zip", tmp_path)
+
+    message = str(raised.value)
+    assert message == "The model 'fake-zip' could not be loaded: its file is damaged or not a Keras model this app can read."
+    assert str(tmp_path) not in message
+    assert any(str(tmp_path) in record.getMessage() and "fake-zip" in record.getMessage() for record in caplog.records)
 
 
 def test_a_save_leaves_no_temporary_files(tmp_path, mlp):
@@ -327,3 +345,333 @@ def test_check_can_save_answers_before_any_training(tmp_path, mlp):
     check_can_save("kept", tmp_path, overwrite=True, shipped=True)
     with pytest.raises(InvalidModelName):
         check_can_save("../kept", tmp_path)
+
+
+# --- Saves across processes (issue 17, part 5) ------------------------------------------------------------------
+
+RACING_SAVER = """
+import sys, zipfile
+from pathlib import Path
+import mnist_core.store as store
+from mnist_core.store import ModelExistsError, ModelInfo, save_model
+
+class SignedModel:  # a small zip that says who saved it; the store asks nothing else of a model
+    def __init__(self, who): self.who = who
+    def count_params(self): return 1
+    def save(self, path):
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("who.txt", self.who)
+
+models_dir, who = Path(sys.argv[1]), sys.argv[2]
+real_write = store._atomic_write
+
+def write_when_told(writes):  # the name check has passed; the files are not in place yet
+    print("checked", flush=True)
+    sys.stdin.readline()
+    real_write(writes)
+
+print("ready", flush=True)
+for line in sys.stdin:
+    how, name = line.split()
+    store._atomic_write = write_when_told if how == "held" else real_write
+    info = ModelInfo(name=name, architecture="mlp", config={}, test_accuracy=0.5, owner=who, versions={"keras": "test"})
+    try:
+        save_model(SignedModel(who), info, models_dir)
+        print("won", flush=True)
+    except ModelExistsError as error:
+        print("taken", error, flush=True)
+"""
+
+
+class RacingSaver:
+    """Another process (the CLI, a second server) saving models into the same store, one line command at a time."""
+
+    def __init__(self, models_dir, who: str):
+        self.who = who
+        self.process = subprocess.Popen(
+            [PYTHON, "-c", RACING_SAVER, str(models_dir), who], cwd=PROJECT_ROOT,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        assert self.read() == "ready"
+
+    def send(self, line: str) -> None:
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def ready_to_read(self, timeout: float) -> bool:
+        return bool(select.select([self.process.stdout], [], [], timeout)[0])
+
+    def read(self) -> str:
+        assert self.ready_to_read(120), f"{self.who} said nothing"  # never hang on a saver that died
+        return self.process.stdout.readline().strip()
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(30)
+
+
+def waiting_for_a_file_lock(pid: int) -> bool:
+    """True while process `pid` waits for an flock (Linux lists waiters in /proc/locks as '-> FLOCK ... PID')."""
+    return any("->" in line and "FLOCK" in line and f" {pid} " in line
+               for line in open("/proc/locks", encoding="ascii").read().splitlines())
+
+
+def signed_by(models_dir, name: str) -> tuple[str, str]:
+    """(who the metadata says saved `name`, who its .keras says saved it): equal when one save won whole."""
+    with zipfile.ZipFile(models_dir / f"{name}.keras") as archive:
+        return read_info(name, models_dir).owner, archive.read("who.txt").decode()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="needs Linux's /proc/locks to see a process wait")
+def test_two_processes_saving_the_same_new_name_exactly_one_wins(tmp_path):
+    first, second = RacingSaver(tmp_path, "first"), RacingSaver(tmp_path, "second")
+    try:
+        first.send("held same")  # first passes the name check and stops just before its files go in place...
+        assert first.read() == "checked"
+        second.send("now same")  # ...while second saves the same name: it must wait, not pass the check too
+        deadline = time.monotonic() + 120
+        while not waiting_for_a_file_lock(second.process.pid):
+            assert not second.ready_to_read(0.01), f"second did not wait for first: {second.read()!r}"
+            assert time.monotonic() < deadline, "second neither waited nor saved"
+        first.send("go on")
+        assert first.read() == "won"
+        assert second.read() == "taken A model named 'same' already exists: pick another name."
+        assert signed_by(tmp_path, "same") == ("first", "first")
+
+        for round_number in range(5):  # and saving at the same moment, whoever gets there first
+            name = f"race-{round_number}"
+            first.send(f"now {name}")
+            second.send(f"now {name}")
+            answers = sorted([first.read().split()[0], second.read().split()[0]])
+            assert answers == ["taken", "won"], (name, answers)
+            owner, signature = signed_by(tmp_path, name)
+            assert owner == signature
+    finally:
+        first.close()
+        second.close()
+    assert [entry.broken for entry in list_models(tmp_path)] == [False] * 6
+
+
+# --- Hostile files in the store (issue 17, part 6) --------------------------------------------------------------
+
+
+def listed_within(models_dir, seconds: float = 60) -> dict:
+    """list_models in a thread, so a listing that blocks (on a FIFO, say) fails the test instead of hanging it."""
+    import threading
+
+    listing = {}
+    worker = threading.Thread(target=lambda: listing.update(entries=list_models(models_dir)), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), "listing the store blocked"
+    return {entry.name: entry for entry in listing["entries"]}
+
+
+def test_fifos_links_and_folders_in_the_store_are_broken_entries_that_never_block(tmp_path, mlp):
+    save_model(mlp, info_for("good"), tmp_path)
+    save_model(mlp, info_for("fifo-json"), tmp_path)
+    (tmp_path / "fifo-json.json").unlink()
+    os.mkfifo(tmp_path / "fifo-json.json")  # opening it for reading would wait for a writer forever
+    save_model(mlp, info_for("fifo-keras"), tmp_path)
+    (tmp_path / "fifo-keras.keras").unlink()
+    os.mkfifo(tmp_path / "fifo-keras.keras")
+    save_model(mlp, info_for("linked"), tmp_path)
+    (tmp_path / "linked.json").unlink()
+    (tmp_path / "linked.json").symlink_to(tmp_path / "good.json")  # a link can point at any file on the server
+    save_model(mlp, info_for("folder"), tmp_path)
+    (tmp_path / "folder.json").unlink()
+    (tmp_path / "folder.json").mkdir()
+
+    entries = listed_within(tmp_path)
+
+    assert not entries["good"].broken
+    assert entries["fifo-json"].error == "The metadata of 'fifo-json' is damaged: it is a FIFO, not a regular file."
+    assert entries["fifo-keras"].error == "its weights file (.keras) is a FIFO, not a regular file"
+    assert entries["linked"].error == "The metadata of 'linked' is damaged: it is a symbolic link, not a regular file."
+    assert entries["folder"].error == "The metadata of 'folder' is damaged: it is a folder, not a regular file."
+    with pytest.raises(BrokenModelError, match="its file is a FIFO"):
+        load_model("fifo-keras", tmp_path)  # Keras would have waited on it forever
+    for name in ("fifo-json", "fifo-keras", "linked"):
+        delete_model(name, tmp_path)  # broken entries can be deleted: the FIFO and the link, not what it points at
+    assert (tmp_path / "good.json").is_file()
+    assert set(listed_within(tmp_path)) == {"good", "folder"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "content", "reason"),
+    [
+        ("nested 400,000 deep", "[" * 400_000 + "]" * 400_000, "it is nested too deeply"),
+        ("over the size cap", '{"name": "' + "x" * 1_000_001 + '"}', "it is larger than 1,000,000 bytes"),
+        ("not UTF-8", b'{"name": "\xff\xfe"}', "it is not UTF-8 text"),
+        ("not JSON", "{'name': 'x'}", "it is not valid JSON (Expecting property name enclosed in double quotes"),
+    ],
+)
+def test_metadata_that_is_too_deep_too_large_or_not_json_is_a_broken_entry(tmp_path, mlp, kind, content, reason):
+    save_model(mlp, info_for("good"), tmp_path)
+    save_model(mlp, info_for("hostile"), tmp_path)
+    path = tmp_path / "hostile.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+
+    entries = listed_within(tmp_path)
+
+    assert not entries["good"].broken
+    assert entries["hostile"].error.startswith(f"The metadata of 'hostile' is damaged: {reason}"), entries["hostile"].error
+    with pytest.raises(BrokenModelError):
+        read_info("hostile", tmp_path)
+
+
+def test_running_out_of_memory_while_reading_metadata_is_a_broken_entry(tmp_path, mlp, monkeypatch):
+    import mnist_core.store as store
+
+    save_model(mlp, info_for("huge"), tmp_path)
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(store.json, "loads", out_of_memory)
+    assert listed_within(tmp_path)["huge"].error == "The metadata of 'huge' is damaged: it is too large to read."
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "reason"),
+    [
+        ("train_seconds", "NaN", "a NaN or infinite number in train_seconds"),
+        ("test_accuracy", "Infinity", "a NaN or infinite number in test_accuracy"),
+        ("parameters", "-Infinity", "a malformed train_seconds or parameters"),  # not even a whole number
+        ("history", '[{"epoch": 1, "loss": NaN}]', "a NaN or infinite number in history[0].loss"),
+        ("config", '{"learning_rate": 1e999}', "a NaN or infinite number in config.learning_rate"),  # inf as a float
+    ],
+)
+def test_nan_and_infinite_numbers_make_metadata_a_broken_entry(tmp_path, mlp, field, text, reason):
+    """Such a train_seconds crashed the Home page (ui.format_duration); JSON itself has no NaN or infinity."""
+    save_model(mlp, info_for("odd"), tmp_path)
+    path = tmp_path / "odd.json"
+    values = json.loads(path.read_text())
+    values[field] = "PLACEHOLDER"
+    path.write_text(json.dumps(values).replace('"PLACEHOLDER"', text))
+
+    entry = listed_within(tmp_path)["odd"]
+
+    assert entry.error == f"The metadata of 'odd' is damaged: metadata has {reason}."
+
+
+def test_model_info_refuses_nan_infinite_and_out_of_range_numbers():
+    good = json.loads(info_for("x").to_json())
+    ModelInfo.from_dict(good)
+    for change, message in [
+        ({"train_seconds": float("nan")}, "NaN or infinite number in train_seconds"),
+        ({"test_accuracy": float("inf")}, "NaN or infinite number in test_accuracy"),
+        ({"history": [{"epoch": 1, "val_loss": float("-inf")}]}, r"NaN or infinite number in history\[0\].val_loss"),
+        ({"versions": {"keras": float("nan")}}, "NaN or infinite number in versions.keras"),
+        ({"test_accuracy": 1.5}, "test accuracy outside 0-1"),
+        ({"train_seconds": -3.0}, "negative train_seconds"),
+        ({"parameters": -1}, "negative train_seconds or parameters"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            ModelInfo.from_dict({**good, **change})
+
+
+def test_a_diverged_training_saves_its_nan_losses_as_null_and_stays_usable(tmp_path, mlp):
+    info = info_for("diverged")
+    info.history = [{"epoch": 1, "loss": float("nan"), "accuracy": 0.1, "val_loss": float("inf"), "val_accuracy": 0.1}]
+    info.train_seconds = float("nan")
+
+    save_model(mlp, info, tmp_path)
+
+    text = (tmp_path / "diverged.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text  # standard JSON, readable by any tool
+    read_back = read_info("diverged", tmp_path)
+    assert read_back.history[0]["loss"] is None and read_back.history[0]["val_loss"] is None
+    assert read_back.train_seconds == 0.0
+    assert not listed_within(tmp_path)["diverged"].broken
+
+
+def test_the_lock_and_the_listing_cope_with_a_store_folder_that_does_not_exist(tmp_path):
+    with pytest.raises(ModelNotFound):
+        delete_model("ghost", tmp_path / "nowhere")
+    assert list_models(tmp_path / "nowhere") == []
+    (tmp_path / "a-file").write_text("not a folder")
+    assert list_models(tmp_path / "a-file") == []
+
+
+# --- The listing, kept until the folder changes (issue 17, part 4) -----------------------------------------------
+
+
+class CountingReads:
+    """Counts the store's folder scans and the models whose files it reads while listing."""
+
+    def __init__(self, monkeypatch):
+        import mnist_core.store as store
+
+        self.scans, self.read = 0, []
+        real_scan, real_entry = store._file_signatures, store._entry
+
+        def scan(models_dir):
+            self.scans += 1
+            return real_scan(models_dir)
+
+        def entry(name, models_dir):
+            self.read.append(name)
+            return real_entry(name, models_dir)
+
+        monkeypatch.setattr(store, "_file_signatures", scan)
+        monkeypatch.setattr(store, "_entry", entry)
+
+
+def settle(folder) -> None:
+    """Date the folder an hour back, as a store nobody changed for a while (a fresh change may share its mtime)."""
+    an_hour_ago = time.time() - 3600
+    os.utime(folder, (an_hour_ago, an_hour_ago))
+
+
+def test_the_listing_is_kept_until_the_folder_changes_and_only_changed_models_are_read_again(tmp_path, mlp, monkeypatch):
+    save_model(mlp, info_for("first"), tmp_path)
+    save_model(mlp, info_for("second"), tmp_path)
+    settle(tmp_path)
+    reads = CountingReads(monkeypatch)
+
+    assert [entry.name for entry in list_models(tmp_path)] == ["first", "second"]
+    assert sorted(reads.read) == ["first", "second"]
+    for _ in range(5):  # every page run lists the store: no scan, no read while the folder is unchanged
+        listed = list_models(tmp_path)
+        listed.clear()  # what a caller does with its list does not touch the kept one
+    assert reads.scans == 1 and len(reads.read) == 2
+
+    other = tmp_path / "elsewhere"  # another process (the CLI) saved a model, or files were copied in
+    other.mkdir()
+    save_model(mlp, info_for("third", created="2030-01-01T00:00:00+00:00"), other)
+    for suffix in (".keras", ".json"):
+        (other / f"third{suffix}").rename(tmp_path / f"third{suffix}")
+
+    assert [entry.name for entry in list_models(tmp_path)][0] == "third"
+    assert sorted(reads.read) == ["first", "second", "third"]  # the two unchanged models were not read again
+
+
+def test_saves_and_deletes_in_this_process_show_in_the_next_listing(tmp_path, mlp):
+    save_model(mlp, info_for("kept"), tmp_path)
+    assert [entry.name for entry in list_models(tmp_path)] == ["kept"]
+    save_model(mlp, info_for("added", created="2030-01-01T00:00:00+00:00"), tmp_path)
+    assert [entry.name for entry in list_models(tmp_path)] == ["added", "kept"]
+    replacement = info_for("kept")
+    replacement.test_accuracy = 0.25
+    save_model(mlp, replacement, tmp_path, overwrite=True)
+    assert {entry.name: entry.info.test_accuracy for entry in list_models(tmp_path)} == {"added": 0.9, "kept": 0.25}
+    delete_model("added", tmp_path)
+    assert [entry.name for entry in list_models(tmp_path)] == ["kept"]
+
+
+def test_a_file_edited_in_place_shows_after_the_recheck_interval(tmp_path, mlp, monkeypatch):
+    """An editor that rewrites a file in place changes the file's mtime, not the folder's."""
+    import mnist_core.store as store
+
+    monkeypatch.setattr(store, "LISTING_RECHECK_SECONDS", 0.0)  # every listing stats the files again
+    save_model(mlp, info_for("edited"), tmp_path)
+    settle(tmp_path)
+    folder_mtime = tmp_path.stat().st_mtime_ns
+    assert list_models(tmp_path)[0].info.test_accuracy == 0.9
+    path = tmp_path / "edited.json"
+    path.write_text(path.read_text().replace('"test_accuracy": 0.9', '"test_accuracy": 0.5'))  # same inode and size
+    os.utime(tmp_path, ns=(folder_mtime, folder_mtime))
+    assert tmp_path.stat().st_mtime_ns == folder_mtime  # the folder looks unchanged
+
+    assert list_models(tmp_path)[0].info.test_accuracy == 0.5

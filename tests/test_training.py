@@ -47,6 +47,32 @@ def test_config_rejects_each_bad_field_by_name(field, value, named):
     assert repr(value) in message  # says what it got
 
 
+FIELDS = list(TrainConfig.__dataclass_fields__)
+WRONG_TYPES = [["cnn"], {"cnn": 1}, {"cnn"}, None, b"cnn", 3.5, True, object()]
+
+
+@pytest.mark.parametrize("value", WRONG_TYPES, ids=lambda value: type(value).__name__)
+@pytest.mark.parametrize("field", FIELDS)
+def test_config_answers_unhashable_and_wrongly_typed_values_with_a_config_error(field, value):
+    """A settings file or a tampered request can hold anything; before, an unhashable architecture raised TypeError."""
+    if field == "augment" and value is True:
+        return  # a valid value there
+    with pytest.raises(ConfigError) as raised:
+        TrainConfig(**{field: value})
+    assert str(raised.value).startswith(field.replace("_", " ").replace("train size", "training subset"))
+
+
+@pytest.mark.parametrize("values", [None, [], "cnn", 3, [("epochs", 3)]], ids=repr)
+def test_a_saved_config_that_is_not_a_mapping_is_a_config_error(values):
+    with pytest.raises(ConfigError, match="a training config is a mapping of settings"):
+        TrainConfig.from_dict(values)
+
+
+def test_a_saved_config_with_unhashable_values_is_a_config_error():
+    with pytest.raises(ConfigError, match="architecture"):
+        TrainConfig.from_dict({**PRESETS["fast"].to_dict(), "architecture": {"name": "cnn"}})
+
+
 def test_presets_and_overrides_are_valid():
     for preset in PRESETS.values():
         preset.validate()
