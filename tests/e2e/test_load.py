@@ -124,6 +124,20 @@ def training_is_running(page) -> bool:
     return page.get_by_role("button", name="Stop training").is_enabled()
 
 
+def stop_if_running(page) -> None:
+    """Press this visitor's Stop (or Cancel) if they have a training running or waiting, and wait for its end: the
+    browser tests share one server, so a test never leaves an endless job behind, even when it fails."""
+    try:
+        for label in ("Stop training", "Cancel"):
+            button = page.get_by_role("button", name=label)
+            if button.count() and button.first.is_enabled():
+                button.first.click()
+                expect(page.get_by_role("button", name="Start training")).to_be_enabled(timeout=SAVE_TIMEOUT_S * 1000)
+                return
+    except Exception as error:  # cleanup must not hide the test's own failure
+        print(f"could not stop the test's training: {error}")
+
+
 def first_training_size() -> tuple[int, int]:
     """(training images, epochs) of the first training the load runs against: as long as the app allows, unless
     MNIST_LAB_LOAD_FIRST_TRAINING="IMAGESxEPOCHS" asks for another (to check the test on a training that ends
@@ -309,6 +323,7 @@ def test_five_visitors_drawing_at_once_all_get_answers_while_a_training_runs(bro
         if training.running():
             training.stop()
     finally:
+        stop_if_running(trainer)
         for page in visitors + [trainer]:
             page.context.close()
 

@@ -7,7 +7,7 @@ import re
 import uuid
 
 from e2e_helpers import MAIN, exception_messages, expect, open_page
-from test_load import SAVE_TIMEOUT_S, TRAINING_START_TIMEOUT_S, new_visitor, set_field, start_training
+from test_load import SAVE_TIMEOUT_S, TRAINING_START_TIMEOUT_S, new_visitor, set_field, start_training, stop_if_running
 
 
 def queue_training(page, name: str, train_size: int, epochs: int) -> None:
@@ -61,5 +61,6 @@ def test_trainings_queue_a_reload_keeps_your_job_and_a_queued_one_starts_by_itse
             .to_be_visible(timeout=SAVE_TIMEOUT_S * 1000)
         assert all(exception_messages(page) == [] for page in pages)
     finally:
+        stop_if_running(owner)  # the server is shared with the next tests: never leave an endless job behind
         for page in pages:
             page.context.close()
