@@ -43,7 +43,11 @@ ENDED = (JobStatus.FINISHED, JobStatus.STOPPED, JobStatus.FAILED, JobStatus.CANC
 
 @dataclass(frozen=True)
 class JobSpec:
-    """Everything a worker needs to run a job; plain data, picklable, sent across processes."""
+    """Everything a worker needs to run a job; plain data, picklable, sent across processes.
+
+    `kind` names the work (work.py's WORK registry: "train" by default); `extra` carries what a kind needs beyond
+    the TrainConfig (for example a base model's name), as plain picklable values.
+    """
 
     config: TrainConfig
     model_name: str
@@ -51,6 +55,11 @@ class JobSpec:
     owner_id: str = ""
     owner_name: str = ""
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    kind: str = "train"
+    extra: tuple[tuple[str, object], ...] = ()
+
+    def extra_value(self, key: str, default=None):
+        return dict(self.extra).get(key, default)
 
 
 @dataclass(frozen=True)

@@ -76,24 +76,39 @@ def _save_under_a_free_name(result: TrainResult, spec: JobSpec, mnist) -> tuple[
     raise RuntimeError(f"could not find a free name for {spec.model_name!r} to save under")
 
 
+def train_and_save(spec: JobSpec, report: Callable[[object], None], stop_event: threading.Event,
+                   mnist=None) -> JobOutcome:
+    """The "train" work: train a fresh model as `spec.config` says, then evaluate and save it."""
+    result = train(spec.config, on_event=report, stop_event=stop_event, mnist=mnist)
+    if result.batches_trained == 0:
+        return JobOutcome(JobStatus.STOPPED, error="Stopped before the first batch: there was nothing to save.")
+    report(SAVING)
+    saved_name, test_accuracy = _save_under_a_free_name(result, spec, mnist)
+    return JobOutcome(JobStatus.STOPPED if result.stopped else JobStatus.FINISHED, saved_name, test_accuracy)
+
+
+# Kind of job -> its work: (spec, report, stop_event, mnist) -> JobOutcome. Adding a kind of job (fine-tuning, an
+# import) is adding an entry; the queue, the runners and the pages' snapshots treat every kind alike.
+WORK: dict[str, Callable[..., JobOutcome]] = {"train": train_and_save}
+
+
 def run_job(
     spec: JobSpec,
     report: Callable[[object], None],
     stop_event: threading.Event,
     mnist=None,
 ) -> JobOutcome:
-    """Train as `spec` says, reporting BatchEvent/EpochEvent (and SAVING) through `report`; save the model.
+    """Do the work of `spec.kind` (training by default), reporting BatchEvent/EpochEvent (and SAVING) through
+    `report`; the model is saved by the work.
 
     Setting `stop_event` ends training at the next batch and saves what was trained. Every failure is caught and
     returned as a FAILED outcome with a short message (the traceback goes to the log).
     """
     try:
-        result = train(spec.config, on_event=report, stop_event=stop_event, mnist=mnist)
-        if result.batches_trained == 0:
-            return JobOutcome(JobStatus.STOPPED, error="Stopped before the first batch: there was nothing to save.")
-        report(SAVING)
-        saved_name, test_accuracy = _save_under_a_free_name(result, spec, mnist)
-        return JobOutcome(JobStatus.STOPPED if result.stopped else JobStatus.FINISHED, saved_name, test_accuracy)
+        work = WORK.get(spec.kind)
+        if work is None:
+            raise ValueError(f"no work of the kind {spec.kind!r}")
+        return work(spec, report, stop_event, mnist)
     except Exception as error:  # the job is the boundary: everything is reported, nothing escapes
         log.error("training job %s (%s) failed:\n%s", spec.job_id, spec.model_name, traceback.format_exc())
         if isinstance(error, MemoryError):
