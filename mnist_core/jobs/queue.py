@@ -86,8 +86,10 @@ class Scheduler:
 
     # --- what visitors do ----------------------------------------------------------------------------------------
 
-    def submit(self, config: TrainConfig, model_name: str, visitor: Visitor) -> Job:
-        """Queue a training for `visitor` (it starts at once if a slot is free). Raises a JobRefused subclass."""
+    def submit(self, config: TrainConfig, model_name: str, visitor: Visitor, kind: str = "train",
+               extra: tuple[tuple[str, object], ...] = ()) -> Job:
+        """Queue a job for `visitor` (it starts at once if a slot is free): a training by default, or another `kind`
+        of work (work.py's WORK) with its `extra` values. Raises a JobRefused subclass."""
         if config.epochs > self.limits.max_epochs or config.train_size > self.limits.max_train_size:
             raise QuotaError(
                 f"This server allows at most {self.limits.max_epochs} epochs and "
@@ -109,7 +111,8 @@ class Scheduler:
                     f"The training queue is full ({len(self._queue)} waiting): try again when some have started.")
             # A name already taken gets a number (the job falls back again at save time if another takes it meanwhile).
             name = self._free_name(model_name)
-            job = Job(JobSpec(config, name, str(self.models_dir), visitor.id, visitor.name), clock=self._clock)
+            job = Job(JobSpec(config, name, str(self.models_dir), visitor.id, visitor.name, kind=kind, extra=extra),
+                      clock=self._clock)
             self._started_by.setdefault(visitor.id, deque()).append(self._clock())
             self._queue.append(job)
             self._dispatch()
