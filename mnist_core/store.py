@@ -1,5 +1,8 @@
 """Saved models: `<name>.keras` + `<name>.json` under models/, written atomically and loaded safely.
 
+Beside them, `<name>.tflite`: the same model as LiteRT runs it (float32), which is what the web server predicts
+with; save_model writes it in the same atomic save, and conversion.py adds it to models saved without one.
+
 Listing reads only the JSON files (no TensorFlow), so the pages can show the store quickly; a damaged
 file shows up as a broken entry instead of breaking the listing.
 """
@@ -236,14 +239,38 @@ def check_can_save(name: str, models_dir: Path = MODELS_DIR, overwrite: bool = F
         raise ModelExistsError(f"A model named {name!r} already exists: pick another name.")
 
 
-def save_model(model, info: ModelInfo, models_dir: Path = MODELS_DIR, overwrite: bool = False) -> ModelInfo:
-    """Save `model` and `info` as <name>.keras and <name>.json; a kill at any moment leaves no half file.
+def litert_path(name: str, models_dir: Path = MODELS_DIR) -> Path:
+    """Where the model's LiteRT file (float32 `.tflite`, see export.litert_model) lives."""
+    validate_name(name)
+    return Path(models_dir) / f"{name}.tflite"
 
-    Refuses to replace a shipped model, and any existing model unless `overwrite`.
+
+def _litert_content(model, name: str) -> bytes | None:
+    """The model converted for LiteRT, or None (logged) if conversion fails: minutes of training are not lost over
+    it; the model then gets its file from a conversion worker later, which reports the same failure to the page."""
+    from mnist_core.export import litert_model
+
+    try:
+        return litert_model(model)
+    except Exception:  # the converter raises many kinds (ValueError, ConverterError, RuntimeError)
+        logging.getLogger(__name__).exception("could not convert %r to LiteRT; saving it without a .tflite", name)
+        return None
+
+
+def save_model(model, info: ModelInfo, models_dir: Path = MODELS_DIR, overwrite: bool = False) -> ModelInfo:
+    """Save `model` and `info` as <name>.keras, <name>.tflite and <name>.json; a kill at any moment leaves no half
+    file.
+
+    Refuses to replace a shipped model, and any existing model unless `overwrite`. The LiteRT conversion (about a
+    second, more for bigger models) runs before the lock; the .json is renamed last, so a model is listed only once
+    its other files are in place.
     """
     models_dir = Path(models_dir)
     keras_path, json_path = _paths(info.name, models_dir)
+    tflite_path = litert_path(info.name, models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
+    check_can_save(info.name, models_dir, overwrite=overwrite, shipped=info.shipped)  # before seconds of conversion
+    tflite_content = _litert_content(model, info.name)
     with _write_lock:
         check_can_save(info.name, models_dir, overwrite=overwrite, shipped=info.shipped)
         if not info.created:
@@ -252,13 +279,33 @@ def save_model(model, info: ModelInfo, models_dir: Path = MODELS_DIR, overwrite:
             info.versions = library_versions()
         if not info.parameters:
             info.parameters = int(model.count_params())
-        _atomic_write(
-            [
-                (keras_path, lambda temp: model.save(temp)),
-                (json_path, lambda temp: temp.write_text(info.to_json(), encoding="utf-8")),
-            ]
-        )
+        writes = [(keras_path, lambda temp: model.save(temp))]
+        if tflite_content is not None:
+            writes.append((tflite_path, lambda temp: temp.write_bytes(tflite_content)))
+        else:
+            tflite_path.unlink(missing_ok=True)  # an older model's file would not match the new .keras
+        writes.append((json_path, lambda temp: temp.write_text(info.to_json(), encoding="utf-8")))
+        _atomic_write(writes)
     return info
+
+
+def save_litert_model(name: str, content: bytes, keras_stat: os.stat_result, models_dir: Path = MODELS_DIR) -> Path:
+    """Add the LiteRT file converted from `name`'s .keras, as it was when `keras_stat` was taken; returns its path.
+
+    Refuses (BrokenModelError) if the .keras changed or went away meanwhile: the file would not match the model.
+    """
+    models_dir = Path(models_dir)
+    keras_path = model_path(name, models_dir)
+    tflite_path = litert_path(name, models_dir)
+    with _write_lock:
+        try:
+            now = keras_path.stat()
+        except FileNotFoundError:
+            raise ModelNotFound(f"The model {name!r} was deleted while it was being converted.") from None
+        if (now.st_ino, now.st_size, now.st_mtime_ns) != (keras_stat.st_ino, keras_stat.st_size, keras_stat.st_mtime_ns):
+            raise BrokenModelError(f"The model {name!r} was replaced while it was being converted: try again.")
+        _atomic_write([(tflite_path, lambda temp: temp.write_bytes(content))])
+    return tflite_path
 
 
 def read_info(name: str, models_dir: Path = MODELS_DIR) -> ModelInfo:
@@ -333,6 +380,7 @@ def delete_model(name: str, models_dir: Path = MODELS_DIR, allow_shipped: bool =
             pass  # a broken entry is deletable
     with _write_lock:
         keras_path.unlink(missing_ok=True)
+        litert_path(name, models_dir).unlink(missing_ok=True)
         json_path.unlink(missing_ok=True)
 
 
