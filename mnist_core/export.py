@@ -33,6 +33,7 @@ QUANTIZATION_TITLES = {
     "dynamic": "dynamic-range int8",
     "int8": "full-integer int8",
 }
+QUANTIZATION_SHORT_TITLES = {"none": "float32", "float16": "float16", "dynamic": "dynamic int8", "int8": "full int8"}
 # Full-integer quantization calibrates each activation's range on these (a fixed random draw of training images).
 REPRESENTATIVE_IMAGES = 300
 LATENCY_RUNS = 200
@@ -200,6 +201,10 @@ class FormatMeasurement:
     agreement: float  # the share of test images given the same answer as the Keras model
     latency_ms: float  # median of LATENCY_RUNS single-image calls, one thread (Keras: its compiled graph)
 
+    @property
+    def short_title(self) -> str:
+        return ".keras" if self.format == "keras" else QUANTIZATION_SHORT_TITLES[self.format]
+
 
 @dataclass(frozen=True)
 class ExportReport:
@@ -210,6 +215,7 @@ class ExportReport:
     rows: list[FormatMeasurement] = field(default_factory=list)  # keras first, then QUANTIZATIONS' order
 
     def row(self, format: str) -> FormatMeasurement:
+        """The measurement of `format` ("keras" or a quantization)."""
         return next(row for row in self.rows if row.format == format)
 
     @property
