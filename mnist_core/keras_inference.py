@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from mnist_core.constants import IMAGE_SIZE
-from mnist_core.inference import BATCH_SIZE, ClassifierMethods, FeatureMaps, as_batch, softmax
+from mnist_core.inference import BATCH_SIZE, ClassifierMethods, FeatureMaps, as_batch, as_floats, batch_shaped, softmax
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -67,15 +67,15 @@ class KerasClassifier(ClassifierMethods):
 
     def predict_proba(self, images: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
         """Probabilities (n, 10) float32 for images (n, 28, 28) or one image (28, 28), pixels in [0, 1] (or uint8 0-255)."""
-        images = as_batch(images)
+        images = batch_shaped(images)
         if self._compiled is None:
             self._compiled = graph_of(lambda batch: self.model(batch, training=False))
         if len(images) <= DIRECT_CALL_LIMIT:
             # One call of the compiled graph; model.predict sets up a whole loop for each call.
-            logits = np.asarray(self._compiled(images))
+            logits = np.asarray(self._compiled(as_floats(images)))
         else:
             logits = np.concatenate(
-                [np.asarray(self._compiled(images[start : start + batch_size]))
+                [np.asarray(self._compiled(as_floats(images[start : start + batch_size])))
                  for start in range(0, len(images), batch_size)]
             )
         return softmax(logits.astype(np.float64)).astype(np.float32)
