@@ -268,6 +268,11 @@ def cached_report(name: str, models_dir: Path = MODELS_DIR) -> ExportReport | No
     return report
 
 
+def remove_exports(name: str, models_dir: Path = MODELS_DIR) -> None:
+    """Delete the cached download forms and report of `name` (the store does when it deletes the model)."""
+    shutil.rmtree(exports_dir(name, models_dir), ignore_errors=True)
+
+
 def export_path(name: str, quantize: str, models_dir: Path = MODELS_DIR) -> Path:
     """Where the cached `.tflite` of `name` quantized as `quantize` lives (see measure_exports)."""
     return exports_dir(name, models_dir) / default_output(name, "tflite", quantize).name

@@ -150,6 +150,10 @@ def _feature_map_order(output_name: str) -> tuple[int, str]:
     return int(position), layer_name
 
 
+class InvalidLiteRTModel(ValueError):
+    """The bytes are not a `.tflite` model with a signature that maps images to logits."""
+
+
 class Classifier(ClassifierMethods):
     """A LiteRT model (`.tflite` bytes) that maps (n, 28, 28) float32 in [0, 1] to (n, 10) logits.
 
@@ -168,7 +172,7 @@ class Classifier(ClassifierMethods):
             signatures = self._interpreter.get_signature_list()
             self._predict_key = _predict_key(signatures)
             self._predict = _Signature(self._interpreter, self._predict_key)
-        except ValueError as error:  # LiteRT says ValueError for a file that is not a model it can run
+        except (ValueError, RuntimeError) as error:  # LiteRT's words for a file it cannot read or run
             raise InvalidLiteRTModel(f"{name or 'The model'}: not a LiteRT model this app can run ({error}).") from error
         self._features = None
         self.conv_layer_names: list[str] = []
@@ -225,6 +229,3 @@ class Classifier(ClassifierMethods):
             outputs = self._features(as_batch(image)[:1])
         return [FeatureMaps(_feature_map_order(output)[1], outputs[output][0]) for output in self._feature_outputs]
 
-
-class InvalidLiteRTModel(ValueError):
-    """The bytes are not a `.tflite` model with a signature that maps images to logits."""

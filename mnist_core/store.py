@@ -382,6 +382,9 @@ def delete_model(name: str, models_dir: Path = MODELS_DIR, allow_shipped: bool =
         keras_path.unlink(missing_ok=True)
         litert_path(name, models_dir).unlink(missing_ok=True)
         json_path.unlink(missing_ok=True)
+    from mnist_core.export import remove_exports
+
+    remove_exports(name, models_dir)
 
 
 def unique_name(base: str, models_dir: Path = MODELS_DIR) -> str:

@@ -143,3 +143,9 @@ def test_measurements_are_cached_until_the_model_changes(tmp_path, small_mnist, 
         keras_file.write(b"\0")  # Keras' zip writes the same bytes for the same model: make this one differ
     assert cached_report("tiny", store) is None
     assert cached_report("ghost", store) is None
+    # Deleting the model deletes its exports.
+    from mnist_core.store import delete_model
+
+    assert export_path("tiny", "int8", store).exists()
+    delete_model("tiny", store)
+    assert not export_path("tiny", "int8", store).parent.exists()
