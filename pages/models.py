@@ -99,7 +99,7 @@ else:
         else:
             st.caption("No mistakes there.")
 
-        st.subheader(f"Export {name}")
+        st.subheader("Export")  # the model is the one picked above; a visitor's name is never markdown
         st.caption(
             "Take the model out: as the .keras file, or as TensorFlow Lite (.tflite) for phones, boards and the web, "
             "compressed by quantization. Each format is measured on the 10,000 test images through its own runtime."
