@@ -3,7 +3,7 @@
 1. Export table (issue 14): each shipped model converted to every download format (export.measure_exports, on
    a scratch copy of models/): size, test accuracy, difference to Keras, same answers as Keras; single-image
    latency as the median of ROUNDS interleaved rounds of 200 calls each (one thread).
-2. The Models page's evaluation on the 10,000 test images: LiteRT in batches of 250 (the server's path) against
+2. The Models page's evaluation on the 10,000 test images: LiteRT in batches of inference.BATCH_SIZE (the server's path) against
    the Keras graph it replaced, ROUNDS interleaved rounds.
 3. The conversion every save now does (export.litert_model: the served .tflite with its two signatures).
 
@@ -27,7 +27,7 @@ from benchlib import median, print_header, print_table
 from mnist_core.data import load_mnist
 from mnist_core.evaluation import evaluate
 from mnist_core.export import export_path, litert_model, measure_exports, single_image_latency_ms
-from mnist_core.inference import Classifier
+from mnist_core.inference import BATCH_SIZE, Classifier
 from mnist_core.keras_inference import KerasClassifier
 from mnist_core.store import load_model
 
@@ -86,7 +86,8 @@ def main() -> None:
                     result = evaluate(classifier, x_test, y_test)
                     timings[label].append(time.perf_counter() - started)
             rows.append([name, f"{result.accuracy:.2%}", spread(timings["LiteRT"], 2), spread(timings["Keras"], 2)])
-        print_table(["model", "accuracy", "LiteRT, batches of 250 (the server)", "Keras tf.function graph"], rows)
+        print_table(["model", "accuracy", f"LiteRT, batches of {BATCH_SIZE} (the server)", "Keras tf.function graph"],
+                    rows)
 
         print(f"## 3. The conversion each save adds (export.litert_model), {args.rounds} rounds (s)\n")
         rows = []

@@ -17,9 +17,11 @@ import numpy as np
 from mnist_core.constants import IMAGE_SIZE, MODELS_DIR, NUM_CLASSES
 from mnist_core.hardware import usable_cores
 
-# Images per interpreter call when many are asked for: every intermediate tensor is allocated for the whole batch
-# (resizing to all 10,000 test images at once took 2.1 GB for strong-cnn); a few hundred keep it to tens of MB.
-BATCH_SIZE = 250
+# Images per interpreter call when many are asked for: every intermediate tensor is allocated for the whole batch.
+# Resizing to all 10,000 test images at once took 2.1 GB for strong-cnn; 250 at a time raised the process' peak by
+# 54 MiB, 100 by 23 MiB and 50 by 12 MiB (a 10k evaluation of strong-cnn, 2026-11-30), with no speed difference
+# that the busy machine let us see (bench/bench_litert.py).
+BATCH_SIZE = 100
 
 # The signatures export.litert_model writes: logits, and the activations of every convolution layer.
 PREDICT_SIGNATURE = "predict"
