@@ -141,7 +141,9 @@ def browse(args) -> None:
                 record(moment)
             page.get_by_role("link", name="Draw").first.click()  # same session: keeps its active model
             wait_for_app(page)
-            draw_path(page, find_canvas(page), vertical_stroke())
+            canvas = find_canvas(page)
+            record("Draw shown, nothing drawn (strong-cnn loaded)")
+            draw_path(page, canvas, vertical_stroke())
             wait_for_prediction(page, 1)
             wait_for_app(page)
             record("Draw: a drawn 1 predicted (strong-cnn)")
