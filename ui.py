@@ -245,7 +245,7 @@ def _file_stamp(name: str) -> float:
     return path.stat().st_mtime if path.exists() else 0.0
 
 
-@st.cache_resource(max_entries=6, show_spinner="Loading the model...")
+@st.cache_resource(max_entries=6, show_spinner="Loading the model (converted for LiteRT first if it never was)...")
 def _classifier(directory: str, name: str, stamp: float):
     from mnist_core.inference import Classifier
 

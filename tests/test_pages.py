@@ -61,7 +61,7 @@ def store(tmp_path, monkeypatch) -> Path:
     shipped = shipped_models()
     assert "cnn" in shipped, "models/cnn.keras + cnn.json (shipped) are missing"
     for name in shipped:
-        for suffix in (".keras", ".json"):
+        for suffix in (".keras", ".tflite", ".json"):
             shutil.copy2(SHIPPED_DIR / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
     monkeypatch.setenv("MNIST_LAB_MODELS_DIR", str(tmp_path))
     yield tmp_path
@@ -363,39 +363,78 @@ def test_dataset_image_index_shows_that_images_label(app, mnist):
 
 _NO_TENSORFLOW_SCRIPT = textwrap.dedent(
     """
-    import json, sys
+    import io, json, sys
+    import numpy as np
+    from PIL import Image
     from streamlit.testing.v1 import AppTest
+    from mnist_core.data import load_mnist
 
+    app, pages, model = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
     heavy = ("tensorflow", "keras")
-    at = AppTest.from_file(sys.argv[1], default_timeout=120)
+    report = {}
+
+    def record(page):
+        report[page] = {
+            "title": at.title[0].value if at.title else None,
+            "loaded": [name for name in heavy if name in sys.modules],
+            "exceptions": [e.message for e in at.exception],
+            "errors": [e.value for e in at.error],
+            "markdown": [m.value for m in at.markdown],
+            "metrics": {m.label: m.value for m in at.metric},
+        }
+
+    at = AppTest.from_file(app, default_timeout=300)
     at.run()
-    report = {"home": [at.title[0].value if at.title else None, [name for name in heavy if name in sys.modules],
-                       [e.message for e in at.exception]]}
-    for page in sys.argv[2:]:
-        at.switch_page(page)
-        at.run()
-        report[page] = [at.title[0].value if at.title else None, [name for name in heavy if name in sys.modules],
-                        [e.message for e in at.exception]]
+    at.sidebar.selectbox(key="active_model").set_value(model)
+    at.run()
+    record("home")
+    at.switch_page(pages["dataset"])
+    at.run()
+    record("dataset")
+    at.switch_page(pages["draw"])
+    at.run()
+    next(w for w in at.button_group if w.label == "Source").set_value("Upload a photo")
+    at.run()
+    (_, _), (x_test, _) = load_mnist()
+    photo = io.BytesIO()
+    Image.fromarray(255 - x_test[0]).resize((112, 112)).save(photo, format="PNG")
+    next(w for w in at.file_uploader if w.label.startswith("A photo")).set_value(
+        ("digit.png", photo.getvalue(), "image/png"))
+    at.run()
+    record("draw")
+    at.switch_page(pages["models"])
+    at.run()
+    record("models")
+    at.switch_page(pages["train"])
+    at.run()
+    record("train")
     print(json.dumps(report))
     """
 )
 
 
-def test_home_dataset_and_train_pages_do_not_import_tensorflow(store, tmp_path):
-    """A fresh process (nothing imported yet) opens Home, Dataset and Train, as a first visitor of a fresh server
-    would: none of them loads TensorFlow (the Train page reads recorded architecture summaries)."""
+def test_pages_never_import_tensorflow_into_the_server(store, tmp_path, mnist):
+    """Home, Dataset, Draw (a prediction of an uploaded photo, with its feature maps), Models (an evaluation on the
+    10,000 test images) and Train (recorded architecture summaries) in one fresh process: neither TensorFlow nor Keras is imported, even for a model that has no
+    .tflite yet (its conversion runs in a separate process, and leaves the file in the store)."""
+    (_, _), (_, y_test) = mnist
+    (store / "cnn.tflite").unlink()  # as a model saved before LiteRT, or copied in, would be
     script = tmp_path / "no_tensorflow.py"
     script.write_text(_NO_TENSORFLOW_SCRIPT, encoding="utf-8")
-    pages = [PAGE_PATHS["dataset"], PAGE_PATHS["train"]]
     result = subprocess.run(
-        [sys.executable, str(script), APP, *pages], cwd=ROOT, capture_output=True, text=True, timeout=180,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [sys.executable, str(script), APP, json.dumps(PAGE_PATHS), "cnn"], cwd=ROOT, capture_output=True, text=True,
+        timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["home"] == ["MNIST Lab", [], []]
-    assert report[PAGE_PATHS["dataset"]] == ["Dataset", [], []]
-    assert report[PAGE_PATHS["train"]] == ["Train", [], []]
+    assert {page: values["title"] for page, values in report.items()} == {
+        "home": "MNIST Lab", "dataset": "Dataset", "draw": "Draw", "models": "Models", "train": "Train"}
+    for page, values in report.items():
+        assert values["loaded"] == [], f"{page} imported {values['loaded']}"
+        assert values["exceptions"] == [] and values["errors"] == [], (page, values)
+    assert f"### Prediction: {y_test[0]}" in report["draw"]["markdown"]
+    assert report["models"]["metrics"]["Test accuracy"] == f"{shipped_models(store)['cnn']['test_accuracy']:.2%}"
+    assert (store / "cnn.tflite").exists(), "the conversion worker did not leave the model's .tflite in the store"
 
 
 def test_no_page_imports_tensorflow_or_keras_itself():
@@ -758,7 +797,46 @@ def test_evaluating_the_active_model_matches_a_direct_evaluation(app, store, mni
             if captions and all(re.fullmatch(r"\d / \d", text) for text in captions)]
     assert grid == [[f"{y_test[i]} / {expected.predictions[i]}" for i in shown]]
     assert all(text[0] != text[-1] for text in grid[0])
-    by_label(at.get("download_button"), "Download .keras")
+    by_label(at.get("download_button"), ".keras")
+
+
+def test_export_converts_measures_once_and_offers_every_format(app, store, mnist):
+    from mnist_core.evaluation import evaluate
+    from mnist_core.export import QUANTIZATIONS, export_path
+    from mnist_core.inference import Classifier
+
+    (_, _), (x_test, y_test) = mnist
+    at = open_page(app(model="cnn"), "models")
+    assert "Export" in texts(at.subheader)
+    assert [button.label for button in at.get("download_button")] == [".keras"]  # nothing converted yet
+    by_label(at.button, "Convert and measure").click()
+    at.run()
+    assert_ran_cleanly(at)
+
+    table = at.dataframe[1].value
+    assert list(table["format"]) == ["Keras (float32)", "float32", "float16 weights", "dynamic-range int8",
+                                     "full-integer int8"]
+    keras_accuracy = shipped_models(store)["cnn"]["test_accuracy"] * 100
+    assert table["test accuracy"].iloc[0] == pytest.approx(keras_accuracy)
+    assert table["test accuracy"].iloc[1] == pytest.approx(keras_accuracy)  # float32: the same model
+    assert table["same answer as Keras"].iloc[1] == 100.0
+    assert (table["same answer as Keras"] >= 99.0).all() and (table["vs Keras (points)"].abs() <= 0.5).all()
+    sizes = list(table["size (KB)"])
+    assert sizes[2] < sizes[1] and sizes[4] < sizes[2]  # quantized files are smaller
+    assert [button.label for button in at.get("download_button")] == [
+        ".keras", "float32", "float16", "dynamic int8", "full int8"]
+    # What is offered is what was measured: the full-integer file run again here gives the table's accuracy.
+    int8 = Classifier(export_path("cnn", "int8", store).read_bytes())
+    assert evaluate(int8, x_test, y_test).accuracy * 100 == pytest.approx(table["test accuracy"].iloc[4])
+    assert sorted(path.name for path in export_path("cnn", "none", store).parent.glob("*.tflite")) == sorted(
+        f"cnn-{quantize}.tflite" for quantize in QUANTIZATIONS)
+
+    # Another visit finds it on disk: no button, no new conversion.
+    written = {path.name: path.stat().st_mtime_ns for path in export_path("cnn", "none", store).parent.iterdir()}
+    again = open_page(app(model="cnn"), "models")
+    assert not [button for button in again.button if button.label == "Convert and measure"]
+    assert again.dataframe[1].value.equals(table)
+    assert {path.name: path.stat().st_mtime_ns for path in export_path("cnn", "none", store).parent.iterdir()} == written
 
 
 def save_user_model(store: Path, name: str, owner=None) -> None:

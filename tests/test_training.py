@@ -97,7 +97,7 @@ def test_precision_defaults_to_what_the_cpu_does_best_and_old_configs_read_as_fl
 
 def test_bfloat16_training_learns_and_returns_a_float32_model(small_mnist):
     from mnist_core.evaluation import evaluate
-    from mnist_core.inference import Classifier
+    from mnist_core.keras_inference import KerasClassifier
 
     config = TrainConfig(architecture="cnn", epochs=1, batch_size=32, train_size=1000, precision="bfloat16")
     (_, _), (x_val, y_val) = split_data(config, small_mnist)
@@ -107,7 +107,7 @@ def test_bfloat16_training_learns_and_returns_a_float32_model(small_mnist):
     (epoch,) = result.history
     assert 0.5 < epoch.val_accuracy <= 1.0
     # The float32 copy scores what the bfloat16 model scored during validation, to bfloat16's rounding.
-    report = evaluate(Classifier(result.model), x_val, y_val)
+    report = evaluate(KerasClassifier(result.model), x_val, y_val)
     assert abs(report.accuracy - epoch.val_accuracy) <= 0.02
 
 

@@ -38,11 +38,11 @@ def save_trained_model(
     """Evaluate `result.model` on the 10k test set and save it with its metadata; returns the ModelInfo."""
     from mnist_core.data import load_mnist
     from mnist_core.evaluation import evaluate
-    from mnist_core.inference import Classifier
+    from mnist_core.keras_inference import KerasClassifier
     from mnist_core.store import ModelInfo, save_model
 
     (_, _), (x_test, y_test) = mnist if mnist is not None else load_mnist()
-    test_accuracy = evaluate(Classifier(result.model), x_test, y_test).accuracy
+    test_accuracy = evaluate(KerasClassifier(result.model), x_test, y_test).accuracy
     info = ModelInfo(
         name=name,
         architecture=result.config.architecture,
