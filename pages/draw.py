@@ -87,14 +87,15 @@ with right:
     st.plotly_chart(plots.probability_bars(probabilities), width="stretch", config={"displayModeBar": False})
 
 st.subheader("What the network sees")
-columns = st.columns(4)
+columns = st.columns(5)
 for column, (image, caption) in zip(
     columns,
     [
         (steps.ink, "1. the ink"),
         (steps.cropped, f"2. cropped to the ink: {steps.cropped.shape[1]} x {steps.cropped.shape[0]}"),
-        (steps.fitted, f"3. longer side fitted to 20: {steps.fitted.shape[1]} x {steps.fitted.shape[0]}"),
-        (steps.centered, "4. centred by mass in 28 x 28: what the model sees"),
+        (steps.pen, "3. pen made MNIST-like: {:.1f} -> {:.1f} px wide in 20 x 20".format(*steps.pen_width)),
+        (steps.fitted, f"4. longer side fitted to 20: {steps.fitted.shape[1]} x {steps.fitted.shape[0]}"),
+        (steps.centered, "5. centred by mass in 28 x 28: what the model sees"),
     ],
 ):
     # Small steps are enlarged pixel by pixel; large or extreme ones (a photo, a 1000 x 3 strip) are fitted in the
