@@ -17,6 +17,7 @@ from mnist_core.training import (
     MIN_TRAIN_SIZE,
     OPTIMIZERS,
     PRESETS,
+    SCHEDULES,
     ConfigError,
     TrainConfig,
 )
@@ -119,8 +120,9 @@ def settings_sidebar() -> tuple[TrainConfig | None, str]:
         st.number_input("Training images", min_value=MIN_TRAIN_SIZE, max_value=FULL_TRAIN_SIZE, step=1000,
                         key="train_train_size", on_change=_mark_custom, help="A random subset of the 60,000 training images.")
         st.toggle("Augmentation", key="train_augment", on_change=_mark_custom,
-                  help="Small random shifts, rotations and zooms: slower per epoch, better on drawn digits.")
-        st.radio("Learning-rate schedule", ["constant", "cosine"], key="train_schedule", horizontal=True,
+                  help="Random pen widths, turns, slants, zooms, shifts and elastic wobbles, and MNIST's rare "
+                       "flagged 1s shown more often: slower per epoch, better on drawn digits.")
+        st.radio("Learning-rate schedule", list(SCHEDULES), key="train_schedule", horizontal=True,
                  on_change=_mark_custom)
         st.radio("Precision", list(PRECISIONS), key="train_precision", horizontal=True, on_change=_mark_custom,
                  format_func=PRECISION_LABELS.get, help=PRECISION_HELP[native_bfloat16()])
