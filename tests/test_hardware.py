@@ -1,5 +1,7 @@
 """mnist_core.hardware: reading /proc/cpuinfo and choosing the default training precision."""
 
+import pytest
+
 from mnist_core import hardware
 
 ZEN4 = """processor\t: 0
@@ -55,3 +57,46 @@ def test_usable_cores_are_the_cores_this_process_may_run_on():
     assert 1 <= cores <= (os.cpu_count() or 1)
     if hasattr(os, "sched_getaffinity"):
         assert cores == len(os.sched_getaffinity(0))
+
+
+def _cgroup(tmp_path, v2: str | None = None, v1: tuple[str, str] | None = None):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    if v2 is not None:
+        (tmp_path / "cpu.max").write_text(v2 + "\n")
+    if v1 is not None:
+        (tmp_path / "cpu").mkdir()
+        (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text(v1[0] + "\n")
+        (tmp_path / "cpu" / "cpu.cfs_period_us").write_text(v1[1] + "\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "v2, v1, quota",
+    [
+        ("max 100000", None, None),
+        ("150000 100000", None, 1.5),
+        (None, ("-1", "100000"), None),
+        (None, ("100000", "100000"), 1.0),
+        (None, None, None),
+        ("garbage", None, None),
+    ],
+)
+def test_cpu_quota_from_cgroup_v1_or_v2(tmp_path, v2, v1, quota):
+    from mnist_core.hardware import cpu_quota
+
+    assert cpu_quota(_cgroup(tmp_path, v2, v1)) == quota
+
+
+def test_a_quota_limits_the_usable_cores_and_tensorflows_threads(tmp_path, monkeypatch):
+    import os
+
+    from mnist_core.hardware import tensorflow_thread_settings, usable_cores
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert usable_cores(_cgroup(tmp_path / "none", v2="max 100000")) == 8
+    assert tensorflow_thread_settings(tmp_path / "none") == {}
+    one = _cgroup(tmp_path / "one", v1=("100000", "100000"))
+    assert usable_cores(one) == 1
+    assert tensorflow_thread_settings(one) == {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+    assert usable_cores(_cgroup(tmp_path / "tiny", v2="10000 100000")) == 1  # never 0
+    assert usable_cores(_cgroup(tmp_path / "big", v2="1600000 100000")) == 8  # never more than the affinity

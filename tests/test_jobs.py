@@ -143,3 +143,59 @@ def test_snapshot_thins_long_runs_but_keeps_the_ends(count):
         gaps = [later - earlier for earlier, later in zip(times, times[1:])]
         assert max(gaps) <= 2 * (times[-1] - times[0]) / len(gaps)
     assert len(snapshot.epochs) == 1
+
+
+def _counting_evaluations(monkeypatch) -> list:
+    """Calls of mnist_core.evaluation.evaluate made while saving (each one a pass over the test images)."""
+    import mnist_core.evaluation as evaluation
+
+    calls = []
+    real = evaluation.evaluate
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "evaluate", counted)
+    return calls
+
+
+def test_the_last_epochs_test_accuracy_is_the_saved_one_with_no_second_evaluation(tmp_path, small_mnist, monkeypatch):
+    evaluations = _counting_evaluations(monkeypatch)
+    config = TrainConfig(architecture="mlp", epochs=2, batch_size=32, train_size=300, precision="float32")
+    job = TrainingJob(config, "once", models_dir=tmp_path, mnist=small_mnist).start()
+    assert job.wait(WAIT)
+    snapshot = job.snapshot()
+    assert snapshot.status == JobStatus.FINISHED
+    assert snapshot.test_accuracy == pytest.approx(snapshot.epochs[-1].val_accuracy)
+    assert evaluations == []
+    # ...and it is what the saved model scores on the same test images.
+    from mnist_core.evaluation import evaluate
+    from mnist_core.inference import Classifier
+
+    (_, _), (x_test, y_test) = small_mnist
+    assert evaluate(Classifier(load_model("once", tmp_path)), x_test, y_test).accuracy == pytest.approx(
+        snapshot.test_accuracy, abs=1 / len(y_test) + 1e-9
+    )
+
+
+@pytest.mark.parametrize("validation, precision", [("split", "float32"), ("test", "bfloat16")])
+def test_a_model_validated_elsewhere_or_in_bfloat16_is_evaluated_on_the_test_set(
+    tmp_path, small_mnist, monkeypatch, validation, precision
+):
+    evaluations = _counting_evaluations(monkeypatch)
+    config = TrainConfig(architecture="mlp", epochs=1, batch_size=32, train_size=300, validation=validation,
+                         precision=precision)
+    job = TrainingJob(config, "split", models_dir=tmp_path, mnist=small_mnist).start()
+    assert job.wait(WAIT)
+    assert job.snapshot().status == JobStatus.FINISHED and evaluations == [1]
+
+
+def test_a_stopped_run_is_evaluated_after_the_stop(tmp_path, small_mnist, monkeypatch, hold_training):
+    evaluations = _counting_evaluations(monkeypatch)
+    hold_training.add(LONG)
+    job = TrainingJob(LONG, "cut", models_dir=tmp_path, mnist=small_mnist).start()
+    wait_for(lambda: len(job.snapshot().batches) >= 3)
+    job.stop()
+    assert job.wait(WAIT)
+    assert job.snapshot().status == JobStatus.STOPPED and evaluations == [1]

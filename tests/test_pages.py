@@ -422,7 +422,7 @@ def test_train_sidebar_has_the_settings_with_their_bounds(app):
     assert preset.value == "fast"
     assert (epochs.value, sidebar.selectbox(key="train_architecture").value) == (fast.epochs, fast.architecture)
     assert precision.value == fast.precision
-    assert by_label(at.sidebar.text_input, "Model name").value == "my-cnn"
+    assert by_label(at.sidebar.text_input, "Model name").value == f"my-{fast.architecture}"
     assert not by_label(at.button, "Start training").disabled
     assert by_label(at.button, "Stop training").disabled  # nothing of this visitor's is running
     assert any(text.startswith("No training yet") for text in texts(at.info))
@@ -608,7 +608,7 @@ def test_draw_predicts_an_uploaded_photo_of_a_digit(app, mnist):
     assert f"### Prediction: {y_test[0]}" in texts(at.markdown)
     captions = [caption for image in at.image for caption in image.captions]
     assert captions[0] == "digit.png"
-    assert [caption[:3] for caption in captions[1:]] == ["1. ", "2. ", "3. ", "4. "]
+    assert [caption[:3] for caption in captions[1:]] == ["1. ", "2. ", "3. ", "4. ", "5. "]
     assert captions[-1].endswith("what the model sees")
     assert "Feature maps" in texts(at.subheader)
     titles = [(figure.get("layout", {}).get("title") or {}).get("text", "") for figure in figures(at)]
