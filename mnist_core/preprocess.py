@@ -81,7 +81,10 @@ def preprocess_steps(image) -> PreprocessSteps:
     cropped = ink[top:bottom, left:right]
     pen, pen_width = normalise_pen(cropped)
     fitted = _fit_into_box(pen)
-    centered, center_of_mass = _place_by_center_of_mass(fitted)
+    # Placed where the drawing's own strokes put it: a thicker or thinner pen must not move the digit by a pixel
+    # (the placement rounds to whole pixels, so a mass shifted by a hundredth of one can tip it).
+    as_drawn = fitted if pen_width[0] == pen_width[1] else _fit_into_box(cropped)
+    centered, center_of_mass = _place_by_center_of_mass(fitted, placed_as=as_drawn)
     return PreprocessSteps(
         ink=ink,
         bbox=bbox,
@@ -257,25 +260,44 @@ def normalise_pen(cropped: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]
 
     Thick strokes are eroded and thin ones dilated with a disk (grey-level morphology, so anti-aliasing survives;
     a fractional radius blends the two whole radii around it, so the result changes smoothly with the width).
-    The frame stays the crop's: a stroke on its edge grows inwards only, and the digit keeps the size and
-    proportions it had, so the same digit drawn larger or smaller still comes out the same.
+    The result has the crop's exact size and proportions: a dilated digit, which grows by the radius on every
+    side, is scaled back into the crop's frame (the radius allows for that), so the same digit drawn larger or
+    smaller, with any pen, is fitted and centred the same way afterwards.
     """
     box = MNIST_BOX * PEN_SCALE
     work = _resize_longer_side(cropped, box)
     width = pen_width(work) / PEN_SCALE
     target = float(np.clip(width, *PEN_RANGE))
-    radius = (target - width) * PEN_SCALE / 2
-    if abs(radius) < 0.25:
+    wide, goal = width * PEN_SCALE, target * PEN_SCALE
+    if goal > wide:
+        # (w + 2r) * box / (box + 2r) = goal: the width after scaling the grown digit back into the frame.
+        radius = box * (goal - wide) / (2 * (box - goal))
+    else:
+        radius = (wide - goal) / 2  # eroding shrinks the ink inside the frame; nothing to scale back
+    if radius < 0.25:
         return work, (width, width)
-    whole = int(abs(radius))
-    share = abs(radius) - whole
-    pick = np.maximum if radius > 0 else np.minimum
-    changed = (1 - share) * _morphology(work, whole, pick) + share * _morphology(work, whole + 1, pick)
+    whole = int(radius)
+    share = radius - whole
+    if goal > wide:
+        margin = whole + 1
+        padded = np.pad(work, margin)
+        grown = (1 - share) * _morphology(padded, whole, np.maximum) + share * _morphology(padded, whole + 1, np.maximum)
+        edge = margin - round(radius)
+        grown = grown[edge : grown.shape[0] - edge, edge : grown.shape[1] - edge]
+        changed = _resize_to(grown, work.shape)
+    else:
+        changed = (1 - share) * _morphology(work, whole, np.minimum) + share * _morphology(work, whole + 1, np.minimum)
     peak = float(changed.max())
     if peak <= 0.0:  # a dot or a hairline: eroding would leave nothing to read
         return work, (width, width)
     changed *= 1.0 / peak
     return changed, (width, pen_width(changed) / PEN_SCALE)
+
+
+def _resize_to(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    patch = Image.fromarray(np.ascontiguousarray(image, dtype=np.float32))
+    resized = patch.resize((shape[1], shape[0]), Image.Resampling.LANCZOS)
+    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
 
 
 def _resize_longer_side(image: np.ndarray, longer: int) -> np.ndarray:
@@ -310,17 +332,28 @@ def _morphology(image: np.ndarray, radius: int, pick) -> np.ndarray:
     return out
 
 
-def _place_by_center_of_mass(fitted: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+def _mass_centre(image: np.ndarray) -> tuple[float, float]:
+    height, width = image.shape
+    mass = float(image.sum(dtype=np.float64))
+    row_of_mass = float(image.sum(axis=1, dtype=np.float64) @ np.arange(height)) / mass
+    col_of_mass = float(image.sum(axis=0, dtype=np.float64) @ np.arange(width)) / mass
+    return row_of_mass, col_of_mass
+
+
+def _place_by_center_of_mass(fitted: np.ndarray, placed_as: np.ndarray | None = None):
+    """`fitted` in a 28x28 frame with the centre of mass of `placed_as` (a patch of the same shape; `fitted` itself
+    by default) on the frame's centre; returns the frame and `fitted`'s centre of mass in it."""
     height, width = fitted.shape
-    mass = float(fitted.sum(dtype=np.float64))
-    row_of_mass = float(fitted.sum(axis=1, dtype=np.float64) @ np.arange(height)) / mass
-    col_of_mass = float(fitted.sum(axis=0, dtype=np.float64) @ np.arange(width)) / mass
+    if placed_as is None or placed_as.shape != fitted.shape:
+        placed_as = fitted
+    row_of_mass, col_of_mass = _mass_centre(placed_as)
     centre = IMAGE_SIZE / 2
     # Clipping keeps the whole patch inside the frame even when its mass sits far off its middle.
     top = int(np.clip(round(centre - row_of_mass), 0, IMAGE_SIZE - height))
     left = int(np.clip(round(centre - col_of_mass), 0, IMAGE_SIZE - width))
     centered = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
     centered[top : top + height, left : left + width] = fitted
+    row_of_mass, col_of_mass = _mass_centre(fitted)
     return centered, (top + row_of_mass, left + col_of_mass)
 
 
