@@ -21,7 +21,7 @@ from collections.abc import Callable
 from mnist_core.architectures import ARCHITECTURES, PRECISIONS
 from mnist_core.constants import CLASS_NAMES, MODELS_DIR
 from mnist_core.hardware import default_precision
-from mnist_core.training import OPTIMIZERS, PRESETS, BatchEvent, EpochEvent, TrainConfig, with_overrides
+from mnist_core.training import OPTIMIZERS, PRESETS, SCHEDULES, BatchEvent, EpochEvent, TrainConfig, with_overrides
 
 PROG = "python -m mnist_core"
 BAR_WIDTH = 30
@@ -43,7 +43,7 @@ def add_train_parser(commands) -> argparse.ArgumentParser:
     parser.add_argument("--train-size", type=int, help="number of training images (default: all 60000)")
     parser.add_argument("--validation", choices=("test", "split"))
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
-    parser.add_argument("--schedule", choices=("constant", "cosine"), help="learning-rate schedule")
+    parser.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--precision", choices=PRECISIONS,
                         help=f"compute precision (default here: {default_precision()}; bfloat16 where the CPU has it)")

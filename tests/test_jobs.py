@@ -3,6 +3,7 @@ local runner's worker processes for real (a job trains and saves, Stop keeps the
 job alone, idle workers leave)."""
 
 import json
+import threading
 import time
 
 import pytest
@@ -479,3 +480,62 @@ def test_the_memory_estimate_follows_the_settings_and_a_job_that_cannot_fit_is_r
     assert queue.queued() == [] and queue.running() == []
     monkeypatch.setattr(local_module, "container", a_container_with(free_mib=2_000))
     runner.admit(small)
+
+
+def _counting_evaluations(monkeypatch) -> list:
+    """Calls of mnist_core.evaluation.evaluate made while saving (each one a pass over the test images)."""
+    import mnist_core.evaluation as evaluation
+
+    calls = []
+    real = evaluation.evaluate
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "evaluate", counted)
+    return calls
+
+
+def test_the_last_epochs_test_accuracy_is_the_saved_one_with_no_second_evaluation(tmp_path, small_mnist, monkeypatch):
+    evaluations = _counting_evaluations(monkeypatch)
+    config = TrainConfig(architecture="mlp", epochs=2, batch_size=32, train_size=300, precision="float32")
+    events = []
+    outcome = run_job(JobSpec(config, "once", str(tmp_path)), events.append, threading.Event(), mnist=small_mnist)
+    assert outcome.status == JobStatus.FINISHED
+    epochs = [event for event in events if isinstance(event, EpochEvent)]
+    assert outcome.test_accuracy == pytest.approx(epochs[-1].val_accuracy)
+    assert evaluations == []
+    # ...and it is what the saved model scores on the same test images.
+    from mnist_core.evaluation import evaluate
+    from mnist_core.inference import Classifier
+
+    (_, _), (x_test, y_test) = small_mnist
+    assert evaluate(Classifier.load("once", tmp_path), x_test, y_test).accuracy == pytest.approx(
+        outcome.test_accuracy, abs=1 / len(y_test) + 1e-9
+    )
+
+
+@pytest.mark.parametrize("validation, precision", [("split", "float32"), ("test", "bfloat16")])
+def test_a_model_validated_elsewhere_or_in_bfloat16_is_evaluated_on_the_test_set(
+    tmp_path, small_mnist, monkeypatch, validation, precision
+):
+    evaluations = _counting_evaluations(monkeypatch)
+    config = TrainConfig(architecture="mlp", epochs=1, batch_size=32, train_size=300, validation=validation,
+                         precision=precision)
+    outcome = run_job(JobSpec(config, "split", str(tmp_path)), lambda event: None, threading.Event(),
+                      mnist=small_mnist)
+    assert outcome.status == JobStatus.FINISHED and evaluations == [1]
+
+
+def test_a_stopped_run_is_evaluated_after_the_stop(tmp_path, small_mnist, monkeypatch):
+    evaluations = _counting_evaluations(monkeypatch)
+    stop = threading.Event()
+    config = TrainConfig(architecture="mlp", epochs=3, batch_size=32, train_size=300, precision="float32")
+
+    def stop_at_the_third_batch(event):
+        if isinstance(event, BatchEvent) and event.step == 3:
+            stop.set()
+
+    outcome = run_job(JobSpec(config, "cut", str(tmp_path)), stop_at_the_third_batch, stop, mnist=small_mnist)
+    assert outcome.status == JobStatus.STOPPED and evaluations == [1]

@@ -486,7 +486,7 @@ def test_train_sidebar_has_the_settings_with_their_bounds(app):
     assert preset.value == "fast"
     assert (epochs.value, sidebar.selectbox(key="train_architecture").value) == (fast.epochs, fast.architecture)
     assert precision.value == fast.precision
-    assert by_label(at.sidebar.text_input, "Model name").value == "my-cnn"
+    assert by_label(at.sidebar.text_input, "Model name").value == f"my-{fast.architecture}"
     assert not by_label(at.button, "Start training").disabled
     assert by_label(at.button, "Stop training").disabled  # nothing of this visitor's is running
     assert any(text.startswith("No training yet") for text in texts(at.info))
@@ -704,7 +704,7 @@ def test_a_drawing_on_the_canvas_is_predicted_with_every_step_shown(app, monkeyp
     assert_ran_cleanly(at)
     assert "### Prediction: 1" in texts(at.markdown)
     captions = [caption for image in at.image for caption in image.captions]
-    assert [caption[:3] for caption in captions[:4]] == ["1. ", "2. ", "3. ", "4. "]
+    assert [caption[:3] for caption in captions[:5]] == ["1. ", "2. ", "3. ", "4. ", "5. "]
     assert at.session_state["digit_canvas_kept_strokes"] == [{"width": 20.0, "points": [[140.0, 50.0], [140.0, 230.0]]}]
 
 
@@ -747,8 +747,8 @@ def test_draw_predicts_an_uploaded_photo_of_a_digit(app, mnist):
     assert f"### Prediction: {y_test[0]}" in texts(at.markdown)
     captions = [caption for image in at.image for caption in image.captions]
     assert captions[0] == "digit.png"
-    assert [caption[:3] for caption in captions[1:5]] == ["1. ", "2. ", "3. ", "4. "]
-    assert captions[4].endswith("what the model sees")
+    assert [caption[:3] for caption in captions[1:6]] == ["1. ", "2. ", "3. ", "4. ", "5. "]
+    assert captions[5].endswith("what the model sees")
     assert "Feature maps" in texts(at.subheader)
     feature_maps = [caption for caption in captions if re.fullmatch(r"\S+: \d+ filters, \d+ x \d+", caption)]
     assert feature_maps == ["conv2d: 32 filters, 26 x 26", "conv2d_1: 64 filters, 11 x 11"]  # the shipped cnn
