@@ -90,6 +90,7 @@ class ModelInfo:
     stopped: bool = False  # training was stopped before its last epoch
     owner: str = ""  # the shown name of the visitor who trained it
     owner_id: str = ""  # that visitor's id (mnist_core.visitors): who may delete it; "" for shipped and older models
+    uploaded: bool = False  # a .keras file a visitor uploaded (not trained here); its config is then {}
 
     def to_json(self) -> str:
         """The metadata as standard JSON: a NaN or infinite number (a diverged training's loss) is written as null."""
@@ -117,7 +118,7 @@ class ModelInfo:
         # would break the pages that draw the metadata.
         expected_types = {
             "name": str, "architecture": str, "created": str, "owner": str, "owner_id": str, "versions": dict,
-            "shipped": bool, "stopped": bool,
+            "shipped": bool, "stopped": bool, "uploaded": bool,
         }
         for name, kind in expected_types.items():
             if not isinstance(getattr(info, name), kind):

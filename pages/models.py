@@ -23,7 +23,8 @@ st.dataframe(
     [
         {
             "name": entry.name,
-            "status": "broken: " + entry.error if entry.broken else ("shipped" if entry.shipped else "trained here"),
+            "status": "broken: " + entry.error if entry.broken else (
+                "shipped" if entry.shipped else "uploaded" if entry.info.uploaded else "trained here"),
             "by": ("you" if who.owns(entry.info.owner_id) else entry.info.owner) if entry.info else "",
             "architecture": entry.info.architecture if entry.info else "",
             "parameters": entry.info.parameters if entry.info else None,
@@ -160,6 +161,21 @@ else:
                 file_name=row.file_name, mime="application/octet-stream", icon=":material/download:",
                 width="stretch", help=f"{row.file_name}: {row.title}, {row.size_bytes / 1000:,.0f} KB",
             )
+
+st.subheader("Upload a model")
+st.caption(
+    "A `.keras` file downloaded here (or trained in a notebook) that maps a 28 x 28 image (or 784 values) with "
+    "pixels in [0, 1] to 10 digits: it is checked, evaluated on the 10,000 test images by a worker and stored as "
+    "yours. This is how you keep a model across the server's restarts: download it, upload it again later."
+)
+upload = st.file_uploader("A .keras model file", type=["keras"], key="model_upload",
+                          max_upload_size=ui.MAX_MODEL_UPLOAD_MB)
+if upload is not None:
+    upload_name = st.text_input("Store it as", value=ui.model_name_from_file(upload.name), max_chars=64,
+                                key="model_upload_name")
+    if st.button("Upload and evaluate", icon=":material/upload:", key="model_upload_go"):
+        ui.upload_model(upload.getvalue(), upload_name)
+ui.upload_status()
 
 st.subheader("Delete a model")
 # Yours (or, for an admin, anybody's); shipped models never. A model without a recorded owner is an admin's.

@@ -170,7 +170,7 @@ config, model_name = settings_sidebar()
 queue = ui.scheduler()
 queue.warm_up()  # a worker imports TensorFlow now, so Start does not wait for it
 who = ui.visitor()
-mine = queue.latest_for(who)
+mine = queue.latest_for(who, ui.TRAINING_KINDS)
 mine_pending = mine is not None and not mine.done
 
 buttons = st.columns([1, 1, 4])
@@ -206,7 +206,8 @@ def queue_view() -> None:
     st.dataframe(
         [{"#": entry.position, "model": entry.snapshot.model_name,
           "by": "you" if who.owns(entry.snapshot.owner_id) else entry.snapshot.owner,
-          "settings": describe(entry.snapshot.config),
+          "settings": describe(entry.snapshot.config) if entry.snapshot.kind == "train" else
+                      f"{entry.snapshot.kind} (not a training)",
           "starts in about": ui.format_duration(entry.starts_in_seconds)} for entry in entries],
         hide_index=True, width="stretch",
     )
@@ -219,7 +220,7 @@ def live_view() -> None:
     if current is not None and current.status == JobStatus.QUEUED:  # yours waits (the queue view says where):
         running = queue.running()  # watch the one that runs
         current = running[0] if running else None
-    own = queue.latest_for(who)
+    own = queue.latest_for(who, ui.TRAINING_KINDS)
     # When your job moves on (starts, ends), rerun the whole page: Start/Stop/Cancel and the sidebar change.
     seen = (own.job_id, own.status) if own is not None else None
     if st.session_state.get("train_seen_state", seen) != seen:

@@ -979,3 +979,46 @@ def test_a_missing_mnist_file_is_a_message_on_each_page_not_a_traceback(app):
     finally:
         ui.load_mnist, ui.check_mnist = load_mnist, check_mnist
         ui._mnist_cached.clear()
+
+
+# --- Upload a model (Models page) --------------------------------------------------------------------------------
+
+
+def test_a_downloaded_model_uploaded_again_is_checked_evaluated_by_a_worker_and_stored_as_yours(app, store):
+    at = open_page(app(model="cnn"), "models")
+    data = (store / "cnn.keras").read_bytes()  # what the Models page's download button gives
+    by_label(at.file_uploader, "A .keras model file").set_value(("cnn (1).keras", data, "application/octet-stream"))
+    at.run()
+    assert_ran_cleanly(at)
+    assert by_label(at.text_input, "Store it as").value == "cnn-1"
+    by_label(at.text_input, "Store it as").input("my-upload")
+    by_label(at.button, "Upload and evaluate").click()
+    at.run()
+    assert_ran_cleanly(at)
+    wait_until(at, lambda at: has_message(at.success, "Stored as `my-upload`"), "the upload to be stored")
+    info = json.loads((store / "my-upload.json").read_text(encoding="utf-8"))
+    assert info["uploaded"] is True and info["owner_id"] == session_visitor(at).id
+    assert info["test_accuracy"] == pytest.approx(shipped_models(store)["cnn"]["test_accuracy"], abs=1e-4)
+    assert (store / "my-upload.tflite").is_file() and not list(store.glob(".upload.*"))
+    table = store_table(at)
+    assert table[table["name"] == "my-upload"]["status"].iloc[0] == "uploaded"
+    assert any(option.startswith("my-upload") for option in active_model(at).options)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"not a zip at all", "not a .keras model"), (b"", "empty")],
+)
+def test_an_upload_that_is_not_a_model_is_refused_on_the_page_and_nothing_is_queued(app, store, content, message):
+    import ui
+
+    at = open_page(app(model="cnn"), "models")
+    by_label(at.file_uploader, "A .keras model file").set_value(("model.keras", content, "application/octet-stream"))
+    at.run()
+    by_label(at.button, "Upload and evaluate").click()
+    at.run()
+    assert_ran_cleanly(at)
+    errors = texts(at.main.error)
+    assert len(errors) == 1 and message.lower() in errors[0].lower(), errors
+    assert ui._scheduler(str(store)).queued() == [] and ui._scheduler(str(store)).running() == []
+    assert not list(store.glob(".upload.*"))
