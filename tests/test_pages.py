@@ -765,6 +765,9 @@ def test_models_table_lists_the_shipped_models_with_their_accuracy(app, store):
     for name, info in shipped.items():
         row = table[table["name"] == name]
         assert row["status"].iloc[0] == "shipped"
+        minutes, seconds = divmod(round(info["train_seconds"]), 60)
+        assert row["training time"].iloc[0] in (f"{minutes}:{seconds:02d}",
+                                                f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}")
         assert row["test accuracy"].iloc[0] == pytest.approx(info["test_accuracy"] * 100)
         assert row["parameters"].iloc[0] == info["parameters"]
     # Shipped models are protected: nothing to offer for deletion.
