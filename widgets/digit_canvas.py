@@ -57,6 +57,9 @@ def digit_canvas(stroke_width: int, key: str = "digit_canvas", size: int = CANVA
     kept_key = f"{key}_kept_strokes"
     generation_key = f"{key}_generation"
     st.session_state.setdefault(generation_key, 0)
+    current = st.session_state.get(key)  # the component's state as this run starts: what the browser sent last
+    sent = current.get("drawing") if hasattr(current, "get") else None
+    seq = sent.get("seq") if isinstance(sent, dict) else None
     result = _component(
         key=key,
         data={
@@ -64,6 +67,8 @@ def digit_canvas(stroke_width: int, key: str = "digit_canvas", size: int = CANVA
             "size": size,
             "strokes": st.session_state.get(kept_key, []),
             "generation": st.session_state[generation_key],
+            # which send this run has read: the browser sends again what is not acknowledged (digit_canvas.js)
+            "seen": seq if isinstance(seq, int) and not isinstance(seq, bool) else 0,
         },
         on_drawing_change=lambda: None,
     )
