@@ -1,8 +1,9 @@
 // MNIST Lab's drawing canvas: white strokes on black, sent to Python as a PNG the moment a stroke ends.
 // Streamlit components v2 (rendered in the page, no iframe): Python passes `data` = {strokeWidth, size, strokes,
 // generation}; this sends one state value, "drawing" = {png: a data: URL or null when empty, strokes: the strokes,
-// to draw the picture again when the canvas is shown again}. The component state lives on the parent element,
-// so reruns that pass new data keep the drawing.
+// to draw the picture again when the canvas is shown again, generation: the `generation` it was drawn under, so
+// Python can tell a drawing made before it asked for an empty canvas}. The component state lives on the parent
+// element, so reruns that pass new data keep the drawing.
 const STATES = new WeakMap();
 
 function setup(parentElement) {
@@ -94,6 +95,7 @@ export default function (component) {
     setStateValue("drawing", {
       png: state.strokes.length ? state.canvas.toDataURL("image/png") : null,
       strokes: state.strokes,
+      generation: state.generation,
     });
   };
   redraw(state);
