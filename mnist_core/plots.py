@@ -95,6 +95,17 @@ def class_histogram(train_counts: np.ndarray, test_counts: np.ndarray | None = N
     return figure
 
 
+def digit_counts(counts: np.ndarray, title: str = "Drawings per digit") -> go.Figure:
+    """How many drawings of each digit a collection holds, one bar per digit (0 to 9, empty ones too)."""
+    counts = np.asarray(counts)
+    figure = go.Figure(go.Bar(x=list(CLASS_NAMES), y=counts, marker_color=TRAIN_COLOUR, text=counts,
+                              textposition="outside", cliponaxis=False))
+    figure.update_layout(title=title, xaxis_title="digit", yaxis_title="drawings", margin=_MARGIN, height=300,
+                         yaxis=dict(rangemode="tozero", range=[0, max(1, int(counts.max(initial=0))) * 1.2]))
+    figure.update_xaxes(type="category")
+    return figure
+
+
 def mean_digits(means: np.ndarray) -> go.Figure:
     """The average image of each digit, in one row."""
     return sample_grid(means, [f"mean {digit}" for digit in CLASS_NAMES], columns=NUM_CLASSES)
