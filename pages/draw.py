@@ -85,7 +85,8 @@ def save_drawing(picture, png, source: str, image, predicted: int, confidence: f
         message = f"Saved as a {label} in your collection {collection} ({result.collection.size} drawings)."
     else:
         message = f"Already in your collection {collection}: its label is now {label}."
-    st.toast(message, icon=":material/bookmark_added:")
+    # Shown by the fragment's run (draw_and_predict), not here: an element from a fragment's callback is unsupported.
+    st.session_state.save_toast = message
     st.session_state.save_verdict = RIGHT
     st.session_state.save_true_label = None
     if source == "canvas":
@@ -95,7 +96,7 @@ def save_drawing(picture, png, source: str, image, predicted: int, confidence: f
 def save_controls(picture, png, source: str, steps, predicted: int, confidence: float, model_name: str) -> None:
     """Under the prediction: "Right" or "It is a [digit]", and Save into the visitor's collection (My digits)."""
     st.markdown("**Keep it** in your collection of digits (see **My digits**): is the prediction right?")
-    verdict_column, digit_column, save_column = st.columns([1.3, 1, 1], vertical_alignment="bottom")
+    verdict_column, digit_column, save_column, _ = st.columns([1.1, 0.7, 0.8, 0.6], vertical_alignment="bottom")
     verdict = verdict_column.segmented_control("Is it right?", [RIGHT, IT_IS_A], default=RIGHT, key="save_verdict",
                                                label_visibility="collapsed")
     true_label = digit_column.selectbox("True digit", range(len(CLASS_NAMES)), index=None, placeholder="0-9",
@@ -139,6 +140,8 @@ def show_what_the_network_sees(classifier, model_name: str, steps) -> None:
 @st.fragment
 def draw_and_predict(classifier, model_name: str) -> None:
     """The canvas and everything it drives: a stroke reruns this fragment only, not the whole page."""
+    if saved := st.session_state.pop("save_toast", None):
+        st.toast(saved, icon=":material/bookmark_added:")
     left, right = st.columns([1, 1.4], gap="large")
     with left:
         picture, png, source = picture_from_the_visitor()

@@ -242,3 +242,55 @@ def test_every_model_is_measured_on_the_collection(app, store, mnist):
         assert row["3"] == pytest.approx(expected.per_class_accuracy[3] * 100)
         assert pandas.isna(row["0"]) and pandas.isna(row["9"])  # no 0s or 9s drawn: no figure, not 0%
     assert by_label(at.selectbox, "Look closer at").value == "cnn"
+
+
+def test_an_uploaded_photo_is_saved_like_a_drawing(app, mnist):
+    from PIL import Image
+
+    (_, _), (x_test, y_test) = mnist
+    at = open_page(app(model="cnn"), "draw")
+    by_label(at.button_group, "Source").set_value("Upload a photo")
+    at.run()
+    photo = Image.fromarray(255 - x_test[0]).resize((700, 700), Image.Resampling.BILINEAR)  # dark ink on paper
+    buffer = io.BytesIO()
+    photo.save(buffer, format="JPEG")
+    by_label(at.file_uploader, "A photo or scan").set_value(("seven.jpg", buffer.getvalue(), "image/jpeg"))
+    at.run()
+    assert f"### Prediction: {y_test[0]}" in texts(at.markdown)
+    save(at, "Right")
+    assert texts(at.toast)[-1].startswith(f"Saved as a {y_test[0]} in your collection")
+    drawings = Handwriting()
+    [saved] = drawings.drawings(drawings.own(session_visitor(at)).id)
+    assert (saved.label, saved.source, saved.model) == (y_test[0], "upload", "cnn")
+    kept = Image.open(io.BytesIO(drawings.png(saved.id)))
+    assert kept.format == "PNG" and kept.size == (560, 560)  # the photo, kept at most 560 pixels on a side
+
+
+def test_fine_tuning_from_the_page_runs_in_the_queue_and_shows_before_and_after(app, store, mnist):
+    from mnist_core.store import read_info
+
+    (_, _), (x_test, y_test) = mnist
+    at = open_page(app(model="cnn"), "my_digits")
+    add_digits(session_visitor(at), x_test[200:220], y_test[200:220])
+    at.run()
+    assert by_label(at.selectbox, "Start from").value == "cnn"
+    by_label(at.select_slider, "Epochs").set_value(1)
+    by_label(at.select_slider, "MNIST images").set_value(2000)
+    by_label(at.text_input, "Name of the new model").input("cnn-mine")
+    at.run()
+    by_label(at.button, "Teach it my hand").click()
+    at.run()
+    assert_ran_cleanly(at)
+    wait_until(at, lambda at: any(text.startswith("Fine-tuning finished: saved as `cnn-mine`")
+                                  for text in texts(at.success)), "the fine-tuning to finish")
+    assert "**Models taught this collection**: before and after, on the held-out drawings and on MNIST's test set" \
+        in texts(at.markdown)
+    [taught] = [frame.value for frame in at.dataframe if "held-out before" in frame.value.columns]
+    row = taught.iloc[0]
+    record = read_info("cnn-mine", store).finetune
+    assert (row["model"], row["from"], row["epochs"], row["held-out drawings"]) == ("cnn-mine", "cnn", 1,
+                                                                                     record["held_out"])
+    assert row["held-out after"] == pytest.approx(record["held_out_accuracy"]["after"] * 100)
+    assert row["MNIST after"] == pytest.approx(record["mnist_test_accuracy"]["after"] * 100)
+    assert record["collection"] == session_visitor(at).name and record["collection_size"] == 20
+    assert "cnn-mine" in list(at.dataframe[0].value["model"])  # and it is measured on the collection like any model
