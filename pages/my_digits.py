@@ -363,6 +363,7 @@ try:
 except FinetuneError as error:
     st.info(f"{error} Save more on the Draw page.", icon=":material/draw:")
 else:
+    ui.mnist_sizes()  # fine-tuning trains on MNIST too: a missing or damaged file is said here, with the fix
     bases = [entry for entry in ui.working_models() if entry.info.architecture in ARCHITECTURES]
     names = [entry.name for entry in bases]
     active = st.session_state.get(ui.ACTIVE_MODEL_KEY)

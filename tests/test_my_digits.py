@@ -294,3 +294,29 @@ def test_fine_tuning_from_the_page_runs_in_the_queue_and_shows_before_and_after(
     assert row["MNIST after"] == pytest.approx(record["mnist_test_accuracy"]["after"] * 100)
     assert record["collection"] == session_visitor(at).name and record["collection_size"] == 20
     assert "cnn-mine" in list(at.dataframe[0].value["model"])  # and it is measured on the collection like any model
+
+
+def test_without_mnist_the_collection_still_works_and_fine_tuning_says_why_not(app, mnist):
+    import ui
+    from mnist_core.data import DatasetError
+
+    (_, _), (x_test, y_test) = mnist
+    message = "The MNIST file data/mnist.npz is missing. Restore it with `git checkout`."
+
+    def missing(*args, **kwargs):
+        raise DatasetError(message)
+
+    real_load, real_check = ui.load_mnist, ui.check_mnist  # restored by hand: the store fixture needs them back
+    ui.load_mnist = ui.check_mnist = missing
+    ui._mnist_cached.clear()
+    try:
+        at = open_page(app(model="cnn"), "my_digits")
+        add_digits(session_visitor(at), x_test[:12], y_test[:12])
+        at.run()
+        assert_ran_cleanly(at)
+        assert len(grid_titles(at)) == 12 and "Every model on your handwriting" in texts(at.subheader)
+        assert texts(at.main.error) == [f"**The MNIST data could not be loaded.** {message}"]
+        assert not [button for button in at.button if button.label == "Teach it my hand"]
+    finally:
+        ui.load_mnist, ui.check_mnist = real_load, real_check
+        ui._mnist_cached.clear()
