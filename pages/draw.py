@@ -80,9 +80,10 @@ def save_drawing(picture, png, source: str, image, predicted: int, confidence: f
     except HandwritingError as error:
         st.session_state.save_problem = str(error)
         return
-    collection = ui.literal(result.collection.name)
+    collection, size = ui.literal(result.collection.name), result.collection.size
     if result.added:
-        message = f"Saved as a {label} in your collection {collection} ({result.collection.size} drawings)."
+        message = (f"Saved as {'an' if label == 8 else 'a'} {label} in your collection {collection} "
+                   f"({size} drawing{'' if size == 1 else 's'}).")
     else:
         message = f"Already in your collection {collection}: its label is now {label}."
     # Shown by the fragment's run (draw_and_predict), not here: an element from a fragment's callback is unsupported.

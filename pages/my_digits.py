@@ -140,7 +140,8 @@ if collection is None:
             "press **Save**. Or import a file you exported before (below).", icon=":material/draw:")
 else:
     owner = "yours" if who.owns(collection.owner_id) else f"by {collection.owner_name or 'somebody else'}"
-    st.markdown(f"Collection {ui.literal(collection.name)} · {collection.size} drawing(s) · {owner}")
+    st.markdown(f"Collection {ui.literal(collection.name)} · {collection.size} "
+                f"drawing{'' if collection.size == 1 else 's'} · {owner}")
     if not who.owns(collection.owner_id):
         st.info("You are looking at somebody else's collection: you can test models and fine-tune on it, and export "
                 "it; only its owner" + (" or an admin (you)" if mine else " (or an admin)") + " can change it.",
@@ -196,7 +197,8 @@ if drawings:
             by_id = {drawing.id: drawing for drawing in drawings}
             target = st.selectbox(
                 "Drawing to delete", list(positions),
-                format_func=lambda drawing_id: f"#{positions[drawing_id]}: a {by_id[drawing_id].label}"
+                format_func=lambda drawing_id: f"#{positions[drawing_id]}: "
+                + f"{'an' if by_id[drawing_id].label == 8 else 'a'} {by_id[drawing_id].label}"
                 + (f" (the model said {by_id[drawing_id].predicted})" if by_id[drawing_id].mistaken else "")
                 + f" · saved {by_id[drawing_id].created[:16].replace('T', ' ')} UTC")
             st.button("Delete drawing", icon=":material/delete:", on_click=delete_drawing,
@@ -319,15 +321,12 @@ def show_records(found: list) -> None:
     st.dataframe(
         [{"model": entry.name, "from": record.base_model, "epochs": record.epochs,
           "held-out drawings": record.held_out,
-          "held-out before": record.held_out_accuracy.before * 100, "held-out after": record.held_out_accuracy.after * 100,
-          "MNIST before": record.mnist_test_accuracy.before * 100, "MNIST after": record.mnist_test_accuracy.after * 100,
-          "MNIST change (points)": -record.mnist_drop_points,
-          "MNIST kept": "yes" if record.within_limit else f"NO: down more than {MNIST_DROP_LIMIT_POINTS}"}
+          "held-out accuracy": f"{record.held_out_accuracy.before:.1%} → {record.held_out_accuracy.after:.1%}",
+          "MNIST test accuracy": f"{record.mnist_test_accuracy.before:.2%} → {record.mnist_test_accuracy.after:.2%}",
+          "MNIST kept": (f"yes ({-record.mnist_drop_points:+.2f} points)" if record.within_limit
+                         else f"NO: {-record.mnist_drop_points:+.2f} points")}
          for entry, record in found],
         hide_index=True, width="stretch",
-        column_config={column: st.column_config.NumberColumn(format="%.1f%%")
-                       for column in ("held-out before", "held-out after")}
-        | {column: st.column_config.NumberColumn(format="%.2f%%") for column in ("MNIST before", "MNIST after")},
     )
     for entry, record in found:
         if not record.within_limit:

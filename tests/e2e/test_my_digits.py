@@ -19,7 +19,7 @@ from e2e_helpers import (
     wait_for_prediction,
 )
 
-SAVED = re.compile(r"Saved as a (\d) in your collection (visitor-[0-9a-f]+) \((\d+) drawings\)")
+SAVED = re.compile(r"Saved as an? (\d) in your collection (visitor-[0-9a-f]+) \((\d+) drawings?\)")
 
 
 def diagonal_stroke(steps: int = 40) -> list[tuple[float, float]]:
@@ -41,7 +41,7 @@ def save_drawing(page, points, expected_count: int, label: int | None = None) ->
         wait_for_app(page)
     main.get_by_role("button", name="Save").click()
     toast = page.get_by_text(SAVED).last
-    expect(toast).to_contain_text(f"({expected_count} drawings)")
+    expect(toast).to_contain_text(f"({expected_count} drawing{'' if expected_count == 1 else 's'})")
     text = toast.inner_text()
     # The canvas is empty again, ready for the next digit.
     expect(main.get_by_text("Draw a digit on the canvas")).to_be_visible()
@@ -59,7 +59,7 @@ def test_draw_save_see_export_delete_import_and_see_again(page, app_server, tmp_
 
     open_page(page, app_server, "/my_digits")
     main = page.locator(MAIN)
-    expect(main.get_by_text(f"Collection {collection} · 3 drawing(s) · yours")).to_be_visible()
+    expect(main.get_by_text(f"Collection {collection} · 3 drawings · yours")).to_be_visible()
     for title in ("#1: 1", "#2: 0"):
         expect(main.get_by_text(title, exact=True)).to_be_visible()
     expect(main.get_by_text(re.compile(r"^#3: 7( \(\d\))?$"))).to_be_visible()  # red, with the model's answer, if wrong

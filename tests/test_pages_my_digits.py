@@ -82,7 +82,7 @@ def test_a_drawing_is_saved_right_or_corrected_and_my_digits_shows_it(app, monke
     save(at, "Right")
     [toast] = texts(at.toast)
     name = session_visitor(at).name
-    assert toast == f"Saved as a 1 in your collection `{name}` (1 drawings)."
+    assert toast == f"Saved as a 1 in your collection `{name}` (1 drawing)."
     # The canvas starts empty for the next digit: the drawing the browser still reports is from before the save.
     assert any(text.startswith("Draw a digit") for text in texts(at.info))
 
@@ -105,7 +105,7 @@ def test_a_drawing_is_saved_right_or_corrected_and_my_digits_shows_it(app, monke
 
     open_page(at, "my_digits")
     assert texts(at.title) == ["My digits"]
-    assert f"Collection `{name}` · 2 drawing(s) · yours" in texts(at.markdown)
+    assert f"Collection `{name}` · 2 drawings · yours" in texts(at.markdown)
     assert grid_titles(at) == [("#1: 1", "#444444"), ("#2: 0", "#444444")]
     assert counts_shown(at) == [1, 1, 0, 0, 0, 0, 0, 0, 0, 0]
 
@@ -198,14 +198,14 @@ def test_a_named_collection_is_opened_elsewhere_but_only_its_owner_changes_it(ap
     by_label(anna.button, "Rename").click()
     anna.run()
     assert_ran_cleanly(anna)
-    assert "Collection `annas hand` · 2 drawing(s) · yours" in texts(anna.markdown)
+    assert "Collection `annas hand` · 2 drawings · yours" in texts(anna.markdown)
 
     ben = open_page(app(model="cnn"), "my_digits")
     by_label(ben.text_input, "Name of a collection").input("Annas Hand")
     by_label(ben.button, "Open").click()
     ben.run()
     assert_ran_cleanly(ben)
-    assert f"Collection `annas hand` · 2 drawing(s) · by {session_visitor(anna).name}" in texts(ben.markdown)
+    assert f"Collection `annas hand` · 2 drawings · by {session_visitor(anna).name}" in texts(ben.markdown)
     assert any(text.startswith("You are looking at somebody else's collection") for text in texts(ben.info))
     assert not [button for button in ben.button if button.label in ("Delete drawing", "Delete the collection")]
     assert by_label(ben.button, "Rename").disabled
@@ -285,13 +285,16 @@ def test_fine_tuning_from_the_page_runs_in_the_queue_and_shows_before_and_after(
                                   for text in texts(at.success)), "the fine-tuning to finish")
     assert "**Models taught this collection**: before and after, on the held-out drawings and on MNIST's test set" \
         in texts(at.markdown)
-    [taught] = [frame.value for frame in at.dataframe if "held-out before" in frame.value.columns]
+    [taught] = [frame.value for frame in at.dataframe if "held-out accuracy" in frame.value.columns]
     row = taught.iloc[0]
     record = read_info("cnn-mine", store).finetune
     assert (row["model"], row["from"], row["epochs"], row["held-out drawings"]) == ("cnn-mine", "cnn", 1,
                                                                                      record["held_out"])
-    assert row["held-out after"] == pytest.approx(record["held_out_accuracy"]["after"] * 100)
-    assert row["MNIST after"] == pytest.approx(record["mnist_test_accuracy"]["after"] * 100)
+    held, mnist_test = record["held_out_accuracy"], record["mnist_test_accuracy"]
+    assert row["held-out accuracy"] == f"{held['before']:.1%} → {held['after']:.1%}"
+    assert row["MNIST test accuracy"] == f"{mnist_test['before']:.2%} → {mnist_test['after']:.2%}"
+    assert row["MNIST kept"] == (f"yes ({-mnist_test['drop_points']:+.2f} points)" if mnist_test["within_limit"]
+                                 else f"NO: {-mnist_test['drop_points']:+.2f} points")
     assert record["collection"] == session_visitor(at).name and record["collection_size"] == 20
     assert "cnn-mine" in list(at.dataframe[0].value["model"])  # and it is measured on the collection like any model
 
@@ -320,3 +323,26 @@ def test_without_mnist_the_collection_still_works_and_fine_tuning_says_why_not(a
     finally:
         ui.load_mnist, ui.check_mnist = real_load, real_check
         ui._mnist_cached.clear()
+
+
+def test_a_fine_tuned_model_that_lost_too_much_on_mnist_is_flagged(app, store, mnist):
+    from mnist_core.architectures import build_model
+    from mnist_core.finetune import Comparison, Record
+    from mnist_core.store import ModelInfo, save_model
+
+    (_, _), (x_test, y_test) = mnist
+    at = open_page(app(model="cnn"), "my_digits")
+    add_digits(session_visitor(at), x_test[:12], y_test[:12])
+    record = Record(base_model="cnn", collection=session_visitor(at).name, collection_size=12, labels={"7": 12},
+                    trained_on=9, held_out=3, held_out_indices=[0, 4, 8], held_out_accuracy=Comparison(0.5, 1.0),
+                    mnist_test_accuracy=Comparison(0.9924, 0.9874), mnist_images=2000, repeats=56, epochs=2)
+    save_model(build_model("mlp"), ModelInfo(name="overdone", architecture="mlp", config={}, test_accuracy=0.9874,
+                                             finetune=record.to_dict()), store)
+    at.run()
+    assert_ran_cleanly(at)
+    [taught] = [frame.value for frame in at.dataframe if "held-out accuracy" in frame.value.columns]
+    assert taught.iloc[0].to_dict() == {"model": "overdone", "from": "cnn", "epochs": 2, "held-out drawings": 3,
+                                        "held-out accuracy": "50.0% → 100.0%",
+                                        "MNIST test accuracy": "99.24% → 98.74%", "MNIST kept": "NO: -0.50 points"}
+    assert any(text.startswith("`overdone` lost 0.50 points on MNIST's test set, more than the 0.3 allowed")
+               for text in texts(at.warning))
