@@ -280,7 +280,7 @@ def test_home_shows_the_dataset_sizes_and_the_active_model(app, store):
     assert metric_value(at, "Architecture") == info["architecture"]
     assert metric_value(at, "Test accuracy") == f"{info['test_accuracy']:.2%}"
     assert metric_value(at, "Parameters") == f"{info['parameters']:,}"
-    assert [link.label for link in at.get("page_link")] == ["Dataset", "Train", "Draw", "Models"]
+    assert [link.label for link in at.get("page_link")] == ["Dataset", "Train", "Draw", "Models", "My digits"]
 
 
 # --- Dataset ----------------------------------------------------------------------------------------------------
