@@ -187,8 +187,8 @@ if drawings:
             width="stretch", config={"displayModeBar": False},
         )
         mistakes = sum(drawing.mistaken for drawing in drawings)
-        st.caption(f"#number: true label. In red, with what it said in brackets: the {mistakes} drawing(s) the "
-                   "active model got wrong when you saved them. Each picture is the 28 x 28 image the model saw.")
+        st.caption(f"#number: true label. In red, with its answer in brackets: the {mistakes} drawing(s) the active "
+                   "model of the moment got wrong when they were saved. Each picture is the 28 x 28 image it saw.")
 
     if mine:
         delete_column, delete_all_column = st.columns(2, gap="large")

@@ -117,7 +117,7 @@ def test_a_corrected_drawing_is_marked_as_the_models_mistake(app, mnist):
     at.run()
     assert grid_titles(at) == [(f"#1: {y_test[0]}", "#444444"), (f"#2: {y_test[1]} (1)", "#d62728"),
                                (f"#3: {y_test[2]}", "#444444")]
-    assert any("the 1 drawing(s) the active model got wrong" in text for text in texts(at.caption))
+    assert any("the 1 drawing(s) the active model of the moment got wrong" in text for text in texts(at.caption))
 
 
 def test_my_digits_without_drawings_says_how_to_start(app):
