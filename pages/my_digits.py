@@ -13,7 +13,6 @@ from mnist_core.finetune import (
     DEFAULT_EPOCHS,
     DEFAULT_MNIST_IMAGES,
     EPOCH_CHOICES,
-    MIN_DRAWINGS,
     MNIST_DROP_LIMIT_POINTS,
     MNIST_IMAGE_CHOICES,
     FinetuneError,

@@ -13,10 +13,8 @@ from e2e_helpers import (
     expect,
     find_canvas,
     open_page,
-    screenshot,
     vertical_stroke,
     wait_for_app,
-    wait_for_prediction,
 )
 
 SAVED = re.compile(r"Saved as an? (\d) in your collection (visitor-[0-9a-f]+) \((\d+) drawings?\)")
