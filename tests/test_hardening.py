@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw
 
 import mnist_core.jobs.work as jobs
 import mnist_core.training as training
-from conftest import InProcessRunner
+from job_helpers import InProcessRunner
 from mnist_core.constants import DATA_PATH, IMAGE_SIZE
 from mnist_core.jobs import JobStatus, Scheduler
 from mnist_core.visitors import Visitor
