@@ -210,9 +210,9 @@ class Record:
 
 def _accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
     from mnist_core.evaluation import evaluate
-    from mnist_core.inference import Classifier
+    from mnist_core.keras_inference import KerasClassifier  # the worker holds the Keras model and TensorFlow anyway
 
-    return float(evaluate(Classifier(model), x, y).accuracy) if len(y) else float("nan")
+    return float(evaluate(KerasClassifier(model), x, y).accuracy) if len(y) else float("nan")
 
 
 def finetune_and_save(spec, report: Callable[[object], None], stop_event: threading.Event, mnist=None):

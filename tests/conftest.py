@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from mnist_core.constants import PROJECT_ROOT
-from job_helpers import InProcessRunner  # noqa: F401  (its home is job_helpers: see there)
 
 
 @pytest.fixture(autouse=True)

@@ -78,7 +78,7 @@ def test_a_finetune_job_on_a_tiny_collection_saves_a_model_with_its_record(model
     drawings are never trained on, the others are, repeated; the model is saved with the base, the collection and
     before/after figures that match an evaluation made here."""
     import mnist_core.training
-    from job_helpers import InProcessRunner
+    from job_runners import InProcessRunner
     from mnist_core.evaluation import evaluate
     from mnist_core.inference import Classifier
     from mnist_core.jobs import JobStatus, Scheduler

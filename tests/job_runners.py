@@ -1,9 +1,7 @@
-"""Runners for tests that need training jobs in this process.
+"""Runners for tests (see mnist_core/jobs/runner.py for the interface)."""
 
-Not in conftest.py: tests/ and tests/e2e/ both have a conftest.py, and whichever pytest imported last is the
-module `conftest` for the rest of the run, so `from conftest import ...` in a test file failed to collect in a
-whole-suite run (tests/e2e/conftest.py is imported first, as e2e sorts before test_*.py).
-"""
+from __future__ import annotations
+
 
 class InProcessRunner:
     """A Runner (mnist_core/jobs/runner.py) that runs each job's real work in a thread of this process, so a test
