@@ -402,7 +402,8 @@ def run_finetune(args: argparse.Namespace, argv: list[str]) -> int:
     held, mnist = record["held_out_accuracy"], record["mnist_test_accuracy"]
     print(f"saved {outcome.saved_name!r}: held-out drawings ({record['held_out']}) {held['before']:.1%} -> "
           f"{held['after']:.1%}; MNIST test {mnist['before']:.2%} -> {mnist['after']:.2%} "
-          f"({mnist['drop_points']:+.2f} points down"
+          + (f"(down {mnist['drop_points']:.2f} points" if mnist["drop_points"] >= 0
+             else f"(up {-mnist['drop_points']:.2f} points")
           + ("" if mnist["within_limit"] else f", MORE than the {mnist['limit_points']} allowed") + ")")
     return 0
 

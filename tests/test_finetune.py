@@ -168,9 +168,12 @@ def test_the_command_line_fine_tunes_from_an_exported_file(models_dir, tmp_path,
     completed = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "epoch 1/1 done" in completed.stderr
-    assert completed.stdout.startswith("saved 'cnn-anna': held-out drawings (") and "MNIST test 99.24% -> " in \
-        completed.stdout
     recorded = json.loads((models_dir / "cnn-anna.json").read_text())
+    base_accuracy = json.loads((models_dir / "cnn.json").read_text())["test_accuracy"]
+    mnist_test = recorded["finetune"]["mnist_test_accuracy"]
+    assert mnist_test["before"] == pytest.approx(base_accuracy, abs=1e-6)  # the shipped cnn, evaluated again
+    assert completed.stdout.startswith("saved 'cnn-anna': held-out drawings (")
+    assert f"MNIST test {mnist_test['before']:.2%} -> {mnist_test['after']:.2%} (" in completed.stdout
     assert recorded["finetune"]["collection"] == "annas-hand" and recorded["finetune"]["collection_size"] == 20
     assert recorded["command"].startswith("python -m mnist_core finetune --base cnn --file ")
 
