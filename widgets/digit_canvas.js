@@ -1,8 +1,9 @@
 // MNIST Lab's drawing canvas: white strokes on black, sent to Python as a PNG the moment a stroke ends.
 // Streamlit components v2 (rendered in the page, no iframe): Python passes `data` = {strokeWidth, size, strokes,
 // generation, seen}; this sends one state value, "drawing" = {png: a data: URL or null when empty, strokes: the
-// strokes, to draw the picture again when the canvas is shown again, seq: a number counting the sends}. The component
-// state lives on the parent element, so reruns that pass new data keep the drawing.
+// strokes, to draw the picture again when the canvas is shown again, generation: the `generation` it was drawn under,
+// so Python can tell a drawing made before it asked for an empty canvas, seq: a number counting the sends}. The
+// component state lives on the parent element, so reruns that pass new data keep the drawing.
 //
 // Python echoes the last `seq` it read as `data.seen`. Under load a send was seen to get no rerun at all (about one
 // Clear in 50 with a few visitors: the prediction stayed); so a send that is not acknowledged within RESEND_MS is
@@ -103,6 +104,7 @@ export default function (component) {
     setStateValue("drawing", {
       png: state.strokes.length ? state.canvas.toDataURL("image/png") : null,
       strokes: state.strokes,
+      generation: state.generation,
       seq: state.seq,
     });
     clearTimeout(state.timer);
