@@ -54,7 +54,7 @@ index = look[0].number_input(
 )
 look[0].metric("Label", int(labels[index]))
 look[0].image(plots.pixelated(images[index]), caption=f"{split} image #{index}")
-look[0].caption("The seeds print this array: every pixel is a grey level from 0 to 255.")
+look[0].caption("The tutorials print this array: every pixel is a grey level from 0 (black) to 255 (white).")
 look[1].plotly_chart(plots.pixel_heatmap(images[index], title=f"{split} image #{index}, label {labels[index]}"),
                      width="stretch")
 
