@@ -44,8 +44,13 @@ def sample_grid(
     columns: int = 10,
     title: str | None = None,
     title_colours: Sequence[str] | None = None,
+    selectable: bool = False,
 ) -> go.Figure:
-    """A grid of digits, each captioned (e.g. its label, or "label / prediction")."""
+    """A grid of digits, each captioned (e.g. its label, or "label / prediction").
+
+    `selectable` puts an invisible point on each tile (Plotly cannot select heatmap pixels) whose `customdata` is the
+    tile's position in `images`: a click or a tap on a tile then selects it, for a page listening with on_select.
+    """
     images = np.asarray(images)
     gap, caption = 2, 9  # pixels between tiles, and above each tile for its caption
     count = len(images)
@@ -69,6 +74,17 @@ def sample_grid(
     figure = go.Figure(
         go.Heatmap(z=canvas, colorscale=INK_SCALE, zmin=0, zmax=1, showscale=False, hoverinfo="skip")
     )
+    if selectable and count:
+        positions = np.arange(count)
+        rows_of, columns_of = np.divmod(positions, columns)
+        figure.add_scatter(
+            x=columns_of * (cell_w + gap) + IMAGE_SIZE / 2 - 0.5,
+            y=rows_of * (cell_h + gap) + caption + IMAGE_SIZE / 2 - 0.5,
+            customdata=positions, mode="markers", showlegend=False,
+            marker=dict(symbol="square", size=40, color="rgba(0,0,0,0)"),
+            selected=dict(marker=dict(color="rgba(255,255,255,0.2)")), unselected=dict(marker=dict(opacity=0)),
+            hovertemplate="click to look closer<extra></extra>",
+        )
     figure.update_layout(
         annotations=annotations,
         title=title,
@@ -76,8 +92,9 @@ def sample_grid(
         height=max(160, int(rows * 80 + (40 if title else 10))),
         plot_bgcolor="rgba(0,0,0,0)",
     )
-    figure.update_xaxes(visible=False, constrain="domain")
-    figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    # Fixed ranges: the points would otherwise pad the axes.
+    figure.update_xaxes(visible=False, constrain="domain", range=[-0.5, canvas.shape[1] - 0.5])
+    figure.update_yaxes(visible=False, range=[canvas.shape[0] - 0.5, -0.5], scaleanchor="x")
     return figure
 
 

@@ -362,6 +362,20 @@ def test_dataset_image_index_shows_that_images_label(app, mnist):
     figure_titled(at, f"test image #18, label {y_test[18]}")
 
 
+def test_dataset_page_past_the_last_says_so_and_shows_the_last(app, mnist):
+    (_, y_train), _ = mnist
+    at = open_page(app(), "dataset")
+    page_input = by_label(at.number_input, "Page (of")
+    assert page_input.label == "Page (of 1,200)"  # 60,000 images, 50 a page
+    page_input.set_value(99_999)
+    at.run()
+    assert_ran_cleanly(at)
+    assert "There are 1,200 pages of 50 images here: showing the last one." in texts(at.info)
+    # the grid shows the last page: its captions are the last 50 indices
+    captions = [annotation["text"] for figure in figures(at) for annotation in figure["layout"].get("annotations", [])]
+    assert captions[:50] == [f"#{index}: {y_train[index]}" for index in range(59_950, 60_000)]
+
+
 _NO_TENSORFLOW_SCRIPT = textwrap.dedent(
     """
     import io, json, sys
