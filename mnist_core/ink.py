@@ -33,8 +33,8 @@ from mnist_core.preprocess import PEN_SCALE, PreprocessSteps
 MIN_STROKE_LENGTH = 3.0  # in pen widths: below is a dot or a dash
 MIN_CANVAS_SHARE = 0.25  # longer side of the ink's box over the canvas side: below is too small to draw well
 MAX_PEN_SHARE = 0.33  # pen width over the longer side of the ink's box: above is a blob
-SMALLISH_CANVAS_SHARE = 0.45  # a digit under this share of the canvas...
-SMALLISH_PEN_SHARE = 0.25  # ...with a pen above this share of its size is a blob too
+SMALLISH_CANVAS_SHARE = 0.4  # a digit under this share of the canvas...
+SMALLISH_PEN_SHARE = 0.2  # ...with a pen above this share of its size is a blob too
 MAX_PATH_LENGTH = 3.5  # stroke length over the longer side of the ink's box: above is a zigzag or scribble
 MAX_OPEN_PATH_LENGTH = 2.8  # the same for ink without loops: long digits (8, 0, 6, 9) have loops, zigzags not
 MAX_ASPECT = 2.0  # width over height of the ink's box: above is wider than any single digit

@@ -5,12 +5,13 @@ upscaled to the canvas as a drawing of them would arrive. bench/bench_ink.py mea
 """
 
 import collections
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from drawn_digits import drawn_digits
+from drawn_digits import STYLES, drawn_digits, random_hand, render
 from junk_strokes import draw, junk
 from mnist_core import ink
 from mnist_core.preprocess import preprocess_steps
@@ -55,6 +56,15 @@ def test_every_generated_dot_and_tiny_scribble_gets_a_hint():
 def test_a_small_digit_drawn_thick_in_a_corner_is_mostly_hinted():
     share, kinds = share_hinted("small thick digit", 20)
     assert share >= 0.7 and kinds["thick"] >= 10, kinds
+
+
+def test_the_issues_small_seven_in_a_corner_at_width_40_gets_a_hint():
+    """Issue 20's example: read as a 9 (or, here, an 8 at 99%), because cropped it is a blob."""
+    seven = next(style for style in STYLES if style.digit == 7 and style.name == "plain")
+    base = random_hand(np.random.default_rng(0))
+    for height in (30, 50):
+        hand = replace(base, height_px=height, pen_px=40, place=(0.02, 0.03), slant=0.1, rotation=0.0)
+        assert hint_kinds(render(seven, hand)) == ["thick"], height
 
 
 def test_zigzags_over_the_canvas_are_scribbles():
