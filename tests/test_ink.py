@@ -16,7 +16,7 @@ from junk_strokes import draw, junk
 from mnist_core import ink
 from mnist_core.preprocess import preprocess_steps
 
-# The MNIST sample: bench/bench_ink.py found 0.14% of all 10,000 test digits hinted; a few in this sample may be.
+# The MNIST sample: bench/bench_ink.py found 0.20% of all 10,000 test digits hinted; a few in this sample may be.
 MNIST_SAMPLE = 300
 MNIST_MOST_HINTED = 0.01
 
