@@ -3,7 +3,7 @@
 import streamlit as st
 
 import ui
-from mnist_core import plots
+from mnist_core import ink, plots
 from mnist_core.constants import CANVAS_SIZE, CLASS_NAMES
 from mnist_core.handwriting import Handwriting, HandwritingError, new_drawing, picture_png
 from mnist_core.preprocess import BlankImageError, decode_upload, preprocess_steps
@@ -63,6 +63,13 @@ def show_prediction(classifier, model_name: str, steps) -> tuple[int, float]:
         st.caption("The network is unsure: a digit drawn larger, thicker or more upright usually helps.")
     st.plotly_chart(plots.probability_bars(probabilities), width="stretch", config={"displayModeBar": False})
     return digit, confidence
+
+
+def show_ink_hints(steps, source: str) -> None:
+    """Above the prediction: what makes this ink unlike one digit (a dot, too small, two digits...), if anything."""
+    hints = ink.ink_hints(steps, canvas=source == "canvas")
+    if hints:
+        st.warning(" ".join(hint.message for hint in hints) + "\n\n" + ink.CONFIDENCE_NOTE)
 
 
 RIGHT, IT_IS_A = "Right", "It is a"
@@ -159,6 +166,7 @@ def draw_and_predict(classifier, model_name: str) -> None:
         except ValueError as error:
             st.error(str(error))
             return
+        show_ink_hints(steps, source)
         predicted, confidence = show_prediction(classifier, model_name, steps)
         save_controls(picture, png, source, steps, predicted, confidence, model_name)
     show_what_the_network_sees(classifier, model_name, steps)
