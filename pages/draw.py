@@ -21,7 +21,8 @@ ui.page_header(
 
 def picture_from_the_visitor():
     """(the picture to classify (an RGBA canvas or a decoded upload), its PNG (the canvas' own; None for an upload),
-    "canvas" or "upload"), or (None, None, source) with the reason shown."""
+    "canvas" or "upload"), or (None, None, source) with nothing to classify yet, or (None, None, "refused") when
+    what the visitor sent was refused (the reason is shown)."""
     source = st.segmented_control("Source", ["Draw", "Upload a photo"], default="Draw",
                                   label_visibility="collapsed", key="draw_source")
     if source == "Upload a photo":
@@ -36,7 +37,7 @@ def picture_from_the_visitor():
             picture = decode_upload(upload.getvalue())
         except ValueError as error:
             st.error(str(error))
-            return None, None, "upload"
+            return None, None, "refused"
         st.image(plots.fit_within(picture, CANVAS_SIZE), caption=upload.name)
         return picture, None, "upload"
     stroke = st.slider("Stroke width", min_value=8, max_value=40, value=20, step=2, key="draw_stroke_width")
@@ -44,7 +45,7 @@ def picture_from_the_visitor():
         drawing = digit_canvas(stroke)
     except ValueError as error:  # a tampered browser: say so, keep the page working
         st.error(str(error))
-        return None, None, "canvas"
+        return None, None, "refused"
     return drawing.picture, drawing.png, "canvas"
 
 
@@ -156,7 +157,9 @@ def draw_and_predict(classifier, model_name: str) -> None:
         picture, png, source = picture_from_the_visitor()
     with right:
         if picture is None:
-            st.info("Draw a digit on the canvas (or upload a photo) to see the prediction.", icon=":material/draw:")
+            st.info({"refused": "No prediction: what was sent could not be read (the message says why).",
+                     "upload": "Upload a photo of one digit to see the prediction."}.get(
+                source, "Draw a digit on the canvas (or upload a photo) to see the prediction."), icon=":material/draw:")
             return
         try:
             steps = preprocess_steps(picture)

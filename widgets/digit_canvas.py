@@ -58,6 +58,7 @@ def digit_canvas(stroke_width: int, key: str = "digit_canvas", size: int = CANVA
     Upload source) and comes back, it redraws them.
     """
     kept_key = f"{key}_kept_strokes"
+    kept_png_key = f"{key}_kept_png"
     generation_key = f"{key}_generation"
     st.session_state.setdefault(generation_key, 0)
     current = st.session_state.get(key)  # the component's state as this run starts: what the browser sent last
@@ -80,19 +81,26 @@ def digit_canvas(stroke_width: int, key: str = "digit_canvas", size: int = CANVA
         value = None  # drawn before forget_drawing(): the browser shows an empty canvas now
     if value is None:  # nothing drawn since the canvas appeared: what it shows is what we kept
         strokes = st.session_state.get(kept_key, [])
-        return Drawing(None, strokes)
+        png = st.session_state.get(kept_png_key) if strokes else None
+        if png is None:
+            return Drawing(None, strokes)
+        # Back from the Upload source: the canvas redraws the kept strokes, and the page answers for them again.
+        return Drawing(decode_canvas(png, size), strokes, base64.b64decode(png[len(CANVAS_PNG_PREFIX):]))
     if not isinstance(value, dict):
         raise ValueError("The canvas sent something that is not a drawing.")
     strokes = checked_strokes(value.get("strokes"))
     st.session_state[kept_key] = strokes
     png = value.get("png")
+    st.session_state[kept_png_key] = None
     if png is None:
         return Drawing(None, strokes)
     picture = decode_canvas(png, size)  # the check: only a PNG of the canvas' size gets past it
+    st.session_state[kept_png_key] = png  # checked: kept for when the canvas comes back
     return Drawing(picture, strokes, base64.b64decode(png[len(CANVAS_PNG_PREFIX):]))
 
 
 def forget_drawing(key: str = "digit_canvas") -> None:
     """Start the next canvas empty (for example after the drawing was saved)."""
     st.session_state[f"{key}_kept_strokes"] = []
+    st.session_state[f"{key}_kept_png"] = None
     st.session_state[f"{key}_generation"] = st.session_state.get(f"{key}_generation", 0) + 1
