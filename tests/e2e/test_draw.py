@@ -1,9 +1,11 @@
 """Draw a digit on the canvas with the mouse and see the network's answer."""
 
 from e2e_helpers import (
+    MAIN,
     closed_loop,
     draw_path,
     exception_messages,
+    expect,
     find_canvas,
     open_page,
     screenshot,
@@ -19,6 +21,11 @@ def test_drawn_one_and_zero_are_recognised(page, app_server):
     draw_path(page, find_canvas(page), vertical_stroke())
     wait_for_prediction(page, 1)
     screenshot(page, "draw-1")
+    # A thin "1" crops tall: its steps are still thumbnails of one size, not 1,800 px strips (issue 20, bug 4).
+    images = page.locator(MAIN).get_by_test_id("stImage").locator("img")  # the 5 steps, then the feature maps
+    expect(images.nth(4)).to_be_visible()
+    sizes = {(round(box["width"]), round(box["height"])) for box in (images.nth(i).bounding_box() for i in range(5))}
+    assert len(sizes) == 1 and max(next(iter(sizes))) <= 160, sizes
 
     page.reload()  # a new session: an empty canvas
     wait_for_app(page)

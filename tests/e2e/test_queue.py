@@ -34,6 +34,9 @@ def test_trainings_queue_a_reload_keeps_your_job_and_a_queued_one_starts_by_itse
         open_page(owner, app_server, "/train")
         expect(owner.locator(MAIN).get_by_text(re.compile(rf"{first} · .* · started by you"))).to_be_visible()
         expect(owner.get_by_role("button", name="Stop training")).to_be_enabled()
+        # While your own runs, Start waits, and nothing calls your own job someone else's "busy" (issue 20, bug 2).
+        expect(owner.get_by_role("button", name="Start training")).to_be_disabled()
+        expect(owner.get_by_text(re.compile("Training is busy", re.IGNORECASE))).to_have_count(0)
 
         # Others cannot stop it: their Stop is for their own training, and they have none.
         expect(waiting.get_by_role("button", name="Stop training")).to_be_disabled()
