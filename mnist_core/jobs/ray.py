@@ -242,6 +242,7 @@ class Connection:
         self._memory_bytes = memory_bytes or _container_memory
         self._lock = threading.Lock()
         self.connected = threading.Event()
+        self.refused = threading.Event()  # set when connecting is pointless (a local Ray that does not fit)
         self._closing = threading.Event()
         self.problem: str | None = None  # why there is no connection (yet)
         self.cpus = 0.0
@@ -253,6 +254,13 @@ class Connection:
         self._listeners: list[Callable[[], None]] = []
         self._thread = threading.Thread(target=self._stay_connected, name="ray-connection", daemon=True)
         self._thread.start()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until connected (True), refused or `timeout` seconds passed (False)."""
+        deadline = time.monotonic() + timeout
+        while not self.connected.is_set() and not self.refused.is_set() and time.monotonic() < deadline:
+            self.connected.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+        return self.connected.is_set()
 
     def figures(self) -> tuple[float, int, float, str, str | None]:
         """(CPUs, nodes, the largest node's memory in bytes, the address to show, the connection's problem)."""
@@ -276,6 +284,7 @@ class Connection:
                 except ClusterUnavailable as refusal:
                     with self._lock:
                         self.problem = str(refusal)
+                    self.refused.set()
                     log.error("%s", refusal)
                     return  # nothing will change that: every job fails with the reason
                 except Exception as error:  # an unreachable cluster, a wrong token: shown on the Home page, retried
@@ -393,11 +402,11 @@ class RayRunner:
 
     Every runner of a process shares its one connection (one address per process)."""
 
-    def __init__(self, address: str, cpus_per_job: int = 1):
+    def __init__(self, address: str, cpus_per_job: int = 1, cluster: Connection | None = None):
         if cpus_per_job < 1:
             raise ValueError("a job needs at least one CPU")
         self.cpus_per_job = cpus_per_job
-        self.cluster = connection(address)
+        self.cluster = cluster or connection(address)
         self._lock = threading.Lock()
         self._handles: dict[str, _Handle] = {}
         self._placements: dict[str, dict] = {}
@@ -518,7 +527,7 @@ class RayRunner:
 
     def _carry(self, handle: _Handle) -> JobOutcome:
         job = handle.job
-        if not self.cluster.connected.wait(CONNECT_WAIT_SECONDS):
+        if not self.cluster.wait(CONNECT_WAIT_SECONDS):
             problem = self.cluster.figures()[4] or f"no answer within {CONNECT_WAIT_SECONDS:.0f} s"
             return JobOutcome(JobStatus.FAILED, error=f"The Ray cluster at {self.cluster.address} is not reachable "
                                                        f"({problem}): nothing was trained.")

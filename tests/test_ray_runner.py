@@ -1,0 +1,240 @@
+"""mnist_core/jobs/ray.py: training jobs on a real local Ray cluster (the session's `ray_head`, 2 CPUs, token
+required), driven through the same queue as the app: two at once, progress while they run, Stop keeps the model,
+a queued job cancelled, a running one aborted; a two-node cluster where the worker's disk is not the server's; and
+without MNIST_LAB_RAY_ADDRESS nothing imports ray.
+
+mnist_core.jobs.ray is imported inside the tests, after `ray_head` has put the token into the environment (Ray
+reads its authentication settings when it is imported).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from mnist_core.jobs import JobStatus, Scheduler
+from mnist_core.limits import Limits
+from mnist_core.store import list_models, load_model
+from mnist_core.training import TrainConfig
+from mnist_core.visitors import Visitor
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = TrainConfig(architecture="mlp", epochs=1, batch_size=32, train_size=300)
+# As long as the app allows: never done before the test stops it, however fast the cluster trains.
+ENDLESS = TrainConfig(architecture="mlp", epochs=50, batch_size=16, train_size=60_000)
+WAIT = 300  # seconds; generous for a busy machine, only reached when something hangs
+
+ALICE = Visitor("a11ce000a11ce000", "visitor-a11c")
+BOB = Visitor("b0b00000b0b00000", "visitor-b0b0")
+CAROL = Visitor("ca401000ca401000", "visitor-ca40")
+
+
+def wait_for(condition, timeout=WAIT):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def ray_queue(ray_head, tmp_path):
+    """A queue whose runner is a RayRunner on the session's head, saving into tmp_path; shut down afterwards."""
+    from mnist_core.jobs.ray import RayRunner
+
+    runner = RayRunner(ray_head.address)
+    assert runner.wait_until_connected(WAIT), runner.describe()
+    queue = Scheduler(runner, tmp_path, Limits(max_jobs_per_visitor=5))
+    yield queue, runner
+    queue.shutdown()
+
+
+# --- on the session's cluster ---------------------------------------------------------------------------------------
+
+
+def test_two_jobs_run_at_once_on_the_cluster_and_land_in_the_servers_store(ray_queue, tmp_path):
+    queue, runner = ray_queue
+    assert runner.slots == 2  # 2 CPUs, 1 per job
+    assert "2 CPUs on 1 node, 2 training(s) at a time" in runner.describe()
+
+    first = queue.submit(TINY, "first", ALICE)
+    second = queue.submit(TINY, "second", BOB)
+    assert queue.queued() == [] and {first.status, second.status} <= {JobStatus.RUNNING, JobStatus.SAVING,
+                                                                       JobStatus.FINISHED}
+    assert first.wait(WAIT) and second.wait(WAIT)
+    for job, name in ((first, "first"), (second, "second")):
+        snapshot = job.snapshot()
+        assert snapshot.status == JobStatus.FINISHED, snapshot.error
+        assert snapshot.saved_name == name and 0.3 < snapshot.test_accuracy <= 1
+        assert len(snapshot.batches) == -(-300 // 32) and [epoch.epoch for epoch in snapshot.epochs] == [1]
+        placement = runner.placement(job.job_id)
+        assert placement["pid"] != os.getpid()  # a Ray worker trained it
+        assert not Path(placement["scratch"]).exists()  # and left nothing behind on its disk
+        recorded = json.loads((tmp_path / f"{name}.json").read_text())
+        assert recorded["owner_id"] == job.spec.owner_id and recorded["versions"]["tensorflow"]
+        assert load_model(name, tmp_path).predict(__import__("numpy").zeros((1, 28, 28), "float32"),
+                                                  verbose=0).shape == (1, 10)
+    assert sorted(entry.name for entry in list_models(tmp_path)) == ["first", "second"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["first.json", "first.keras", "second.json",
+                                                                "second.keras"]
+
+
+def test_stop_keeps_the_model_a_queued_job_is_cancelled_and_a_running_one_aborted(ray_queue, tmp_path):
+    queue, runner = ray_queue
+    kept = queue.submit(ENDLESS, "kept", ALICE)
+    aborted = queue.submit(ENDLESS, "aborted", BOB)
+    waiting = queue.submit(TINY, "waiting", CAROL)
+    assert waiting.status == JobStatus.QUEUED  # both slots are taken
+    [entry] = queue.queue_view()
+    assert entry.position == 1 and entry.starts_in_seconds > 0
+
+    # Both stream their progress while they run, at the same time.
+    wait_for(lambda: all(len(job.snapshot().batches) >= 3 for job in (kept, aborted)))
+    assert kept.status == JobStatus.RUNNING and aborted.status == JobStatus.RUNNING
+    assert "2 running now" in runner.describe()
+
+    queue.cancel(waiting.job_id, CAROL)
+    assert waiting.snapshot().status == JobStatus.CANCELLED and waiting.snapshot().started_at is None
+
+    queue.stop(kept.job_id, ALICE)
+    assert kept.wait(WAIT)
+    snapshot = kept.snapshot()
+    assert snapshot.status == JobStatus.STOPPED and snapshot.saved_name == "kept", snapshot.error
+    assert 0 < snapshot.fraction_done < 1
+    recorded = json.loads((tmp_path / "kept.json").read_text())
+    assert recorded["stopped"] is True and recorded["history"][-1]["complete"] is False
+    assert zipfile.is_zipfile(tmp_path / "kept.keras")
+
+    queue.shutdown()  # the server going away: what still runs is cancelled on the cluster (ray.cancel, force)
+    assert aborted.wait(WAIT)
+    assert aborted.snapshot().status == JobStatus.CANCELLED
+    assert [entry.name for entry in list_models(tmp_path)] == ["kept"]
+
+
+def test_a_stop_pressed_before_the_task_runs_is_not_lost(ray_queue, tmp_path):
+    queue, _ = ray_queue
+    job = queue.submit(ENDLESS, "early-stop", ALICE)
+    queue.stop(job.job_id, ALICE)  # before the task has imported TensorFlow, maybe before it was submitted
+    assert job.wait(WAIT)
+    assert job.snapshot().status == JobStatus.STOPPED
+
+
+# --- a cluster of two nodes -----------------------------------------------------------------------------------------
+
+
+def test_on_two_nodes_the_worker_saves_on_its_own_disk_and_the_model_lands_in_the_servers_store(tmp_path):
+    """ray.cluster_utils.Cluster in a process of its own: a head without CPUs and a worker node whose tasks get
+    their own temporary folder. The job runs on the worker node, keeps its files there (and removes them), and
+    the model arrives in the server's store as bytes."""
+    store, worker_disk = tmp_path / "server-store", tmp_path / "worker-disk"
+    store.mkdir()
+    worker_disk.mkdir()
+    env = {name: value for name, value in os.environ.items() if not name.startswith("RAY_")}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "ray_two_nodes.py"), str(store), str(worker_disk)],
+        cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["finished"], report
+    assert "0 CPUs" not in report["described"] and "on 2 nodes" in report["described"]
+    placement = report["placement"]
+    assert placement["node_id"] == report["worker_node_id"] != report["head_node_id"]
+    scratch = Path(placement["scratch"])
+    assert scratch.parent == worker_disk and not scratch.exists()
+    assert list(worker_disk.iterdir()) == []
+    [entry] = list_models(store)
+    assert entry.name == "two-nodes" and not entry.broken and entry.info.owner == "visitor-a11c"
+    assert zipfile.is_zipfile(store / "two-nodes.keras")
+
+
+# --- without a cluster ----------------------------------------------------------------------------------------------
+
+
+def test_token_mode_is_chosen_only_when_a_token_is_at_hand(tmp_path):
+    from mnist_core.jobs.ray import prepare_environment
+
+    environ = {}
+    prepare_environment(environ, home=tmp_path)
+    assert environ == {"RAY_ENABLE_AUTO_CONNECT": "0"}  # a cluster without authentication: no token mode
+
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("f" * 64)
+    prepare_environment(environ, home=tmp_path)
+    assert environ["RAY_AUTH_MODE"] == "token"  # as `ray start` does when it finds the file
+
+    environ = {"RAY_AUTH_TOKEN": "f" * 64}
+    prepare_environment(environ, home=tmp_path / "elsewhere")
+    assert environ["RAY_AUTH_MODE"] == "token"
+
+    environ = {"RAY_AUTH_TOKEN": "f" * 64, "RAY_AUTH_MODE": "disabled"}
+    prepare_environment(environ, home=tmp_path)
+    assert environ["RAY_AUTH_MODE"] == "disabled"  # someone chose: left alone
+
+
+def test_a_local_ray_is_refused_in_a_small_container_and_jobs_say_why(tmp_path):
+    from mnist_core.jobs.ray import Connection, RayRunner
+
+    one_gigabyte = Connection("local", memory_bytes=lambda: 2**30)
+    runner = RayRunner("local", cluster=one_gigabyte)
+    assert not one_gigabyte.wait(60)
+    assert "only 1.0 GB of memory" in runner.describe() and "Ray node" in runner.describe()
+
+    queue = Scheduler(runner, tmp_path, Limits())
+    job = queue.submit(TINY, "nowhere", ALICE)
+    assert job.wait(60)
+    snapshot = job.snapshot()
+    assert snapshot.status == JobStatus.FAILED and "only 1.0 GB of memory" in snapshot.error
+    assert list_models(tmp_path) == []
+
+
+def test_the_cpus_per_job_setting_is_checked():
+    from mnist_core.jobs.ray import ClusterUnavailable, RayRunner
+
+    with pytest.raises(ClusterUnavailable, match="MNIST_LAB_RAY_ADDRESS is not set"):
+        RayRunner.from_environment({})
+    for wrong in ("0", "two", "-1", "1.5"):
+        with pytest.raises(ValueError, match="MNIST_LAB_RAY_CPUS_PER_JOB must be a whole number"):
+            RayRunner.from_environment({"MNIST_LAB_RAY_ADDRESS": "127.0.0.1:1", "MNIST_LAB_RAY_CPUS_PER_JOB": wrong})
+
+
+_WITHOUT_RAY_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(sys.argv[1], default_timeout=120)
+    at.run()
+    at.switch_page(sys.argv[2])
+    at.run()
+    import ui
+
+    runner = ui.scheduler().runner
+    print(json.dumps({"ray": sorted(name for name in sys.modules if name == "ray" or name.startswith("ray.")),
+                      "runner": type(runner).__name__, "described": runner.describe(),
+                      "errors": [e.message for e in at.exception]}))
+    """
+)
+
+
+def test_without_a_ray_address_the_app_trains_locally_and_never_imports_ray(tmp_path):
+    """A fresh process opens Home and Train without MNIST_LAB_RAY_ADDRESS: the queue uses worker processes on this
+    server, and ray is never imported (the app without the variable is the app as before)."""
+    script = tmp_path / "without_ray.py"
+    script.write_text(_WITHOUT_RAY_SCRIPT, encoding="utf-8")
+    env = {name: value for name, value in os.environ.items() if name != "MNIST_LAB_RAY_ADDRESS"}
+    env.update(PYTHONPATH=str(ROOT), MNIST_LAB_MODELS_DIR=str(tmp_path / "models"))
+    result = subprocess.run([sys.executable, str(script), str(ROOT / "app.py"), "pages/train.py"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["errors"] == [] and report["runner"] == "LocalRunner"
+    assert report["described"].startswith("worker processes on this server")
+    assert report["ray"] == []
