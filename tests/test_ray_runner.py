@@ -62,7 +62,7 @@ def ray_queue(ray_head, tmp_path):
 def test_two_jobs_run_at_once_on_the_cluster_and_land_in_the_servers_store(ray_queue, tmp_path):
     queue, runner = ray_queue
     assert runner.slots == 2  # 2 CPUs, 1 per job
-    assert "2 CPUs on 1 node, 2 training(s) at a time" in runner.describe()
+    assert "2 CPUs on 1 node, 2 trainings at a time (1 CPU each)" in runner.describe()
 
     first = queue.submit(TINY, "first", ALICE)
     second = queue.submit(TINY, "second", BOB)

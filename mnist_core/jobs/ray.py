@@ -472,8 +472,10 @@ class RayRunner:
             running = len(self._handles)
         if not self.cluster.connected.is_set():
             return f"the Ray cluster at {where}, " + (f"not reachable: {problem}" if problem else "connecting")
+        slots = self.slots
         return (f"the Ray cluster at {where}: {cpus:g} CPUs on {nodes} node{'s' if nodes != 1 else ''}, "
-                f"{self.slots} training(s) at a time with {self.cpus_per_job} CPU each, {running} running now")
+                f"{slots} training{'s' if slots != 1 else ''} at a time ({self.cpus_per_job} "
+                f"CPU{'s' if self.cpus_per_job != 1 else ''} each), {running} running now")
 
     def shutdown(self) -> None:
         """Cancel this runner's jobs; the process' connection stays for its other runners (see disconnect())."""

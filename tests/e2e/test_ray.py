@@ -41,7 +41,6 @@ def test_start_in_chromium_trains_on_the_ray_cluster_and_the_model_lands_in_the_
         open_page(page, server_url, "/train")
         start_training(page, name, train_size=1000, epochs=1)
         expect(main.get_by_text(f"Training finished: saved as {name}")).to_be_visible(timeout=SAVE_TIMEOUT_S * 1000)
-        screenshot(page, "train-ray")
     finally:
         stop_if_running(page)
 
@@ -54,7 +53,7 @@ def test_start_in_chromium_trains_on_the_ray_cluster_and_the_model_lands_in_the_
 
     open_page(page, server_url, "/")
     expect(main.get_by_text(re.compile(rf"Training runs in the Ray cluster at {re.escape(ray_head.address)}: "
-                                       r"2 CPUs on 1 node, 2 training\(s\) at a time"))).to_be_visible()
+                                       r"2 CPUs on 1 node, 2 trainings at a time \(1 CPU each\)"))).to_be_visible()
     screenshot(page, "home-ray")
     assert exception_messages(page) == []
     page.context.close()
