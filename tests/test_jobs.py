@@ -479,3 +479,20 @@ def test_the_memory_estimate_follows_the_settings_and_a_job_that_cannot_fit_is_r
     assert queue.queued() == [] and queue.running() == []
     monkeypatch.setattr(local_module, "container", a_container_with(free_mib=2_000))
     runner.admit(small)
+
+
+def test_a_runner_whose_slots_grow_starts_queued_jobs_at_once(tmp_path):
+    """A Ray cluster gaining a node: its runner says so (on_slots_change) and the queue starts what waits."""
+
+    class GrowingRunner(StandInRunner):
+        def on_slots_change(self, listener):
+            self.grown = listener
+
+    runner = GrowingRunner(slots=1)
+    queue = Scheduler(runner, tmp_path, Limits(max_jobs_per_visitor=5))
+    first = queue.submit(TINY, "first", ALICE)
+    second = queue.submit(TINY, "second", BOB)
+    assert [job.status for job in (first, second)] == [JobStatus.RUNNING, JobStatus.QUEUED]
+    runner.slots = 2
+    runner.grown()
+    assert second.status == JobStatus.RUNNING and runner.started == [first, second] and queue.queued() == []
