@@ -9,7 +9,8 @@ Each run is a fresh "web server" process (this script with --run): a Scheduler w
   scheduling and the model's bytes coming back;
 - server RSS: the server process' peak (VmHWM) and end RSS; for Ray this includes `import ray`, the driver's
   connection and the one `ray.put` of MNIST;
-- the cluster: the Ray node's processes (head, no workers) when idle, and the workers' summed peak RSS.
+- the cluster: the Ray node's processes (head, no workers) when idle, and the workers' summed peak PSS
+  (proportional set size: shared pages split among the processes that share them).
 
 Runners: "local-1" is the app's default (one worker process, all cores), "local-2" two worker processes with one
 thread each, "ray-2" a Ray head started here with --num-cpus=2 (tests/ray_cluster.py: token required), 1 CPU per
@@ -51,6 +52,28 @@ def rss_of(pid: int) -> tuple[float, float]:
     return tuple(int(found.group(1)) / 1024 if found else 0.0 for found in values)
 
 
+def pss_of(pid: int) -> float:
+    """Proportional set size in MiB (shared pages divided among their users, so a sum over processes is honest)."""
+    try:
+        found = re.search(r"^Pss:\s+(\d+) kB", Path(f"/proc/{pid}/smaps_rollup").read_text(), re.MULTILINE)
+    except OSError:
+        return 0.0
+    return int(found.group(1)) / 1024 if found else 0.0
+
+
+def descendants(root: int, table: list[tuple[int, int, int, str]]) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for pid, parent, _, _ in table:
+        children.setdefault(parent, []).append(pid)
+    found, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
 def processes() -> list[tuple[int, int, int, str]]:
     """(pid, parent pid, process group, command) of every process."""
     found = []
@@ -65,8 +88,8 @@ def processes() -> list[tuple[int, int, int, str]]:
 
 
 class WorkerMemory:
-    """Samples the summed RSS of the training workers twice a second (`pick(pid, parent, group, command)` says
-    which processes are: Ray's workers of the head's process group, or this process' children); `peak` in MiB."""
+    """Samples the summed PSS of the training workers twice a second (`pick(table)` gives their pids: Ray's
+    workers under the head, or this process' worker children); `peak` in MiB."""
 
     def __init__(self, pick):
         self.pick, self.peak = pick, 0.0
@@ -76,7 +99,7 @@ class WorkerMemory:
 
     def _sample(self) -> None:
         while not self._done.wait(0.5):
-            total = sum(rss_of(row[0])[0] for row in processes() if self.pick(*row))
+            total = sum(pss_of(pid) for pid in self.pick(processes()))
             self.peak = max(self.peak, total)
 
     def stop(self) -> float:
@@ -101,14 +124,20 @@ def run_once(runner_name: str) -> dict:
         if not runner.wait_until_connected(300):
             raise SystemExit(f"no Ray connection: {runner.describe()}")
         connect_seconds = time.perf_counter() - connect_started
-        head_group = int(os.environ["BENCH_RAY_GROUP"])
-        workers = WorkerMemory(lambda pid, parent, group, command: group == head_group and is_worker(command))
+        head = int(os.environ["BENCH_RAY_HEAD_PID"])
+
+        def ray_workers(table):
+            below = descendants(head, table)
+            return [pid for pid, _, _, command in table if pid in below and is_worker(command)]
+
+        workers = WorkerMemory(ray_workers)
     else:
         slots = int(runner_name.split("-")[1])
         runner = LocalRunner(slots=slots, threads=max(1, 2 // slots))
         connect_seconds = 0.0
         me = os.getpid()
-        workers = WorkerMemory(lambda pid, parent, group, command: parent == me and "multiprocessing" in command)
+        workers = WorkerMemory(lambda table: [pid for pid, parent, _, command in table
+                                              if parent == me and "multiprocessing" in command])
     with tempfile.TemporaryDirectory(prefix="bench-ray-") as store:
         queue = Scheduler(runner, store, Limits(max_jobs_per_visitor=JOBS, max_queue=JOBS))
         config = TrainConfig(**CONFIG)
@@ -143,9 +172,13 @@ def in_a_process(runner_name: str, env: dict[str, str]) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def node_rss(group: int) -> float:
-    """Summed RSS (MiB) of a Ray head's processes, its workers left out."""
-    return sum(rss_of(pid)[0] for pid, _, pgid, command in processes() if pgid == group and not is_worker(command))
+def node_memory(head: int) -> tuple[float, float]:
+    """(summed PSS, summed RSS) in MiB of a Ray head's processes (`ray start` and what it started), workers left
+    out: what a node costs before any job."""
+    table = processes()
+    below = descendants(head, table) | {head}
+    pids = [pid for pid, _, _, command in table if pid in below and not is_worker(command)]
+    return sum(pss_of(pid) for pid in pids), sum(rss_of(pid)[0] for pid in pids)
 
 
 def is_worker(command: str) -> bool:
@@ -167,13 +200,13 @@ def main() -> None:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(PROJECT_ROOT)}
     env.pop("MNIST_LAB_RAY_ADDRESS", None)
     head = None
-    idle_node = float("nan")
+    idle_node = (float("nan"), float("nan"))
     if any(name.startswith("ray") for name in options.runners):
         from tests.ray_cluster import LocalHead
 
         head = LocalHead(num_cpus=2).start()
         time.sleep(5)  # let the node's agents settle before reading its memory
-        idle_node = node_rss(head.process.pid)
+        idle_node = node_memory(head.process.pid)
     try:
         results: dict[str, list[dict]] = {name: [] for name in options.runners}
         for repeat in range(options.repeats):
@@ -181,7 +214,7 @@ def main() -> None:
                 run_env = dict(env)
                 if name.startswith("ray"):
                     run_env.update(head.environment(), MNIST_LAB_RAY_ADDRESS=head.address,
-                                   BENCH_RAY_GROUP=str(head.process.pid))
+                                   BENCH_RAY_HEAD_PID=str(head.process.pid))
                 figures = in_a_process(name, run_env)
                 results[name].append(figures)
                 print(f"  run {repeat + 1} {name}: wall {figures['wall']:.1f} s, overhead {figures['overhead']:.1f} s, "
@@ -196,7 +229,8 @@ def main() -> None:
         wall = statistics.median(run["wall"] for run in runs)
         rows.append([
             name, f"{wall:.1f}", f"{JOBS * 3600 / wall:,.0f}",
-            f"{statistics.median(run['overhead'] for run in runs):.1f} (max {max(run['overhead_max'] for run in runs):.1f})",
+            f"{statistics.median(run['overhead'] for run in runs):.1f} "
+            f"(max {max(run['overhead_max'] for run in runs):.1f})",
             f"{statistics.median(run['start_rss'] for run in runs):.0f} -> "
             f"{statistics.median(run['peak_rss'] for run in runs):.0f} peak, "
             f"{statistics.median(run['end_rss'] for run in runs):.0f} end",
@@ -204,10 +238,11 @@ def main() -> None:
             f"{statistics.median(run['connect'] for run in runs):.1f}" if name.startswith("ray") else "-",
             ", ".join(f"{run['load']:.1f}" for run in runs),
         ])
-    print_table(["runner", "wall s", "jobs/hour", "per-job overhead s", "server RSS MiB", "workers' peak MiB",
+    print_table(["runner", "wall s", "jobs/hour", "per-job overhead s", "server RSS MiB", "workers' peak PSS MiB",
                  "connect s", "load after each run"], rows)
     if head is not None:
-        print(f"Ray head node (gcs, raylet, agents, monitor; no workers) idle: {idle_node:.0f} MiB RSS")
+        print(f"Ray head node (ray start, gcs, raylet, agents, monitors; no workers) when idle: {idle_node[0]:.0f} MiB "
+              f"PSS ({idle_node[1]:.0f} MiB summed RSS, which counts shared libraries once per process)")
 
 
 if __name__ == "__main__":

@@ -126,6 +126,18 @@ def test_a_stop_pressed_before_the_task_runs_is_not_lost(ray_queue, tmp_path):
     assert job.snapshot().status == JobStatus.STOPPED
 
 
+def test_warm_up_has_a_pooled_worker_import_tensorflow_once(ray_queue):
+    import ray
+
+    queue, runner = ray_queue
+    queue.warm_up()  # returns at once: the Train page calls it on every visit
+    prepared = runner._preparing
+    assert prepared is not None
+    queue.warm_up()
+    assert runner._preparing is prepared  # once per runner
+    assert ray.get(prepared, timeout=WAIT) != os.getpid()  # a Ray worker imported TensorFlow
+
+
 # --- a cluster of two nodes -----------------------------------------------------------------------------------------
 
 
