@@ -160,6 +160,66 @@ def admin_sign_in() -> None:
             st.error("That is not the admin password.")
 
 
+MAX_MODEL_UPLOAD_MB = 45  # the upload checks' own byte budget (model_upload.MAX_FILE_BYTES) fits in it
+
+
+def model_name_from_file(file_name: str) -> str:
+    """A store name suggested by an uploaded file's name ("My model (2).keras" -> "My-model-2"), or "uploaded"."""
+    import re
+
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(file_name).stem).strip("-.")[:64]
+    return stem if stem and stem[0].isalnum() else "uploaded"
+
+
+def upload_model(data: bytes, name: str) -> None:
+    """Check an uploaded .keras file here (no TensorFlow), then queue a worker to load, evaluate and store it."""
+    from mnist_core.jobs import JobRefused
+    from mnist_core.model_upload import UploadRefused, inspect_keras_file, stage_upload
+    from mnist_core.store import StoreError, validate_name
+    from mnist_core.training import TrainConfig
+
+    try:
+        validate_name(name)
+        summary = inspect_keras_file(data)
+    except (UploadRefused, StoreError) as refused:
+        st.error(str(refused))
+        return
+    staged = stage_upload(data, store_dir())
+    try:
+        job = scheduler().submit(TrainConfig(), name, visitor(), kind="import", extra=(("upload_path", str(staged)),))
+    except JobRefused as refused:
+        staged.unlink(missing_ok=True)
+        st.error(str(refused))
+        return
+    st.session_state.upload_job = job.job_id
+    st.toast(f"{summary.parameters:,} parameters, {summary.model_class}: checked. A worker now evaluates it on the "
+             "test set and stores it.", icon=":material/upload:")
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def upload_status() -> None:
+    """How the visitor's last upload is going: waiting, evaluating, stored (with its accuracy) or refused."""
+    job_id = st.session_state.get("upload_job")
+    job = scheduler().get(job_id) if job_id else None
+    if job is None:
+        return
+    snapshot = job.snapshot()
+    if snapshot.queued:
+        st.info(f"Your upload {literal(snapshot.model_name)} waits for the training that runs now.",
+                icon=":material/hourglass_top:")
+    elif snapshot.active:
+        st.info(f"Checking {literal(snapshot.model_name)} and evaluating it on the 10,000 test images...",
+                icon=":material/hourglass_top:")
+    elif snapshot.status.value == "finished":
+        st.success(f"Stored as {literal(snapshot.saved_name)}: test accuracy {snapshot.test_accuracy:.2%}. It is "
+                   "in the sidebar's model list.")
+        if st.session_state.get("upload_seen_end") != job_id:
+            st.session_state.upload_seen_end = job_id
+            st.rerun(scope="app")  # the table and the sidebar list the new model
+    else:
+        st.error(f"The upload was not stored: {snapshot.error}")
+
+
 def deleted(name: str) -> None:
     """Remember a deletion for the next run's toast (st.rerun would swallow a toast shown now), and move the active
     model off the deleted one with a word about it."""
@@ -251,7 +311,7 @@ def _file_stamp(name: str) -> float:
     return path.stat().st_mtime if path.exists() else 0.0
 
 
-@st.cache_resource(max_entries=6, show_spinner="Loading the model...")
+@st.cache_resource(max_entries=6, show_spinner="Loading the model (converted for LiteRT first if it never was)...")
 def _classifier(directory: str, name: str, stamp: float):
     from mnist_core.inference import Classifier
 
@@ -343,12 +403,16 @@ def job_outcome(snapshot) -> tuple[str, str]:
     return "error", f"Training failed: {snapshot.error}"
 
 
+TRAINING_KINDS = ("train", "finetune")  # the jobs the Train page and the sidebar show (not uploads)
+
+
 def watched_job(scheduler, who):
-    """The job a visitor's pages show: their own latest (queued, running or ended), else someone's running job."""
-    own = scheduler.latest_for(who)
+    """The training a visitor's pages show: their own latest (queued, running or ended), else someone's running
+    one."""
+    own = scheduler.latest_for(who, TRAINING_KINDS)
     if own is not None:
         return own
-    running = scheduler.running()
+    running = [job for job in scheduler.running() if job.spec.kind in TRAINING_KINDS]
     return running[0] if running else None
 
 

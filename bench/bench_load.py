@@ -52,7 +52,9 @@ def browser_settings() -> tuple[str, list[str]]:
     return str(conftest.CHROMIUM_PATH), list(conftest.CHROMIUM_ARGS)
 
 
-def start_server(models_dir: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
+def start_server(models_dir: Path, log_path: Path, cores: str | None = None) -> tuple[subprocess.Popen, str]:
+    """A fresh `streamlit run app.py` on a free port with a copy of the shipped models in `models_dir`; with
+    `cores` ("0", "0,1") the server runs under `taskset -c cores`, as a host with fewer cores would run it."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -62,6 +64,8 @@ def start_server(models_dir: Path, log_path: Path) -> tuple[subprocess.Popen, st
     env = {**os.environ, "MNIST_LAB_MODELS_DIR": str(models_dir), "TF_CPP_MIN_LOG_LEVEL": "2"}
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true",
                f"--server.port={port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false"]
+    if cores is not None:
+        command = ["taskset", "-c", cores, *command]
     with open(log_path, "wb") as log:
         server = subprocess.Popen(command, cwd=benchlib.PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"

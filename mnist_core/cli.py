@@ -3,6 +3,8 @@
     python -m mnist_core train --arch cnn --epochs 3 --name my-cnn
     python -m mnist_core train --preset strong --name strong-cnn --shipped
     python -m mnist_core evaluate my-cnn
+    python -m mnist_core export my-cnn --format tflite --quantize int8
+    python -m mnist_core convert my-cnn --exports
 
 `python -m mnist_core <command> --help` lists each command's options. A command adds a `add_<command>_parser`
 and a `run_<command>` below and one line in COMMANDS.
@@ -19,7 +21,7 @@ from collections.abc import Callable
 from mnist_core.architectures import ARCHITECTURES, PRECISIONS
 from mnist_core.constants import CLASS_NAMES, MODELS_DIR
 from mnist_core.hardware import default_precision
-from mnist_core.training import OPTIMIZERS, PRESETS, BatchEvent, EpochEvent, TrainConfig, with_overrides
+from mnist_core.training import OPTIMIZERS, PRESETS, SCHEDULES, BatchEvent, EpochEvent, TrainConfig, with_overrides
 
 PROG = "python -m mnist_core"
 BAR_WIDTH = 30
@@ -41,7 +43,7 @@ def add_train_parser(commands) -> argparse.ArgumentParser:
     parser.add_argument("--train-size", type=int, help="number of training images (default: all 60000)")
     parser.add_argument("--validation", choices=("test", "split"))
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
-    parser.add_argument("--schedule", choices=("constant", "cosine"), help="learning-rate schedule")
+    parser.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--precision", choices=PRECISIONS,
                         help=f"compute precision (default here: {default_precision()}; bfloat16 where the CPU has it)")
@@ -221,6 +223,109 @@ def run_architectures(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+# --- export ------------------------------------------------------------------------------------------------------
+
+
+def add_export_parser(commands) -> argparse.ArgumentParser:
+    from mnist_core.export import FORMATS, QUANTIZATIONS, QUANTIZATION_TITLES
+
+    parser = commands.add_parser(
+        "export", help="write a stored model as a .keras or .tflite file (quantized if asked)",
+        description="Write a stored model as a .keras file or as a TensorFlow Lite (.tflite) file, quantized if "
+                    "asked: " + "; ".join(f"{name} = {title}" for name, title in QUANTIZATION_TITLES.items()) + ". "
+                    "Full-integer int8 calibrates on a few hundred training images and takes int8 input and output.",
+    )
+    parser.add_argument("name", help="model name in the store")
+    parser.add_argument("--format", required=True, choices=FORMATS)
+    parser.add_argument("--quantize", choices=QUANTIZATIONS, default="none", help="for --format tflite (default: none)")
+    parser.add_argument("--output", help="file to write (default: NAME.keras or NAME-<quantize>.tflite here)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
+    parser.add_argument("--models-dir", default=str(MODELS_DIR))
+    return parser
+
+
+def run_export(args: argparse.Namespace, argv: list[str]) -> int:
+    from mnist_core.export import ExportError, export_model
+    from mnist_core.store import BrokenModelError, StoreError
+
+    try:
+        written = export_model(args.name, args.format, args.quantize, args.output, args.models_dir,
+                               overwrite=args.overwrite)
+    except BrokenModelError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except (ExportError, StoreError) as error:  # a bad name, a missing model, a bad combination or output
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(written)
+    return 0
+
+
+# --- convert -----------------------------------------------------------------------------------------------------
+
+
+def add_convert_parser(commands) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "convert", help="give stored models their LiteRT file (NAME.tflite), and measure the download formats",
+        description="Write NAME.tflite beside NAME.keras in the store: the float32 LiteRT model the web server "
+                    "predicts with (saving a model does this already; this is for models saved without one, and "
+                    "to regenerate them). With --exports, also convert to every download format and measure each "
+                    "on the 10,000 test images (cached for the Models page). The app runs this in a separate "
+                    "process, so the web server never loads TensorFlow.",
+    )
+    parser.add_argument("names", nargs="+", metavar="NAME", help="model names in the store")
+    parser.add_argument("--exports", action="store_true", help="also make and measure the download formats")
+    parser.add_argument("--force", action="store_true", help="convert and measure again even if the files exist")
+    parser.add_argument("--models-dir", default=str(MODELS_DIR))
+    return parser
+
+
+def format_export_report(report) -> str:
+    lines = [f"{'format':<22} {'size':>10} {'accuracy':>9} {'vs Keras':>9} {'same answer':>12} {'latency':>10}"]
+    keras_accuracy = report.keras_accuracy
+    for row in report.rows:
+        lines.append(
+            f"{row.title:<22} {row.size_bytes / 1000:>8,.0f} KB {row.accuracy:>9.2%} "
+            f"{(row.accuracy - keras_accuracy) * 100:>+8.2f}pp {row.agreement:>12.2%} {row.latency_ms:>7.3f} ms"
+        )
+    lines.append(f"measured {report.measured_at}, load average {report.load_average}")
+    return "\n".join(lines)
+
+
+def run_convert(args: argparse.Namespace, argv: list[str]) -> int:
+    from mnist_core.export import cached_report, litert_model, measure_exports
+    from mnist_core.store import (InvalidModelName, ModelNotFound, StoreError, litert_path, load_model, model_path,
+                                  save_litert_model, validate_name)
+
+    try:
+        for name in args.names:
+            validate_name(name)
+            if not model_path(name, args.models_dir).exists():
+                raise ModelNotFound(f"There is no model named {name!r}.")
+    except (InvalidModelName, ModelNotFound) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    status = 0
+    for name in args.names:
+        try:
+            if args.force or not litert_path(name, args.models_dir).exists():
+                keras_stat = model_path(name, args.models_dir).stat()
+                content = litert_model(load_model(name, args.models_dir))
+                print(save_litert_model(name, content, keras_stat, args.models_dir))
+            if args.exports:
+                report = None if args.force else cached_report(name, args.models_dir)
+                report = report or measure_exports(name, args.models_dir)
+                print(f"{name}:\n{format_export_report(report)}")
+        except StoreError as error:
+            print(f"error: {error}", file=sys.stderr)
+            status = 1
+        except Exception as error:  # the converter's own errors: say which model, keep going with the others
+            message = " ".join(str(error).split())[:500]  # one line: the conversion worker reads the last one
+            print(f"error: Converting {name!r} failed: {type(error).__name__}: {message}", file=sys.stderr)
+            status = 1
+    return status
+
+
 # --- the entry -----------------------------------------------------------------------------------------------------
 
 Command = tuple[Callable, Callable[[argparse.Namespace, list[str]], int]]
@@ -228,6 +333,8 @@ COMMANDS: dict[str, Command] = {
     "train": (add_train_parser, run_train),
     "evaluate": (add_evaluate_parser, run_evaluate),
     "architectures": (add_architectures_parser, run_architectures),
+    "export": (add_export_parser, run_export),
+    "convert": (add_convert_parser, run_convert),
 }
 
 

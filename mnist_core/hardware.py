@@ -178,3 +178,17 @@ def native_bfloat16(info: dict[str, str] | None = None) -> bool:
 def default_precision(info: dict[str, str] | None = None) -> str:
     """"bfloat16" (mixed: bfloat16 compute, float32 weights) where the CPU does it natively, else "float32"."""
     return "bfloat16" if native_bfloat16(info) else "float32"
+
+
+def tensorflow_thread_settings(found: Container | None = None) -> dict[str, str]:
+    """Environment variables that size TensorFlow's thread pools to a CPU quota ({} when there is none to heed).
+
+    TensorFlow sizes its pools by the cores it can schedule on (affinity), not by a quota: under a 1-CPU quota on a
+    many-core host it would run a thread per host core, each waiting its turn and spinning out the quota. The
+    variables must be set before TensorFlow starts, so `mnist_core` sets them when it is imported.
+    """
+    found = found or container()
+    if found.cpus >= affinity_cores():
+        return {}
+    threads = str(found.threads)
+    return {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads}

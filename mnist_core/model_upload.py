@@ -487,3 +487,54 @@ def _shown(value) -> str:
     """A value from the file, as a message shows it: short, and never more than a line."""
     text = repr(tuple(value) if isinstance(value, list) else value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def stage_upload(data: bytes, models_dir: Path) -> Path:
+    """Keep an uploaded file that passed `inspect_keras_file` where a worker will read it: a hidden temporary file in
+    the store (never listed; the import job removes it, and a stale one is cleared like a killed save's)."""
+    handle, name = tempfile.mkstemp(prefix=".upload.", suffix=".tmp.keras", dir=models_dir)
+    with open(handle, "wb") as file:
+        file.write(data)
+    return Path(name)
+
+
+def as_app_model(model, summary: KerasFileSummary):
+    """The uploaded model in the shape every model of this app has: (n, 28, 28) float32 in, (n, 10) logits out.
+
+    A 784 or 28 x 28 x 1 input gets a Reshape in front; a softmax at the end is taken off (the app applies softmax
+    itself): a final Softmax or Activation("softmax") layer is dropped, a softmax activation of the last layer set to
+    linear. A Sequential model stays one flat Sequential of Keras' own layers (copies with the same weights), so the
+    stored model loads in safe mode and passes these checks again if it is downloaded and uploaded once more; a
+    functional model is wrapped as it is. Needs TensorFlow (a worker process).
+    """
+    import keras
+
+    def is_softmax(layer) -> bool:
+        kind = type(layer).__name__
+        return kind == "Softmax" or (kind == "Activation" and layer.get_config().get("activation") == "softmax")
+
+    reshape = [] if summary.input_shape == (IMAGE_SIZE, IMAGE_SIZE) else [
+        keras.layers.Reshape(summary.input_shape, name="to_the_models_input")]
+    if type(model).__name__ == "Sequential":
+        originals = list(model.layers)
+        if originals and is_softmax(originals[-1]):
+            originals = originals[:-1]
+        copies = []
+        for index, layer in enumerate(originals):
+            config = layer.get_config()
+            if index == len(originals) - 1 and config.get("activation") == "softmax":
+                config["activation"] = "linear"
+            copies.append(type(layer).from_config(config))
+        flat = keras.Sequential([keras.Input((IMAGE_SIZE, IMAGE_SIZE), name="image"), *reshape, *copies],
+                                name="uploaded")
+        for copy, original in zip(copies, originals):
+            copy.set_weights(original.get_weights())
+        return flat
+    last = model.layers[-1]
+    if is_softmax(last):
+        model = keras.Model(model.inputs, model.layers[-2].output, name=model.name)
+    elif getattr(getattr(last, "activation", None), "__name__", "") == "softmax":
+        last.activation = keras.activations.linear
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE), name="image")
+    shaped = reshape[0](inputs) if reshape else inputs
+    return keras.Model(inputs, model(shaped), name="uploaded")

@@ -114,9 +114,13 @@ def pixel_heatmap(image: np.ndarray, title: str | None = None) -> go.Figure:
             hovertemplate="row %{y}, column %{x}: %{z}<extra></extra>",
         )
     )
-    figure.update_layout(title=title, margin=_MARGIN, height=640)
-    figure.update_yaxes(autorange="reversed", scaleanchor="x", dtick=2)
-    figure.update_xaxes(dtick=2, side="top")
+    # The column numbers sit on top (where a reader looks first), so the title goes above them with room of its own.
+    figure.update_layout(title=dict(text=title, y=0.985, yanchor="top"), margin=dict(l=10, r=10, t=70, b=10),
+                         height=660)
+    # Exactly the image's cells, square, whatever the page's width: no empty bands around them.
+    height, width = image.shape[:2]
+    figure.update_yaxes(range=[height - 0.5, -0.5], scaleanchor="x", constrain="domain", dtick=2)
+    figure.update_xaxes(range=[-0.5, width - 0.5], constrain="domain", dtick=2, side="top")
     return figure
 
 

@@ -1,5 +1,8 @@
 """Saved models: `<name>.keras` + `<name>.json` under models/, written atomically and loaded safely.
 
+Beside them, `<name>.tflite`: the same model as LiteRT runs it (float32), which is what the web server predicts
+with; save_model writes it in the same atomic save, and conversion.py adds it to models saved without one.
+
 Listing reads only the JSON files (no TensorFlow), so the pages can show the store quickly, and keeps what it read
 until the folder changes; a damaged or hostile file (a FIFO, a symbolic link, metadata nested thousands deep or
 megabytes long, NaN numbers) shows up as a broken entry instead of breaking or blocking the listing. Saves and
@@ -87,6 +90,7 @@ class ModelInfo:
     stopped: bool = False  # training was stopped before its last epoch
     owner: str = ""  # the shown name of the visitor who trained it
     owner_id: str = ""  # that visitor's id (mnist_core.visitors): who may delete it; "" for shipped and older models
+    uploaded: bool = False  # a .keras file a visitor uploaded (not trained here); its config is then {}
 
     def to_json(self) -> str:
         """The metadata as standard JSON: a NaN or infinite number (a diverged training's loss) is written as null."""
@@ -114,7 +118,7 @@ class ModelInfo:
         # would break the pages that draw the metadata.
         expected_types = {
             "name": str, "architecture": str, "created": str, "owner": str, "owner_id": str, "versions": dict,
-            "shipped": bool, "stopped": bool,
+            "shipped": bool, "stopped": bool, "uploaded": bool,
         }
         for name, kind in expected_types.items():
             if not isinstance(getattr(info, name), kind):
@@ -327,15 +331,39 @@ def store_lock(models_dir: Path = MODELS_DIR) -> Iterator[None]:
             os.close(descriptor)  # closing releases the flock
 
 
+def litert_path(name: str, models_dir: Path = MODELS_DIR) -> Path:
+    """Where the model's LiteRT file (float32 `.tflite`, see export.litert_model) lives."""
+    validate_name(name)
+    return Path(models_dir) / f"{name}.tflite"
+
+
+def _litert_content(model, name: str) -> bytes | None:
+    """The model converted for LiteRT, or None (logged) if conversion fails: minutes of training are not lost over
+    it; the model then gets its file from a conversion worker later, which reports the same failure to the page."""
+    from mnist_core.export import litert_model
+
+    try:
+        return litert_model(model)
+    except Exception:  # the converter raises many kinds (ValueError, ConverterError, RuntimeError)
+        logging.getLogger(__name__).exception("could not convert %r to LiteRT; saving it without a .tflite", name)
+        return None
+
+
 def save_model(model, info: ModelInfo, models_dir: Path = MODELS_DIR, overwrite: bool = False) -> ModelInfo:
-    """Save `model` and `info` as <name>.keras and <name>.json; a kill at any moment leaves no half file.
+    """Save `model` and `info` as <name>.keras, <name>.tflite and <name>.json; a kill at any moment leaves no half
+    file.
 
     Refuses to replace a shipped model, and any existing model unless `overwrite` (ModelExistsError), also when
-    another process saves the same name at the same moment: exactly one of them wins (store_lock).
+    another process saves the same name at the same moment: exactly one of them wins (store_lock). The LiteRT
+    conversion (about a second, more for bigger models) runs before the lock; the .json is renamed last, so a model
+    is listed only once its other files are in place.
     """
     models_dir = Path(models_dir)
     keras_path, json_path = _paths(info.name, models_dir)
+    tflite_path = litert_path(info.name, models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
+    check_can_save(info.name, models_dir, overwrite=overwrite, shipped=info.shipped)  # before seconds of conversion
+    tflite_content = _litert_content(model, info.name)
     with store_lock(models_dir):
         check_can_save(info.name, models_dir, overwrite=overwrite, shipped=info.shipped)
         if not info.created:
@@ -344,18 +372,19 @@ def save_model(model, info: ModelInfo, models_dir: Path = MODELS_DIR, overwrite:
             info.versions = library_versions()
         if not info.parameters:
             info.parameters = int(model.count_params())
-        _atomic_write(
-            [
-                (keras_path, lambda temp: model.save(temp)),
-                (json_path, lambda temp: temp.write_text(info.to_json(), encoding="utf-8")),
-            ]
-        )
+        writes = [(keras_path, lambda temp: model.save(temp))]
+        if tflite_content is not None:
+            writes.append((tflite_path, lambda temp: temp.write_bytes(tflite_content)))
+        else:
+            tflite_path.unlink(missing_ok=True)  # an older model's file would not match the new .keras
+        writes.append((json_path, lambda temp: temp.write_text(info.to_json(), encoding="utf-8")))
+        _atomic_write(writes)
     _forget_listing(models_dir)
     return info
 
 
-# What a model saved elsewhere may bring besides its metadata: the Keras file, and its LiteRT form once the worker
-# that trained it makes one.
+# What a model saved elsewhere may bring besides its metadata: the Keras file, and its LiteRT form (the worker's
+# save_model makes it; missing when the conversion failed there).
 MODEL_FILE_SUFFIXES = (".keras", ".tflite")
 
 
@@ -382,10 +411,30 @@ def save_model_files(info: ModelInfo, files: dict[str, bytes], models_dir: Path 
         if not info.created:
             info.created = now_iso()
         if ".tflite" not in files:
-            (models_dir / f"{info.name}.tflite").unlink(missing_ok=True)
+            litert_path(info.name, models_dir).unlink(missing_ok=True)
         _atomic_write(writes)
     _forget_listing(models_dir)
     return info
+
+
+def save_litert_model(name: str, content: bytes, keras_stat: os.stat_result, models_dir: Path = MODELS_DIR) -> Path:
+    """Add the LiteRT file converted from `name`'s .keras, as it was when `keras_stat` was taken; returns its path.
+
+    Refuses (BrokenModelError) if the .keras changed or went away meanwhile: the file would not match the model.
+    """
+    models_dir = Path(models_dir)
+    keras_path = model_path(name, models_dir)
+    tflite_path = litert_path(name, models_dir)
+    with store_lock(models_dir):
+        try:
+            now = keras_path.stat()
+        except FileNotFoundError:
+            raise ModelNotFound(f"The model {name!r} was deleted while it was being converted.") from None
+        if (now.st_ino, now.st_size, now.st_mtime_ns) != (keras_stat.st_ino, keras_stat.st_size, keras_stat.st_mtime_ns):
+            raise BrokenModelError(f"The model {name!r} was replaced while it was being converted: try again.")
+        _atomic_write([(tflite_path, lambda temp: temp.write_bytes(content))])
+    _forget_listing(models_dir)
+    return tflite_path
 
 
 class NotARegularFile(OSError):
@@ -625,8 +674,12 @@ def delete_model(name: str, models_dir: Path = MODELS_DIR, allow_shipped: bool =
             whose = f"was trained by {info.owner}" if info is not None and info.owner else "has no recorded owner"
             raise NotYourModelError(f"{name!r} {whose}: only they (or an admin) can delete it.")
         keras_path.unlink(missing_ok=True)
+        litert_path(name, models_dir).unlink(missing_ok=True)
         json_path.unlink(missing_ok=True)
     _forget_listing(models_dir)
+    from mnist_core.export import remove_exports
+
+    remove_exports(name, models_dir)
 
 
 def unique_name(base: str, models_dir: Path = MODELS_DIR) -> str:

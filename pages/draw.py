@@ -9,7 +9,7 @@ from mnist_core.preprocess import BlankImageError, decode_upload, preprocess_ste
 from mnist_core.store import StoreError
 from widgets.digit_canvas import digit_canvas
 
-STEP_SIDE = 168  # pixels of each "What the network sees" thumbnail
+STEP_SIDE = 140  # pixels of each "What the network sees" thumbnail
 
 ui.page_header(
     "Draw",
@@ -62,14 +62,15 @@ def show_prediction(classifier, model_name: str, steps) -> None:
 
 def show_what_the_network_sees(classifier, model_name: str, steps) -> None:
     st.subheader("What the network sees")
-    columns = st.columns(4)
+    columns = st.columns(5)
     for column, (image, caption) in zip(
         columns,
         [
             (steps.ink, "1. the ink"),
             (steps.cropped, f"2. cropped to the ink: {steps.cropped.shape[1]} x {steps.cropped.shape[0]}"),
-            (steps.fitted, f"3. longer side fitted to 20: {steps.fitted.shape[1]} x {steps.fitted.shape[0]}"),
-            (steps.centered, "4. centred by mass in 28 x 28: what the model sees"),
+            (steps.pen, "3. pen made MNIST-like: {:.1f} -> {:.1f} px wide in 20 x 20".format(*steps.pen_width)),
+            (steps.fitted, f"4. longer side fitted to 20: {steps.fitted.shape[1]} x {steps.fitted.shape[0]}"),
+            (steps.centered, "5. centred by mass in 28 x 28: what the model sees"),
         ],
     ):
         column.image(plots.thumbnail(image, STEP_SIDE), caption=caption, width=STEP_SIDE)

@@ -5,7 +5,9 @@ import streamlit as st
 
 import ui
 from mnist_core import plots
+from mnist_core.conversion import ensure_export_report
 from mnist_core.data import DatasetError
+from mnist_core.export import cached_report, export_path
 from mnist_core.store import StoreError, delete_model, model_path
 from mnist_core.training import precision_of
 
@@ -21,14 +23,17 @@ st.dataframe(
     [
         {
             "name": entry.name,
-            "status": "broken: " + entry.error if entry.broken else ("shipped" if entry.shipped else "trained here"),
+            "status": "broken: " + entry.error if entry.broken else (
+                "shipped" if entry.shipped else "uploaded" if entry.info.uploaded else "trained here"),
             "by": ("you" if who.owns(entry.info.owner_id) else entry.info.owner) if entry.info else "",
             "architecture": entry.info.architecture if entry.info else "",
             "parameters": entry.info.parameters if entry.info else None,
             "test accuracy": entry.info.test_accuracy * 100 if entry.info and entry.info.test_accuracy else None,
             "epochs": len(entry.info.history) if entry.info else None,
             "precision": str(precision_of(entry.info.config)) if entry.info else "",
-            "training time (s)": entry.info.train_seconds if entry.info else None,
+            # as the rest of the app shows durations (M:SS, H:MM:SS); an uploaded model was not trained here
+            "training time": ui.format_duration(entry.info.train_seconds)
+                             if entry.info and not entry.info.uploaded else "",
             "created (UTC)": entry.info.created[:16].replace("T", " ") if entry.info else "",
         }
         for entry in entries
@@ -99,12 +104,80 @@ else:
         else:
             st.caption("No mistakes there.")
 
-        actions = st.columns(2)
-        actions[0].download_button(
-            "Download .keras", data=model_path(name, ui.store_dir()).read_bytes(), file_name=f"{name}.keras",
-            mime="application/octet-stream", icon=":material/download:",
+        st.subheader("Export")  # the model is the one picked above; a visitor's name is never markdown
+        st.caption(
+            "Take the model out: as the .keras file, or as TensorFlow Lite (.tflite) for phones, boards and the web, "
+            "compressed by quantization. Each format is measured on the 10,000 test images through its own runtime."
+        )
+        report = cached_report(name, ui.store_dir())
+        if report is None and st.button(
+            "Convert and measure", icon=":material/memory:",
+            help="Converts to four .tflite formats and measures each, in a separate process: about half a minute "
+                 "to a few minutes; done once per model, then kept.",
+        ):
+            with st.spinner("Converting to TensorFlow Lite and measuring on the 10,000 test images..."):
+                try:
+                    ensure_export_report(name, ui.store_dir())
+                except StoreError as error:
+                    st.error(str(error))
+                else:
+                    st.rerun()  # draw the page with the table and without the button
+        if report is not None:
+            st.dataframe(
+                [
+                    {
+                        "format": row.title,
+                        "file": row.file_name,
+                        "size (KB)": row.size_bytes / 1000,
+                        "test accuracy": row.accuracy * 100,
+                        "vs Keras (points)": (row.accuracy - report.keras_accuracy) * 100,
+                        "same answer as Keras": row.agreement * 100,
+                        "latency (ms)": row.latency_ms,
+                    }
+                    for row in report.rows
+                ],
+                hide_index=True, width="stretch",
+                column_config={
+                    "size (KB)": st.column_config.NumberColumn(format="%.0f"),
+                    "test accuracy": st.column_config.NumberColumn(format="%.2f%%"),
+                    "vs Keras (points)": st.column_config.NumberColumn(format="%+.2f"),
+                    "same answer as Keras": st.column_config.NumberColumn(format="%.2f%%"),
+                    "latency (ms)": st.column_config.NumberColumn(
+                        format="%.3f", help="median of single-image calls, one thread (Keras: its compiled graph)"),
+                },
+            )
+            st.caption(f"Measured {report.measured_at.replace('T', ' ').rstrip('Z')} UTC on the server, load average "
+                       f"{report.load_average}. Full-integer int8 takes and gives int8 tensors (scale and zero point "
+                       "in the file).")
+        st.markdown("**Download**")
+        downloads = st.columns(5)
+        # Callables: a file is read when somebody clicks, not on every run of the page.
+        downloads[0].download_button(
+            ".keras", data=model_path(name, ui.store_dir()).read_bytes, file_name=f"{name}.keras",
+            mime="application/octet-stream", icon=":material/download:", width="stretch",
             help="Models trained here live only as long as the server: download the ones you want to keep.",
         )
+        for column, row in zip(downloads[1:], report.rows[1:] if report is not None else []):
+            column.download_button(
+                row.short_title, data=export_path(name, row.format, ui.store_dir()).read_bytes,
+                file_name=row.file_name, mime="application/octet-stream", icon=":material/download:",
+                width="stretch", help=f"{row.file_name}: {row.title}, {row.size_bytes / 1000:,.0f} KB",
+            )
+
+st.subheader("Upload a model")
+st.caption(
+    "A `.keras` file downloaded here (or trained in a notebook) that maps a 28 x 28 image (or 784 values) with "
+    "pixels in [0, 1] to 10 digits: it is checked, evaluated on the 10,000 test images by a worker and stored as "
+    "yours. This is how you keep a model across the server's restarts: download it, upload it again later."
+)
+upload = st.file_uploader("A .keras model file", type=["keras"], key="model_upload",
+                          max_upload_size=ui.MAX_MODEL_UPLOAD_MB)
+if upload is not None:
+    upload_name = st.text_input("Store it as", value=ui.model_name_from_file(upload.name), max_chars=64,
+                                key="model_upload_name")
+    if st.button("Upload and evaluate", icon=":material/upload:", key="model_upload_go"):
+        ui.upload_model(upload.getvalue(), upload_name)
+ui.upload_status()
 
 st.subheader("Delete a model")
 # Yours (or, for an admin, anybody's); shipped models never. A model without a recorded owner is an admin's.

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from mnist_core.constants import PROJECT_ROOT
@@ -99,10 +100,97 @@ def test_evaluate_of_a_missing_model_says_so(tmp_path, subprocess_env):
     assert "Traceback" not in completed.stderr
 
 
+def run_in(folder, args, env):
+    """The CLI run from another folder (where export writes by default), the project importable from there."""
+    return subprocess.run(
+        [PYTHON, "-m", "mnist_core", *args], cwd=folder, env={**env, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True, text=True, timeout=TIMEOUT,
+    )
+
+
+def test_export_writes_the_file_asked_for_and_prints_its_path(trained_by_cli, tmp_path, test_images):
+    from mnist_core.inference import Classifier
+
+    _, models_dir, env = trained_by_cli
+    images, _ = test_images
+    store = ["--models-dir", str(models_dir)]
+    completed = run_in(tmp_path, ["export", "cli-test", "--format", "keras", *store], env)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.strip() == "cli-test.keras"
+    assert (tmp_path / "cli-test.keras").read_bytes() == (models_dir / "cli-test.keras").read_bytes()
+
+    completed = run_in(tmp_path, ["export", "cli-test", "--format", "tflite", "--quantize", "int8", *store], env)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.strip() == "cli-test-int8.tflite"
+    int8 = Classifier((tmp_path / "cli-test-int8.tflite").read_bytes())
+    served = Classifier((models_dir / "cli-test.tflite").read_bytes())  # written by the training's save
+    agreement = (int8.predict(images[:500]) == served.predict(images[:500])).mean()
+    assert agreement >= 0.97  # an MLP trained on 300 images has many close calls; the real check is test_export.py
+
+    target = tmp_path / "elsewhere.tflite"
+    completed = run_in(tmp_path, ["export", "cli-test", "--format", "tflite", "--output", str(target), *store], env)
+    assert completed.returncode == 0 and completed.stdout.strip() == str(target)
+    np.testing.assert_allclose(Classifier(target.read_bytes()).predict_proba(images[:50]),
+                               served.predict_proba(images[:50]), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["ghost", "--format", "tflite"], "There is no model named 'ghost'"),
+        (["../etc/passwd", "--format", "tflite"], "is not a valid model name"),
+        (["cli-test", "--format", "onnx"], "argument --format: invalid choice: 'onnx'"),
+        (["cli-test", "--format", "tflite", "--quantize", "int4"], "argument --quantize: invalid choice: 'int4'"),
+        (["cli-test", "--format", "keras", "--quantize", "int8"], "--quantize applies to --format tflite only"),
+        (["cli-test"], "the following arguments are required: --format"),
+        (["cli-test", "--format", "keras", "--output", "no-such-folder/x.keras"], "does not exist"),
+    ],
+)
+def test_export_refuses_bad_names_and_formats_clearly(args, message, trained_by_cli, tmp_path):
+    _, models_dir, env = trained_by_cli
+    completed = run_in(tmp_path, ["export", *args, "--models-dir", str(models_dir)], env)
+    assert completed.returncode == 2, completed.stderr
+    assert "error:" in completed.stderr and message in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_keeps_an_existing_file_unless_told(trained_by_cli, tmp_path):
+    _, models_dir, env = trained_by_cli
+    (tmp_path / "cli-test.keras").write_bytes(b"my own work")
+    completed = run_in(tmp_path, ["export", "cli-test", "--format", "keras", "--models-dir", str(models_dir)], env)
+    assert completed.returncode == 2 and "already exists" in completed.stderr and "--overwrite" in completed.stderr
+    assert (tmp_path / "cli-test.keras").read_bytes() == b"my own work"
+
+
+def test_convert_gives_a_model_without_one_its_litert_file(trained_by_cli, tmp_path, test_images):
+    import shutil
+
+    from mnist_core.inference import Classifier
+    from mnist_core.keras_inference import KerasClassifier
+    from mnist_core.store import load_model
+
+    _, models_dir, env = trained_by_cli
+    images, _ = test_images
+    for suffix in (".keras", ".json"):  # a copy as an older save left it: no .tflite
+        shutil.copy2(models_dir / f"cli-test{suffix}", tmp_path / f"older{suffix}")
+    completed = run(["convert", "older", "--models-dir", str(tmp_path)], env)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.strip() == str(tmp_path / "older.tflite")
+    np.testing.assert_allclose(Classifier((tmp_path / "older.tflite").read_bytes()).predict_proba(images[:50]),
+                               KerasClassifier(load_model("older", tmp_path)).predict_proba(images[:50]), atol=1e-5)
+
+    missing = run(["convert", "ghost", "--models-dir", str(tmp_path)], env)
+    assert missing.returncode == 2 and "There is no model named 'ghost'" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
 def test_help_lists_every_command_and_each_command_has_its_own(subprocess_env):
     overview = run(["--help"], subprocess_env)
     assert overview.returncode == 0 and "train" in overview.stdout and "evaluate" in overview.stdout
-    for command, option in [("train", "--preset"), ("evaluate", "--models-dir")]:
+    assert "export" in overview.stdout and "convert" in overview.stdout
+    for command, option in [("train", "--preset"), ("evaluate", "--models-dir"), ("export", "--quantize"),
+                            ("convert", "--exports")]:
         completed = run([command, "--help"], subprocess_env)
         assert completed.returncode == 0 and option in completed.stdout, command
 

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from mnist_core.evaluation import confusion_matrix, evaluate
+from mnist_core.export import litert_model
 from mnist_core.inference import Classifier
+from mnist_core.keras_inference import KerasClassifier
 
 
 class FixedClassifier:
@@ -70,12 +72,16 @@ def test_accuracy_agrees_with_keras_evaluate(trained_cnn, test_images):
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
     keras_accuracy = trained_cnn.evaluate(images, labels, batch_size=500, verbose=0, return_dict=True)["accuracy"]
-    ours = evaluate(Classifier(trained_cnn), images, labels)
+    ours = evaluate(KerasClassifier(trained_cnn), images, labels)
     assert ours.accuracy == pytest.approx(keras_accuracy, abs=1e-6)
     assert 0.7 < ours.accuracy < 1.0
+    # The server's LiteRT file of the same model gives the same answers, in batches.
+    served = evaluate(Classifier(litert_model(trained_cnn)), images, labels)
+    np.testing.assert_array_equal(served.predictions, ours.predictions)
+    np.testing.assert_array_equal(served.confusion, ours.confusion)
     # uint8 images are scaled to [0, 1] the same way.
     as_uint8 = np.round(images * 255).astype(np.uint8)
-    assert evaluate(Classifier(trained_cnn), as_uint8, labels).accuracy == pytest.approx(ours.accuracy, abs=1e-3)
+    assert evaluate(KerasClassifier(trained_cnn), as_uint8, labels).accuracy == pytest.approx(ours.accuracy, abs=1e-3)
     assert ours.confusion.sum() == len(labels)
     np.testing.assert_array_equal(ours.confusion.sum(axis=1), np.bincount(labels, minlength=10))
     np.testing.assert_allclose(

@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw
 
 import mnist_core.jobs.work as jobs
 import mnist_core.training as training
-from conftest import InProcessRunner
+from job_runners import InProcessRunner
 from mnist_core.constants import DATA_PATH, IMAGE_SIZE
 from mnist_core.jobs import JobStatus, Scheduler
 from mnist_core.visitors import Visitor
@@ -405,7 +405,7 @@ def test_format_duration_answers_any_number_and_never_raises():
 def test_a_model_with_a_lambda_layer_is_refused_on_every_page_and_its_code_never_runs(app, store, tmp_path):
     import keras
 
-    from mnist_core.store import ModelInfo, model_path, save_model
+    from mnist_core.store import ModelInfo, litert_path, model_path, save_model
 
     marker = tmp_path / "lambda-ran"
     # Code that leaves a trace when it runs; Keras would run it while rebuilding the model on an unsafe load.
@@ -413,7 +413,10 @@ def test_a_model_with_a_lambda_layer_is_refused_on_every_page_and_its_code_never
     model = keras.Sequential([keras.Input((28, 28)), keras.layers.Lambda(leaves_a_trace), keras.layers.Flatten(),
                               keras.layers.Dense(10)])
     save_model(model, ModelInfo(name="sneaky", architecture="mlp", config={}, test_accuracy=0.99), store)
-    marker.unlink()  # building the model above ran it once
+    marker.unlink()  # building (and converting) the model above ran it
+    # A .keras that comes from elsewhere has no .tflite (the app's own save made one above, while trusted code ran):
+    # the server has it converted in a worker, and that worker's safe_mode load is what refuses it.
+    litert_path("sneaky", store).unlink()
 
     at = open_page(app(model="cnn"), "draw")
     choose_model(at, "sneaky")  # its files are well-formed, so it is listed; loading is what refuses it
@@ -431,7 +434,7 @@ def test_a_model_with_a_lambda_layer_is_refused_on_every_page_and_its_code_never
 
 def test_training_under_a_shipped_models_name_never_overwrites_it(app, store):
     shipped_files = {path.name: path.read_bytes() for path in sorted(store.glob("cnn.*"))}
-    assert set(shipped_files) == {"cnn.json", "cnn.keras"} and read_info("cnn", store).shipped
+    assert set(shipped_files) == {"cnn.json", "cnn.keras", "cnn.tflite"} and read_info("cnn", store).shipped
 
     at = open_page(app(model="cnn"), "train")
     configure_training(at, "mlp", epochs=1, train_size=100, name="cnn")

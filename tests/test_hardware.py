@@ -147,3 +147,15 @@ def test_garbage_in_cgroup_files_is_ignored_not_fatal(tmp_path, monkeypatch):
     }, "garbage")
     found = hardware.read_container(root, self_cgroup, meminfo)
     assert (found.cpus, found.memory_limit) == (2.0, None)
+
+
+def test_a_quota_sizes_tensorflows_threads_and_none_leaves_them_alone(monkeypatch):
+    from mnist_core import hardware
+
+    monkeypatch.setattr(hardware, "affinity_cores", lambda: 8)
+    quota = hardware.Container(cpus=1.0, memory_limit=None, memory_used=None, memory_total=None, source="cgroup v2")
+    assert hardware.tensorflow_thread_settings(quota) == {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+    tiny = hardware.Container(cpus=0.078, memory_limit=None, memory_used=None, memory_total=None, source="cgroup v2")
+    assert tiny.threads == 1  # never 0
+    free = hardware.Container(cpus=8.0, memory_limit=None, memory_used=None, memory_total=None, source="machine")
+    assert hardware.tensorflow_thread_settings(free) == {}

@@ -3,6 +3,7 @@ local runner's worker processes for real (a job trains and saves, Stop keeps the
 job alone, idle workers leave)."""
 
 import json
+import threading
 import time
 
 import pytest
@@ -479,6 +480,127 @@ def test_the_memory_estimate_follows_the_settings_and_a_job_that_cannot_fit_is_r
     assert queue.queued() == [] and queue.running() == []
     monkeypatch.setattr(local_module, "container", a_container_with(free_mib=2_000))
     runner.admit(small)
+
+
+def _counting_evaluations(monkeypatch) -> list:
+    """Calls of mnist_core.evaluation.evaluate made while saving (each one a pass over the test images)."""
+    import mnist_core.evaluation as evaluation
+
+    calls = []
+    real = evaluation.evaluate
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "evaluate", counted)
+    return calls
+
+
+def test_the_last_epochs_test_accuracy_is_the_saved_one_with_no_second_evaluation(tmp_path, small_mnist, monkeypatch):
+    evaluations = _counting_evaluations(monkeypatch)
+    config = TrainConfig(architecture="mlp", epochs=2, batch_size=32, train_size=300, precision="float32")
+    events = []
+    outcome = run_job(JobSpec(config, "once", str(tmp_path)), events.append, threading.Event(), mnist=small_mnist)
+    assert outcome.status == JobStatus.FINISHED
+    epochs = [event for event in events if isinstance(event, EpochEvent)]
+    assert outcome.test_accuracy == pytest.approx(epochs[-1].val_accuracy)
+    assert evaluations == []
+    # ...and it is what the saved model scores on the same test images.
+    from mnist_core.evaluation import evaluate
+    from mnist_core.inference import Classifier
+
+    (_, _), (x_test, y_test) = small_mnist
+    assert evaluate(Classifier.load("once", tmp_path), x_test, y_test).accuracy == pytest.approx(
+        outcome.test_accuracy, abs=1 / len(y_test) + 1e-9
+    )
+
+
+@pytest.mark.parametrize("validation, precision", [("split", "float32"), ("test", "bfloat16")])
+def test_a_model_validated_elsewhere_or_in_bfloat16_is_evaluated_on_the_test_set(
+    tmp_path, small_mnist, monkeypatch, validation, precision
+):
+    evaluations = _counting_evaluations(monkeypatch)
+    config = TrainConfig(architecture="mlp", epochs=1, batch_size=32, train_size=300, validation=validation,
+                         precision=precision)
+    outcome = run_job(JobSpec(config, "split", str(tmp_path)), lambda event: None, threading.Event(),
+                      mnist=small_mnist)
+    assert outcome.status == JobStatus.FINISHED and evaluations == [1]
+
+
+def test_a_stopped_run_is_evaluated_after_the_stop(tmp_path, small_mnist, monkeypatch):
+    evaluations = _counting_evaluations(monkeypatch)
+    stop = threading.Event()
+    config = TrainConfig(architecture="mlp", epochs=3, batch_size=32, train_size=300, precision="float32")
+
+    def stop_at_the_third_batch(event):
+        if isinstance(event, BatchEvent) and event.step == 3:
+            stop.set()
+
+    outcome = run_job(JobSpec(config, "cut", str(tmp_path)), stop_at_the_third_batch, stop, mnist=small_mnist)
+    assert outcome.status == JobStatus.STOPPED and evaluations == [1]
+
+
+# --- an uploaded model, imported by a worker's work ----------------------------------------------------------------
+
+
+def keras_file_of(model) -> bytes:
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.keras"
+        model.save(path)
+        return path.read_bytes()
+
+
+def test_an_uploaded_softmax_784_input_model_is_imported_in_the_apps_shape(tmp_path, small_mnist, trained_cnn):
+    import keras
+    import numpy as np
+
+    from mnist_core.inference import Classifier
+    from mnist_core.model_upload import stage_upload
+    from mnist_core.store import read_info
+
+    # A notebook's model: 784 inputs, softmax probabilities out (the app's own models take 28 x 28, give logits),
+    # with the trained CNN's weights.
+    notebook_model = keras.Sequential([keras.Input((784,)), keras.layers.Reshape((28, 28, 1)),
+                                       *trained_cnn.layers[1:], keras.layers.Activation("softmax")])
+    staged = stage_upload(keras_file_of(notebook_model), tmp_path)
+    assert staged.name.startswith(".upload.") and list_models(tmp_path) == []  # hidden while it waits
+
+    spec = JobSpec(TrainConfig(), "from-a-notebook", str(tmp_path), ALICE.id, ALICE.name, kind="import",
+                   extra=(("upload_path", str(staged)),))
+    events = []
+    outcome = run_job(spec, events.append, threading.Event(), mnist=small_mnist)
+    assert outcome.status == JobStatus.FINISHED, outcome.error
+    assert outcome.saved_name == "from-a-notebook" and events == ["saving"] and not staged.exists()
+    info = read_info("from-a-notebook", tmp_path)
+    assert info.uploaded and info.architecture == "uploaded" and info.owner_id == ALICE.id
+    # It answers as the model it wraps, through the app's LiteRT path, from 28 x 28 images.
+    (_, _), (x_test, y_test) = small_mnist
+    images = x_test[:200].astype(np.float32) / 255
+    expected = np.asarray(trained_cnn(images, training=False)).argmax(axis=1)
+    assert (Classifier.load("from-a-notebook", tmp_path).predict(images) == expected).all()
+    assert info.test_accuracy == pytest.approx(float((Classifier.load("from-a-notebook", tmp_path)
+                                                      .predict(x_test) == y_test).mean()), abs=1e-6)
+    # Downloaded and uploaded again, it passes the upload checks: one flat list of Keras' own layers.
+    from mnist_core.model_upload import inspect_keras_file
+    from mnist_core.store import model_path
+
+    again = inspect_keras_file(model_path("from-a-notebook", tmp_path).read_bytes())
+    assert again.input_shape == (28, 28) and again.output_shape == (10,)
+
+
+def test_an_upload_refused_by_the_worker_is_a_failed_job_with_the_reason_and_leaves_nothing(tmp_path, small_mnist):
+    from mnist_core.model_upload import stage_upload
+
+    staged = stage_upload(b"PK\x03\x04 not really a zip", tmp_path)
+    spec = JobSpec(TrainConfig(), "junk", str(tmp_path), ALICE.id, ALICE.name, kind="import",
+                   extra=(("upload_path", str(staged)),))
+    outcome = run_job(spec, lambda event: None, threading.Event(), mnist=small_mnist)
+    assert outcome.status == JobStatus.FAILED and "Traceback" not in outcome.error and outcome.error
+    assert not staged.exists() and list_models(tmp_path) == []
 
 
 def test_a_runner_whose_slots_grow_starts_queued_jobs_at_once(tmp_path):

@@ -61,7 +61,7 @@ def store(tmp_path, monkeypatch) -> Path:
     shipped = shipped_models()
     assert "cnn" in shipped, "models/cnn.keras + cnn.json (shipped) are missing"
     for name in shipped:
-        for suffix in (".keras", ".json"):
+        for suffix in (".keras", ".tflite", ".json"):
             shutil.copy2(SHIPPED_DIR / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
     monkeypatch.setenv("MNIST_LAB_MODELS_DIR", str(tmp_path))
     yield tmp_path
@@ -363,39 +363,78 @@ def test_dataset_image_index_shows_that_images_label(app, mnist):
 
 _NO_TENSORFLOW_SCRIPT = textwrap.dedent(
     """
-    import json, sys
+    import io, json, sys
+    import numpy as np
+    from PIL import Image
     from streamlit.testing.v1 import AppTest
+    from mnist_core.data import load_mnist
 
+    app, pages, model = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
     heavy = ("tensorflow", "keras")
-    at = AppTest.from_file(sys.argv[1], default_timeout=120)
+    report = {}
+
+    def record(page):
+        report[page] = {
+            "title": at.title[0].value if at.title else None,
+            "loaded": [name for name in heavy if name in sys.modules],
+            "exceptions": [e.message for e in at.exception],
+            "errors": [e.value for e in at.error],
+            "markdown": [m.value for m in at.markdown],
+            "metrics": {m.label: m.value for m in at.metric},
+        }
+
+    at = AppTest.from_file(app, default_timeout=300)
     at.run()
-    report = {"home": [at.title[0].value if at.title else None, [name for name in heavy if name in sys.modules],
-                       [e.message for e in at.exception]]}
-    for page in sys.argv[2:]:
-        at.switch_page(page)
-        at.run()
-        report[page] = [at.title[0].value if at.title else None, [name for name in heavy if name in sys.modules],
-                        [e.message for e in at.exception]]
+    at.sidebar.selectbox(key="active_model").set_value(model)
+    at.run()
+    record("home")
+    at.switch_page(pages["dataset"])
+    at.run()
+    record("dataset")
+    at.switch_page(pages["draw"])
+    at.run()
+    next(w for w in at.button_group if w.label == "Source").set_value("Upload a photo")
+    at.run()
+    (_, _), (x_test, _) = load_mnist()
+    photo = io.BytesIO()
+    Image.fromarray(255 - x_test[0]).resize((112, 112)).save(photo, format="PNG")
+    next(w for w in at.file_uploader if w.label.startswith("A photo")).set_value(
+        ("digit.png", photo.getvalue(), "image/png"))
+    at.run()
+    record("draw")
+    at.switch_page(pages["models"])
+    at.run()
+    record("models")
+    at.switch_page(pages["train"])
+    at.run()
+    record("train")
     print(json.dumps(report))
     """
 )
 
 
-def test_home_dataset_and_train_pages_do_not_import_tensorflow(store, tmp_path):
-    """A fresh process (nothing imported yet) opens Home, Dataset and Train, as a first visitor of a fresh server
-    would: none of them loads TensorFlow (the Train page reads recorded architecture summaries)."""
+def test_pages_never_import_tensorflow_into_the_server(store, tmp_path, mnist):
+    """Home, Dataset, Draw (a prediction of an uploaded photo, with its feature maps), Models (an evaluation on the
+    10,000 test images) and Train (recorded architecture summaries) in one fresh process: neither TensorFlow nor Keras is imported, even for a model that has no
+    .tflite yet (its conversion runs in a separate process, and leaves the file in the store)."""
+    (_, _), (_, y_test) = mnist
+    (store / "cnn.tflite").unlink()  # as a model saved before LiteRT, or copied in, would be
     script = tmp_path / "no_tensorflow.py"
     script.write_text(_NO_TENSORFLOW_SCRIPT, encoding="utf-8")
-    pages = [PAGE_PATHS["dataset"], PAGE_PATHS["train"]]
     result = subprocess.run(
-        [sys.executable, str(script), APP, *pages], cwd=ROOT, capture_output=True, text=True, timeout=180,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [sys.executable, str(script), APP, json.dumps(PAGE_PATHS), "cnn"], cwd=ROOT, capture_output=True, text=True,
+        timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["home"] == ["MNIST Lab", [], []]
-    assert report[PAGE_PATHS["dataset"]] == ["Dataset", [], []]
-    assert report[PAGE_PATHS["train"]] == ["Train", [], []]
+    assert {page: values["title"] for page, values in report.items()} == {
+        "home": "MNIST Lab", "dataset": "Dataset", "draw": "Draw", "models": "Models", "train": "Train"}
+    for page, values in report.items():
+        assert values["loaded"] == [], f"{page} imported {values['loaded']}"
+        assert values["exceptions"] == [] and values["errors"] == [], (page, values)
+    assert f"### Prediction: {y_test[0]}" in report["draw"]["markdown"]
+    assert report["models"]["metrics"]["Test accuracy"] == f"{shipped_models(store)['cnn']['test_accuracy']:.2%}"
+    assert (store / "cnn.tflite").exists(), "the conversion worker did not leave the model's .tflite in the store"
 
 
 def test_no_page_imports_tensorflow_or_keras_itself():
@@ -447,7 +486,7 @@ def test_train_sidebar_has_the_settings_with_their_bounds(app):
     assert preset.value == "fast"
     assert (epochs.value, sidebar.selectbox(key="train_architecture").value) == (fast.epochs, fast.architecture)
     assert precision.value == fast.precision
-    assert by_label(at.sidebar.text_input, "Model name").value == "my-cnn"
+    assert by_label(at.sidebar.text_input, "Model name").value == f"my-{fast.architecture}"
     assert not by_label(at.button, "Start training").disabled
     assert by_label(at.button, "Stop training").disabled  # nothing of this visitor's is running
     assert any(text.startswith("No training yet") for text in texts(at.info))
@@ -665,7 +704,7 @@ def test_a_drawing_on_the_canvas_is_predicted_with_every_step_shown(app, monkeyp
     assert_ran_cleanly(at)
     assert "### Prediction: 1" in texts(at.markdown)
     captions = [caption for image in at.image for caption in image.captions]
-    assert [caption[:3] for caption in captions[:4]] == ["1. ", "2. ", "3. ", "4. "]
+    assert [caption[:3] for caption in captions[:5]] == ["1. ", "2. ", "3. ", "4. ", "5. "]
     assert at.session_state["digit_canvas_kept_strokes"] == [{"width": 20.0, "points": [[140.0, 50.0], [140.0, 230.0]]}]
 
 
@@ -708,8 +747,8 @@ def test_draw_predicts_an_uploaded_photo_of_a_digit(app, mnist):
     assert f"### Prediction: {y_test[0]}" in texts(at.markdown)
     captions = [caption for image in at.image for caption in image.captions]
     assert captions[0] == "digit.png"
-    assert [caption[:3] for caption in captions[1:5]] == ["1. ", "2. ", "3. ", "4. "]
-    assert captions[4].endswith("what the model sees")
+    assert [caption[:3] for caption in captions[1:6]] == ["1. ", "2. ", "3. ", "4. ", "5. "]
+    assert captions[5].endswith("what the model sees")
     assert "Feature maps" in texts(at.subheader)
     feature_maps = [caption for caption in captions if re.fullmatch(r"\S+: \d+ filters, \d+ x \d+", caption)]
     assert feature_maps == ["conv2d: 32 filters, 26 x 26", "conv2d_1: 64 filters, 11 x 11"]  # the shipped cnn
@@ -726,6 +765,9 @@ def test_models_table_lists_the_shipped_models_with_their_accuracy(app, store):
     for name, info in shipped.items():
         row = table[table["name"] == name]
         assert row["status"].iloc[0] == "shipped"
+        minutes, seconds = divmod(round(info["train_seconds"]), 60)
+        assert row["training time"].iloc[0] in (f"{minutes}:{seconds:02d}",
+                                                f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}")
         assert row["test accuracy"].iloc[0] == pytest.approx(info["test_accuracy"] * 100)
         assert row["parameters"].iloc[0] == info["parameters"]
     # Shipped models are protected: nothing to offer for deletion.
@@ -758,7 +800,46 @@ def test_evaluating_the_active_model_matches_a_direct_evaluation(app, store, mni
             if captions and all(re.fullmatch(r"\d / \d", text) for text in captions)]
     assert grid == [[f"{y_test[i]} / {expected.predictions[i]}" for i in shown]]
     assert all(text[0] != text[-1] for text in grid[0])
-    by_label(at.get("download_button"), "Download .keras")
+    by_label(at.get("download_button"), ".keras")
+
+
+def test_export_converts_measures_once_and_offers_every_format(app, store, mnist):
+    from mnist_core.evaluation import evaluate
+    from mnist_core.export import QUANTIZATIONS, export_path
+    from mnist_core.inference import Classifier
+
+    (_, _), (x_test, y_test) = mnist
+    at = open_page(app(model="cnn"), "models")
+    assert "Export" in texts(at.subheader)
+    assert [button.label for button in at.get("download_button")] == [".keras"]  # nothing converted yet
+    by_label(at.button, "Convert and measure").click()
+    at.run()
+    assert_ran_cleanly(at)
+
+    table = at.dataframe[1].value
+    assert list(table["format"]) == ["Keras (float32)", "float32", "float16 weights", "dynamic-range int8",
+                                     "full-integer int8"]
+    keras_accuracy = shipped_models(store)["cnn"]["test_accuracy"] * 100
+    assert table["test accuracy"].iloc[0] == pytest.approx(keras_accuracy)
+    assert table["test accuracy"].iloc[1] == pytest.approx(keras_accuracy)  # float32: the same model
+    assert table["same answer as Keras"].iloc[1] == 100.0
+    assert (table["same answer as Keras"] >= 99.0).all() and (table["vs Keras (points)"].abs() <= 0.5).all()
+    sizes = list(table["size (KB)"])
+    assert sizes[2] < sizes[1] and sizes[4] < sizes[2]  # quantized files are smaller
+    assert [button.label for button in at.get("download_button")] == [
+        ".keras", "float32", "float16", "dynamic int8", "full int8"]
+    # What is offered is what was measured: the full-integer file run again here gives the table's accuracy.
+    int8 = Classifier(export_path("cnn", "int8", store).read_bytes())
+    assert evaluate(int8, x_test, y_test).accuracy * 100 == pytest.approx(table["test accuracy"].iloc[4])
+    assert sorted(path.name for path in export_path("cnn", "none", store).parent.glob("*.tflite")) == sorted(
+        f"cnn-{quantize}.tflite" for quantize in QUANTIZATIONS)
+
+    # Another visit finds it on disk: no button, no new conversion.
+    written = {path.name: path.stat().st_mtime_ns for path in export_path("cnn", "none", store).parent.iterdir()}
+    again = open_page(app(model="cnn"), "models")
+    assert not [button for button in again.button if button.label == "Convert and measure"]
+    assert again.dataframe[1].value.equals(table)
+    assert {path.name: path.stat().st_mtime_ns for path in export_path("cnn", "none", store).parent.iterdir()} == written
 
 
 def save_user_model(store: Path, name: str, owner=None) -> None:
@@ -901,3 +982,46 @@ def test_a_missing_mnist_file_is_a_message_on_each_page_not_a_traceback(app):
     finally:
         ui.load_mnist, ui.check_mnist = load_mnist, check_mnist
         ui._mnist_cached.clear()
+
+
+# --- Upload a model (Models page) --------------------------------------------------------------------------------
+
+
+def test_a_downloaded_model_uploaded_again_is_checked_evaluated_by_a_worker_and_stored_as_yours(app, store):
+    at = open_page(app(model="cnn"), "models")
+    data = (store / "cnn.keras").read_bytes()  # what the Models page's download button gives
+    by_label(at.file_uploader, "A .keras model file").set_value(("cnn (1).keras", data, "application/octet-stream"))
+    at.run()
+    assert_ran_cleanly(at)
+    assert by_label(at.text_input, "Store it as").value == "cnn-1"
+    by_label(at.text_input, "Store it as").input("my-upload")
+    by_label(at.button, "Upload and evaluate").click()
+    at.run()
+    assert_ran_cleanly(at)
+    wait_until(at, lambda at: has_message(at.success, "Stored as `my-upload`"), "the upload to be stored")
+    info = json.loads((store / "my-upload.json").read_text(encoding="utf-8"))
+    assert info["uploaded"] is True and info["owner_id"] == session_visitor(at).id
+    assert info["test_accuracy"] == pytest.approx(shipped_models(store)["cnn"]["test_accuracy"], abs=1e-4)
+    assert (store / "my-upload.tflite").is_file() and not list(store.glob(".upload.*"))
+    table = store_table(at)
+    assert table[table["name"] == "my-upload"]["status"].iloc[0] == "uploaded"
+    assert any(option.startswith("my-upload") for option in active_model(at).options)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"not a zip at all", "not a .keras model"), (b"", "empty")],
+)
+def test_an_upload_that_is_not_a_model_is_refused_on_the_page_and_nothing_is_queued(app, store, content, message):
+    import ui
+
+    at = open_page(app(model="cnn"), "models")
+    by_label(at.file_uploader, "A .keras model file").set_value(("model.keras", content, "application/octet-stream"))
+    at.run()
+    by_label(at.button, "Upload and evaluate").click()
+    at.run()
+    assert_ran_cleanly(at)
+    errors = texts(at.main.error)
+    assert len(errors) == 1 and message.lower() in errors[0].lower(), errors
+    assert ui._scheduler(str(store)).queued() == [] and ui._scheduler(str(store)).running() == []
+    assert not list(store.glob(".upload.*"))

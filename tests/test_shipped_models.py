@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from mnist_core.constants import PROJECT_ROOT
@@ -44,7 +45,7 @@ def full_test_set(mnist):
 @pytest.mark.parametrize("name", sorted(SHIPPED) or [pytest.param(None, id="no-shipped-models")])
 def test_shipped_model_is_as_good_as_it_says(name, full_test_set):
     from mnist_core.evaluation import evaluate
-    from mnist_core.inference import Classifier
+    from mnist_core.keras_inference import KerasClassifier
     from mnist_core.store import list_models, load_model, read_info
 
     assert name is not None, "no shipped model found in models/"
@@ -56,7 +57,7 @@ def test_shipped_model_is_as_good_as_it_says(name, full_test_set):
 
     model = load_model(name, SHIPPED_DIR)
     x_test, y_test = full_test_set
-    measured = evaluate(Classifier(model, name), x_test, y_test).accuracy
+    measured = evaluate(KerasClassifier(model, name), x_test, y_test).accuracy
     assert info.test_accuracy == pytest.approx(measured, abs=TOLERANCE)
     required = REQUIRED_ACCURACY.get(info.architecture)
     if required is not None:
@@ -92,3 +93,23 @@ def test_recorded_command_reproduces_the_recorded_config(name):
     # Saved before the precision setting existed, the configs read as float32, as the presets still train.
     assert config_from_args(args) == TrainConfig.from_dict(info.config)
     assert {key: value for key, value in config_from_args(args).to_dict().items() if key in info.config} == info.config
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED) or [pytest.param(None, id="no-shipped-models")])
+def test_shipped_litert_file_gives_the_keras_models_answers(name, full_test_set):
+    """The server predicts with models/NAME.tflite: it must be the .keras model, to float rounding, on every test
+    image. After re-shipping a model: `python -m mnist_core convert NAME --force` (training writes it already)."""
+    from mnist_core.evaluation import evaluate
+    from mnist_core.inference import Classifier
+    from mnist_core.keras_inference import KerasClassifier
+    from mnist_core.store import litert_path, load_model
+
+    assert name is not None, "no shipped model found in models/"
+    path = litert_path(name, SHIPPED_DIR)
+    assert path.exists(), f"models/{name}.tflite is missing: python -m mnist_core convert {name}"
+    x_test, y_test = full_test_set
+    served = evaluate(Classifier(path.read_bytes(), name), x_test, y_test)
+    keras = evaluate(KerasClassifier(load_model(name, SHIPPED_DIR), name), x_test, y_test)
+    np.testing.assert_allclose(served.probabilities, keras.probabilities, atol=1e-4)
+    assert (served.predictions == keras.predictions).all(), "the .tflite answers differently from the .keras"
+    assert served.accuracy == keras.accuracy

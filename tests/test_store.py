@@ -222,7 +222,40 @@ def test_load_errors_say_why_in_a_sentence_and_leave_keras_details_to_the_log(tm
 def test_a_save_leaves_no_temporary_files(tmp_path, mlp):
     save_model(mlp, info_for("tidy"), tmp_path)
     save_model(mlp, info_for("tidy"), tmp_path, overwrite=True)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["tidy.json", "tidy.keras"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["tidy.json", "tidy.keras", "tidy.tflite"]
+
+
+def test_a_save_writes_the_litert_file_the_server_predicts_with(tmp_path, trained_cnn, test_images):
+    from mnist_core.inference import Classifier
+    from mnist_core.keras_inference import KerasClassifier
+    from mnist_core.store import litert_path
+
+    images, _ = test_images
+    save_model(trained_cnn, info_for("served", architecture="cnn"), tmp_path)
+    served = Classifier(litert_path("served", tmp_path).read_bytes())
+    np.testing.assert_allclose(served.predict_proba(images[:200]), KerasClassifier(trained_cnn).predict_proba(images[:200]),
+                               atol=1e-5)
+    assert served.conv_layer_names == ["conv2d", "conv2d_1"]
+    # Deleting the model deletes its LiteRT file too.
+    delete_model("served", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_the_converter_fails_on_is_saved_all_the_same(tmp_path, mlp, monkeypatch, caplog):
+    """Minutes of training are not lost over LiteRT: the model is saved without its .tflite, and the log says why
+    (a conversion worker reports the failure again when somebody opens the model)."""
+    import mnist_core.export
+
+    def broken_converter(model):
+        raise RuntimeError("converter exploded")
+
+    save_model(mlp, info_for("unconverted"), tmp_path)  # an older file that would no longer match
+    monkeypatch.setattr(mnist_core.export, "litert_model", broken_converter)
+    with caplog.at_level("ERROR", logger="mnist_core.store"):
+        save_model(mlp, info_for("unconverted"), tmp_path, overwrite=True)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["unconverted.json", "unconverted.keras"]
+    assert "could not convert 'unconverted' to LiteRT" in caplog.text and "converter exploded" in caplog.text
+    assert [entry.name for entry in list_models(tmp_path) if not entry.broken] == ["unconverted"]
 
 
 def test_a_failed_save_leaves_no_files(tmp_path):
@@ -275,6 +308,8 @@ while True:
 
 
 def test_a_kill_during_saves_never_leaves_a_half_written_model(tmp_path):
+    from mnist_core.inference import Classifier
+
     rng = random.Random(1)
     for _ in range(3):
         saver = subprocess.Popen(
@@ -290,9 +325,10 @@ def test_a_kill_during_saves_never_leaves_a_half_written_model(tmp_path):
         assert saver.returncode == -signal.SIGKILL
 
         finals = sorted(path.name for path in tmp_path.iterdir() if not path.name.startswith("."))
-        assert finals == ["victim.json", "victim.keras"]
+        assert finals == ["victim.json", "victim.keras", "victim.tflite"]
         assert zipfile.is_zipfile(tmp_path / "victim.keras")
         assert load_model("victim", tmp_path).count_params() > 0
+        assert Classifier((tmp_path / "victim.tflite").read_bytes()).predict_proba(np.zeros((28, 28))).shape == (1, 10)
         assert json.loads((tmp_path / "victim.json").read_text())["config"]["round"] >= 1
         entries = list_models(tmp_path)
         assert [(entry.name, entry.broken) for entry in entries] == [("victim", False)]
@@ -303,7 +339,7 @@ def test_a_kill_during_saves_never_leaves_a_half_written_model(tmp_path):
     leftovers = sorted(path for path in tmp_path.iterdir() if path.name.startswith("."))
     assert all(".tmp." in path.name for path in leftovers)
     assert remove_stale_temporaries(tmp_path, older_than=0) == leftovers
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["victim.json", "victim.keras"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["victim.json", "victim.keras", "victim.tflite"]
     assert load_model("victim", tmp_path).count_params() > 0
 
 

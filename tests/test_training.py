@@ -97,7 +97,7 @@ def test_precision_defaults_to_what_the_cpu_does_best_and_old_configs_read_as_fl
 
 def test_bfloat16_training_learns_and_returns_a_float32_model(small_mnist):
     from mnist_core.evaluation import evaluate
-    from mnist_core.inference import Classifier
+    from mnist_core.keras_inference import KerasClassifier
 
     config = TrainConfig(architecture="cnn", epochs=1, batch_size=32, train_size=1000, precision="bfloat16")
     (_, _), (x_val, y_val) = split_data(config, small_mnist)
@@ -107,7 +107,7 @@ def test_bfloat16_training_learns_and_returns_a_float32_model(small_mnist):
     (epoch,) = result.history
     assert 0.5 < epoch.val_accuracy <= 1.0
     # The float32 copy scores what the bfloat16 model scored during validation, to bfloat16's rounding.
-    report = evaluate(Classifier(result.model), x_val, y_val)
+    report = evaluate(KerasClassifier(result.model), x_val, y_val)
     assert abs(report.accuracy - epoch.val_accuracy) <= 0.02
 
 
@@ -224,3 +224,77 @@ def test_augmentation_and_cosine_schedule_run(small_mnist):
     # The cosine schedule decays the learning rate to zero by the end of the run.
     assert float(result.model.optimizer.learning_rate) < 1e-5
     assert result.history[-1].val_accuracy > 0.2
+
+
+# --- the recipe for drawn digits (issue 10) ----------------------------------------------------------------------
+
+
+def test_onecycle_schedule_warms_up_then_anneals():
+    from mnist_core.training import WARMUP_SHARE, make_optimizer
+
+    config = TrainConfig(epochs=2, learning_rate=0.01, schedule="onecycle")
+    rate = make_optimizer(config, steps_per_epoch=50)._learning_rate  # the schedule itself: step -> rate
+    peak_step = round(100 * WARMUP_SHARE)
+    assert float(rate(0)) == pytest.approx(0.001)
+    assert float(rate(peak_step)) == pytest.approx(0.01)
+    assert float(rate(peak_step // 2)) < 0.01
+    assert float(rate(100)) < 1e-6
+
+
+def _flagged_one(flag: bool) -> np.ndarray:
+    """A 28x28 uint8 '1': a stem down column 15, and (if `flag`) a stroke from its top down to the left."""
+    image = np.zeros((28, 28), np.uint8)
+    image[4:24, 14:17] = 255
+    if flag:
+        for step in range(7):
+            image[4 + step, 13 - step : 15 - step] = 255
+    return image
+
+
+def test_flagged_ones_are_found_and_repeated():
+    from mnist_core.training import FLAGGED_ONE_REPEATS, flagged_ones, with_flagged_ones_repeated
+
+    seven = np.zeros((28, 28), np.uint8)
+    seven[4:7, 6:22] = 255
+    for row in range(7, 24):
+        seven[row, 20 - (row - 7) // 2 : 23 - (row - 7) // 2] = 255
+    images = np.stack([_flagged_one(True), _flagged_one(False), seven])
+    labels = np.array([1, 1, 7])
+    assert flagged_ones(images, labels).tolist() == [0]  # a 7 is never a flagged 1, whatever its shape
+    more_images, more_labels = with_flagged_ones_repeated(images, labels)
+    assert len(more_labels) == 3 + FLAGGED_ONE_REPEATS
+    assert (more_labels[3:] == 1).all() and (more_images[3:] == images[0]).all()
+
+
+def test_mnist_has_a_few_flagged_ones(mnist):
+    from mnist_core.training import flagged_ones
+
+    (x_train, y_train), _ = mnist
+    found = flagged_ones(x_train, y_train)
+    assert 100 < len(found) < 400 and (y_train[found] == 1).all()
+
+
+def test_distortion_keeps_digits_in_the_frame_and_turns_sevens_one_way_only(mnist):
+    import tensorflow as tf
+
+    from mnist_core.training import AUGMENTATION, distort
+
+    (x_train, y_train), _ = mnist
+    images = tf.constant(x_train[:256].astype(np.float32) / 255)
+    distorted = distort(images, tf.constant(y_train[:256].astype(np.int32))).numpy()
+    assert distorted.shape == (256, 28, 28) and 0.0 <= distorted.min() and distorted.max() <= 1.0 + 1e-5
+    assert (distorted.reshape(256, -1).max(axis=1) > 0.5).all()  # no digit lost
+    assert not np.allclose(distorted, images.numpy(), atol=0.05)
+
+    # A 7 alone, turned by the largest angle and nothing else: only clockwise (its bar's right end goes down).
+    turn_only = {**AUGMENTATION, **{key: 0.0 for key in ("shear", "zoom", "aspect", "shift_pixels", "elastic_alpha")},
+                 "rotation_degrees": 30.0, "pen": (0.0, 0.0), "flag_stretch": 1.0}
+    bar = np.zeros((1, 28, 28), np.float32)
+    bar[0, 13:15, 4:24] = 1.0
+    for label, may_go_up in ((7, False), (3, True)):
+        right_end_rows = []
+        for _ in range(40):
+            turned = distort(tf.constant(bar), tf.constant([label]), turn_only).numpy()[0]
+            right_end_rows.append(np.average(np.arange(28), weights=turned[:, 19:24].sum(axis=1) + 1e-9))
+        assert (min(right_end_rows) < 13.5) == may_go_up, (label, min(right_end_rows))
+    assert AUGMENTATION["rotation_degrees"] > 0

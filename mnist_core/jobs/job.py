@@ -77,6 +77,7 @@ class JobSnapshot:
     """Everything a page needs to draw a job at one moment; plain data, safe to keep."""
 
     job_id: str
+    kind: str  # "train", "import", ... (work.py's WORK)
     owner_id: str
     owner: str  # the owner's shown name
     model_name: str
@@ -209,6 +210,7 @@ class Job:
                 elapsed = (self._ended_at or self._clock()) - self._started_at
             return JobSnapshot(
                 job_id=self.spec.job_id,
+                kind=self.spec.kind,
                 owner_id=self.spec.owner_id,
                 owner=self.spec.owner_name,
                 model_name=self._saved_name or self.spec.model_name,

@@ -26,7 +26,7 @@ from mnist_core.training import TrainConfig
 from mnist_core.visitors import Visitor
 
 # Images per second before this server has measured any (2 cores, from BENCHMARKS.md; corrected by measurement).
-DEFAULT_IMAGES_PER_SECOND = {"mlp": 40_000.0, "cnn": 7_500.0, "cnn3": 7_000.0, "lenet5": 12_000.0, "strong": 1_500.0}
+DEFAULT_IMAGES_PER_SECOND = {"mlp": 40_000.0, "quick": 14_000.0, "cnn": 7_500.0, "cnn3": 7_000.0, "lenet5": 12_000.0, "strong": 1_500.0}
 FALLBACK_IMAGES_PER_SECOND = 5_000.0
 AUGMENTED_SLOWDOWN = 2.0  # augmentation roughly halves the images per second of the small CNNs
 # Seconds a job spends outside its epochs: a worker's start-up (data, model, first batch) and the final
@@ -171,12 +171,12 @@ class Scheduler:
                     return job
         return None
 
-    def latest_for(self, visitor: Visitor) -> Job | None:
-        """The visitor's most recent job (queued, running, or ended), for their Train page."""
+    def latest_for(self, visitor: Visitor, kinds: tuple[str, ...] | None = None) -> Job | None:
+        """The visitor's most recent job (queued, running, or ended), of one of `kinds` if given."""
         with self._lock:
             for job in [*reversed(self._queue), *(job for job, _ in reversed(self._running.values())),
                         *reversed(self._ended)]:
-                if job.spec.owner_id == visitor.id:
+                if job.spec.owner_id == visitor.id and (kinds is None or job.spec.kind in kinds):
                     return job
         return None
 
@@ -314,10 +314,17 @@ class Scheduler:
         previous = self._measured.get(key)
         self._measured[key] = measured if previous is None else (1 - MEASURE_WEIGHT) * previous + MEASURE_WEIGHT * measured
 
+    def _job_seconds(self, job: Job) -> float:
+        """A whole job's estimated seconds: a training's from its settings; other work (an import) is about a
+        worker's start-up and an evaluation."""
+        if job.spec.kind != "train":
+            return 2 * OVERHEAD_SECONDS
+        return self.estimate_seconds(job.spec.config)
+
     def _remaining_seconds(self, job: Job) -> float:
         snapshot = job.snapshot()
         if snapshot.latest is None:
-            return max(0.0, self.estimate_seconds(snapshot.config) - snapshot.elapsed_seconds)
+            return max(0.0, self._job_seconds(job) - snapshot.elapsed_seconds)
         return snapshot.latest.eta_seconds + OVERHEAD_SECONDS / 2  # evaluation and saving still to come
 
     def _start_estimates(self, queued: list[Job]) -> list[float]:
@@ -329,7 +336,7 @@ class Scheduler:
         for job in queued:
             start = heapq.heappop(free_at)
             starts.append(start)
-            heapq.heappush(free_at, start + self.estimate_seconds(job.spec.config))
+            heapq.heappush(free_at, start + self._job_seconds(job))
         return starts
 
     @staticmethod

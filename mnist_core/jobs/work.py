@@ -35,14 +35,21 @@ def save_trained_model(
     overwrite: bool = False,
     mnist=None,
 ):
-    """Evaluate `result.model` on the 10k test set and save it with its metadata; returns the ModelInfo."""
-    from mnist_core.data import load_mnist
-    from mnist_core.evaluation import evaluate
-    from mnist_core.inference import Classifier
+    """Save `result.model` with its metadata and its accuracy on the 10k test set; returns the ModelInfo.
+
+    The accuracy is the last epoch's validation accuracy when that was measured on the test set after the run's
+    last batch (`measured_test_accuracy`); otherwise the model is evaluated on the test set here.
+    """
     from mnist_core.store import ModelInfo, save_model
 
-    (_, _), (x_test, y_test) = mnist if mnist is not None else load_mnist()
-    test_accuracy = evaluate(Classifier(result.model), x_test, y_test).accuracy
+    test_accuracy = measured_test_accuracy(result)
+    if test_accuracy is None:
+        from mnist_core.data import load_mnist
+        from mnist_core.evaluation import evaluate
+        from mnist_core.keras_inference import KerasClassifier
+
+        (_, _), (x_test, y_test) = mnist if mnist is not None else load_mnist()
+        test_accuracy = evaluate(KerasClassifier(result.model), x_test, y_test).accuracy
     info = ModelInfo(
         name=name,
         architecture=result.config.architecture,
@@ -57,6 +64,24 @@ def save_trained_model(
         owner_id=owner_id,
     )
     return save_model(result.model, info, models_dir, overwrite=overwrite)
+
+
+def measured_test_accuracy(result: TrainResult) -> float | None:
+    """The test accuracy training already measured: the last epoch's validation accuracy when the run validated on
+    the test set, ended with that epoch complete and computed in float32 (None otherwise).
+
+    Keras validates the same weights the saved model holds, so evaluating again would repeat that work (about 1 s
+    for the small networks). Not after mixed-precision training: its validation ran in bfloat16, and the saved
+    float32 copy reads a test image or two differently, which the Models page would then contradict.
+    """
+    if result.config.validation != "test" or result.config.precision != "float32":
+        return None
+    if result.stopped or not result.history:
+        return None
+    last = result.history[-1]
+    if not last.complete or last.epoch != result.config.epochs or last.val_accuracy is None:
+        return None
+    return float(last.val_accuracy)
 
 
 def _save_under_a_free_name(result: TrainResult, spec: JobSpec, mnist) -> tuple[str, float]:
@@ -87,9 +112,46 @@ def train_and_save(spec: JobSpec, report: Callable[[object], None], stop_event: 
     return JobOutcome(JobStatus.STOPPED if result.stopped else JobStatus.FINISHED, saved_name, test_accuracy)
 
 
+def import_uploaded(spec: JobSpec, report: Callable[[object], None], stop_event: threading.Event,
+                    mnist=None) -> JobOutcome:
+    """The "import" work: a visitor's uploaded .keras file (checked again here: model_upload), made into the app's
+    shape, evaluated on the test set and saved with `uploaded=True`. The upload's temporary file is removed either
+    way."""
+    from mnist_core.data import load_mnist
+    from mnist_core.evaluation import evaluate
+    from mnist_core.keras_inference import KerasClassifier
+    from mnist_core.model_upload import UploadRefused, as_app_model, load_uploaded_model
+    from mnist_core.store import ModelExistsError, ModelInfo, ProtectedModelError, save_model, unique_name
+
+    upload = Path(spec.extra_value("upload_path", ""))
+    try:
+        try:
+            model, summary = load_uploaded_model(upload.read_bytes())
+        except UploadRefused as refused:
+            return JobOutcome(JobStatus.FAILED, error=str(refused))
+        if stop_event.is_set():
+            return JobOutcome(JobStatus.CANCELLED, error="Cancelled before it was saved.")
+        model = as_app_model(model, summary)
+        report(SAVING)
+        (_, _), (x_test, y_test) = mnist if mnist is not None else load_mnist()
+        accuracy = round(evaluate(KerasClassifier(model, spec.model_name), x_test, y_test).accuracy, 6)
+        name = spec.model_name
+        for _ in range(5):
+            info = ModelInfo(name=name, architecture="uploaded", config={}, test_accuracy=accuracy,
+                             owner=spec.owner_name, owner_id=spec.owner_id, uploaded=True)
+            try:
+                saved = save_model(model, info, Path(spec.models_dir))
+                return JobOutcome(JobStatus.FINISHED, saved.name, saved.test_accuracy)
+            except (ModelExistsError, ProtectedModelError):
+                name = unique_name(spec.model_name, Path(spec.models_dir))
+        raise RuntimeError(f"could not find a free name for {spec.model_name!r} to save under")
+    finally:
+        upload.unlink(missing_ok=True)
+
+
 # Kind of job -> its work: (spec, report, stop_event, mnist) -> JobOutcome. Adding a kind of job (fine-tuning, an
 # import) is adding an entry; the queue, the runners and the pages' snapshots treat every kind alike.
-WORK: dict[str, Callable[..., JobOutcome]] = {"train": train_and_save}
+WORK: dict[str, Callable[..., JobOutcome]] = {"train": train_and_save, "import": import_uploaded}
 
 
 def run_job(

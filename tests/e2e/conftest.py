@@ -74,7 +74,7 @@ def _free_port() -> int:
 def _copy_shipped_models(destination: Path) -> None:
     for path in sorted(SHIPPED_MODELS_DIR.glob("*")):
         # skip the store's half-written temporary files (a training may be saving right now)
-        if path.suffix in (".keras", ".json") and ".tmp" not in path.name and not path.name.startswith("."):
+        if path.suffix in (".keras", ".tflite", ".json") and ".tmp" not in path.name and not path.name.startswith("."):
             shutil.copy2(path, destination / path.name)
 
 
