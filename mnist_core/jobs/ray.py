@@ -11,7 +11,8 @@ another machine's disk.
   connection never silently starts a local cluster. When a token is at hand (`RAY_AUTH_TOKEN`,
   `RAY_AUTH_TOKEN_PATH` or `~/.ray/auth_token`) and `RAY_AUTH_MODE` is unset, token mode is used, as `ray start`
   does: an explicit host:port otherwise fails against a cluster that requires the token.
-- Code reaches the workers as `runtime_env={"py_modules": [mnist_core]}`; MNIST once per process through `ray.put`.
+- Code reaches the workers as `runtime_env={"py_modules": [mnist_core]}`; MNIST once per process through `ray.put`;
+  files of this server a job reads (an "import" job's upload: `extra` keys ending in "_path") as bytes.
 - Slots: the cluster's CPUs divided by the CPUs of a job (`cpus_per_job`), re-read every few seconds; the queue
   (queue.py) keeps its own FIFO and hands a job over when a slot frees (Ray has no queue positions).
 - Stop: a small control actor (num_cpus=0) that the task asks about twice a second; the task then stops training at
@@ -147,15 +148,33 @@ def model_files(name: str, folder: Path) -> dict[str, bytes]:
     return files
 
 
+def input_files(spec: JobSpec) -> dict[str, bytes]:
+    """The files of this server a job reads (its `extra` values whose key ends in "_path", such as an "import"
+    job's uploaded .keras), as bytes: on a cluster the worker cannot open the server's paths."""
+    return {key: Path(value).read_bytes() for key, value in spec.extra if key.endswith("_path") and value}
+
+
+def _with_inputs_in(spec: JobSpec, inputs: dict[str, bytes], folder: Path) -> JobSpec:
+    """`spec` with each input file written into `folder` and its `extra` path pointing there."""
+    folder.mkdir()
+    paths = {}
+    for key, content in inputs.items():
+        paths[key] = folder / key
+        paths[key].write_bytes(content)
+    return dataclasses.replace(spec, extra=tuple((key, str(paths.get(key, value))) if key in paths else (key, value)
+                                                 for key, value in spec.extra))
+
+
 @ray.remote(max_retries=0)  # a job whose worker died is reported to its owner, never run again behind their back
-def run_on_cluster(spec: JobSpec, mnist, stop_requests, cpus: int):
+def run_on_cluster(spec: JobSpec, inputs: dict[str, bytes], mnist, stop_requests, cpus: int):
     """The job as a Ray generator task: yields ("events", [event or SAVING, ...]) while it runs and finally
-    ("done", JobOutcome, model_files, placement). The model is saved into a scratch folder of this worker's node,
-    read back as bytes and the folder removed."""
+    ("done", JobOutcome, model_files, placement). The job's input files (input_files) and the model it saves live in
+    a scratch folder of this worker's node; the model is read back as bytes and the folder removed."""
     from mnist_core.jobs.work import run_job
 
     _use_threads(cpus)
     scratch = Path(tempfile.mkdtemp(prefix=f"mnist-lab-job-{spec.job_id}-"))
+    spec = _with_inputs_in(spec, inputs, scratch / "inputs")
     events: queue.Queue = queue.Queue()
     stop = threading.Event()
     finished = object()
@@ -524,6 +543,10 @@ class RayRunner:
                     self.cluster.stop_requests.forget.remote(job.job_id)
                 except Exception:
                     log.exception("could not clear the stop request of job %s", job.job_id)
+            # The job's input files were this server's to hand over; a local worker removes them when its job ends.
+            for key, value in job.spec.extra:
+                if key.endswith("_path") and value:
+                    Path(value).unlink(missing_ok=True)
             job.end(outcome)
             on_end(job)
 
@@ -539,7 +562,7 @@ class RayRunner:
             if handle.cancelled:
                 return JobOutcome(JobStatus.CANCELLED, error="Cancelled before it started: nothing was saved.")
             handle.task = run_on_cluster.options(num_cpus=self.cpus_per_job, name=f"mnist-lab-{job.spec.kind}").remote(
-                remote_spec, self.cluster.mnist, self.cluster.stop_requests, self.cpus_per_job)
+                remote_spec, input_files(job.spec), self.cluster.mnist, self.cluster.stop_requests, self.cpus_per_job)
             stop_first = handle.stop_requested
         if stop_first:
             self._send_stop(job.job_id)

@@ -47,7 +47,7 @@ def test_start_in_chromium_trains_on_the_ray_cluster_and_the_model_lands_in_the_
     [json_path] = saved_model_files(tmp_path_factory, name)
     info = json.loads(json_path.read_text(encoding="utf-8"))
     assert info["name"] == name and info["stopped"] is False and len(info["history"]) == 1
-    assert zipfile.is_zipfile(json_path.with_suffix(".keras"))
+    assert zipfile.is_zipfile(json_path.with_suffix(".keras")) and json_path.with_suffix(".tflite").is_file()
     # Trained by a Ray worker, not by a worker process of this server (the local runner's would be its children).
     assert not [command for command in child_commands(server_pid) if "multiprocessing" in command]
 
