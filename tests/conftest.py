@@ -10,6 +10,14 @@ import pytest
 from mnist_core.constants import PROJECT_ROOT
 
 
+@pytest.fixture(autouse=True)
+def scratch_data_dir(tmp_path_factory, monkeypatch):
+    """Every test keeps collections of drawings (mnist_core.handwriting) in a folder of its own, never userdata/."""
+    folder = tmp_path_factory.mktemp("userdata")
+    monkeypatch.setenv("MNIST_LAB_DATA_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def mnist():
     """The whole bundled MNIST, checked and loaded once per session."""

@@ -160,3 +160,12 @@ def test_pixelated_repeats_whole_pixels():
     assert big.sum() == 255 * 36
     unit = plots.pixelated(np.full((28, 28), 0.5, dtype=np.float32), height=56)
     assert unit.shape == (56, 56) and set(np.unique(unit).tolist()) == {128}
+
+
+def test_digit_counts_has_a_bar_for_every_digit_and_whole_ticks():
+    from mnist_core.plots import digit_counts
+
+    figure = digit_counts(np.array([3, 0, 1, 0, 0, 0, 0, 2, 0, 0]))
+    assert list(figure.data[0].x) == [str(digit) for digit in range(10)]
+    assert list(figure.data[0].y) == [3, 0, 1, 0, 0, 0, 0, 2, 0, 0]
+    assert figure.layout.yaxis.dtick == 1 and figure.layout.title.text == "Drawings per digit"
