@@ -151,6 +151,36 @@ def test_an_uploaded_model_travels_to_the_cluster_as_bytes_and_is_imported(ray_q
     assert not staged.exists() and (tmp_path / "imported.tflite").is_file()
 
 
+def test_a_finetune_job_gets_its_base_model_as_bytes_and_its_model_lands_in_the_store(ray_queue, tmp_path, mnist):
+    """A "finetune" job starts from a model of this server's store: the worker gets its files (its own disk has no
+    store), fine-tunes on the drawings the job carries, and the new model with its record lands here; the base is
+    left as it was."""
+    import shutil
+
+    from mnist_core.finetune import Record, finetune_config, finetune_extra
+    from mnist_core.store import read_info
+
+    queue, _ = ray_queue
+    for suffix in (".keras", ".json"):
+        shutil.copy2(ROOT / "models" / f"cnn{suffix}", tmp_path)
+    base_files = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    (_, _), (x_test, y_test) = mnist
+    hand_x, hand_y = x_test[100:120].copy(), y_test[100:120].copy()  # 20 test digits stand in for someone's drawings
+    job = queue.submit(finetune_config("cnn", epochs=1, mnist_images=2000), "cnn-anna", ALICE, kind="finetune",
+                       extra=finetune_extra("cnn", "annas hand", hand_x, hand_y))
+    assert job.wait(WAIT)
+    snapshot = job.snapshot()
+    assert snapshot.status == JobStatus.FINISHED and snapshot.saved_name == "cnn-anna", snapshot.error
+    assert len(snapshot.epochs) == 1  # its progress came back like a training's
+    info = read_info("cnn-anna", tmp_path)
+    record = Record.from_dict(info.finetune)
+    assert (record.base_model, record.collection, record.collection_size) == ("cnn", "annas hand", 20)
+    assert info.owner_id == ALICE.id and info.architecture == "cnn"
+    assert (tmp_path / "cnn-anna.tflite").is_file()
+    assert {name: (tmp_path / name).read_bytes() for name in base_files} == base_files
+    assert sorted(entry.name for entry in list_models(tmp_path)) == ["cnn", "cnn-anna"]
+
+
 def test_warm_up_has_a_pooled_worker_import_tensorflow_once(ray_queue):
     import ray
 

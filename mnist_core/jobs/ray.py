@@ -12,7 +12,8 @@ another machine's disk.
   `RAY_AUTH_TOKEN_PATH` or `~/.ray/auth_token`) and `RAY_AUTH_MODE` is unset, token mode is used, as `ray start`
   does: an explicit host:port otherwise fails against a cluster that requires the token.
 - Code reaches the workers as `runtime_env={"py_modules": [mnist_core]}`; MNIST once per process through `ray.put`;
-  files of this server a job reads (an "import" job's upload: `extra` keys ending in "_path") as bytes.
+  files of this server a job reads (an "import" job's upload: `extra` keys ending in "_path") and stored models it
+  starts from (a "finetune" job's base: keys ending in "_model") as bytes.
 - Slots: the cluster's CPUs divided by the CPUs of a job (`cpus_per_job`), re-read every few seconds; the queue
   (queue.py) keeps its own FIFO and hands a job over when a slot frees (Ray has no queue positions).
 - Stop: a small control actor (num_cpus=0) that the task asks about twice a second; the task then stops training at
@@ -154,6 +155,25 @@ def input_files(spec: JobSpec) -> dict[str, bytes]:
     return {key: Path(value).read_bytes() for key, value in spec.extra if key.endswith("_path") and value}
 
 
+def input_models(spec: JobSpec) -> dict[str, dict[str, bytes]]:
+    """The stored models a job starts from (its `extra` values whose key ends in "_model", such as a "finetune"
+    job's base model): name -> their files in this server's store (.json, .keras; .tflite is not needed to train),
+    as bytes. A missing file is left out, so the work in the worker says "not found" as it would locally."""
+    from mnist_core.store import model_path
+
+    models_dir = Path(spec.models_dir)
+    models = {}
+    for key, name in spec.extra:
+        if not (key.endswith("_model") and isinstance(name, str) and name):
+            continue
+        keras_path = model_path(name, models_dir)
+        files = {path.suffix: path.read_bytes() for path in (keras_path.with_suffix(".json"), keras_path)
+                 if path.is_file()}
+        if files:
+            models[name] = files
+    return models
+
+
 def _with_inputs_in(spec: JobSpec, inputs: dict[str, bytes], folder: Path) -> JobSpec:
     """`spec` with each input file written into `folder` and its `extra` path pointing there."""
     folder.mkdir()
@@ -166,15 +186,20 @@ def _with_inputs_in(spec: JobSpec, inputs: dict[str, bytes], folder: Path) -> Jo
 
 
 @ray.remote(max_retries=0)  # a job whose worker died is reported to its owner, never run again behind their back
-def run_on_cluster(spec: JobSpec, inputs: dict[str, bytes], mnist, stop_requests, cpus: int):
+def run_on_cluster(spec: JobSpec, inputs: dict[str, bytes], models: dict[str, dict[str, bytes]], mnist,
+                   stop_requests, cpus: int):
     """The job as a Ray generator task: yields ("events", [event or SAVING, ...]) while it runs and finally
-    ("done", JobOutcome, model_files, placement). The job's input files (input_files) and the model it saves live in
-    a scratch folder of this worker's node; the model is read back as bytes and the folder removed."""
+    ("done", JobOutcome, model_files, placement). The job's input files (input_files), the models it starts from
+    (input_models) and the model it saves live in a scratch folder of this worker's node; the model is read back as
+    bytes and the folder removed."""
     from mnist_core.jobs.work import run_job
 
     _use_threads(cpus)
     scratch = Path(tempfile.mkdtemp(prefix=f"mnist-lab-job-{spec.job_id}-"))
     spec = _with_inputs_in(spec, inputs, scratch / "inputs")
+    for name, files in models.items():  # the job's own store on this node starts with the models it reads
+        for suffix, content in files.items():
+            (scratch / f"{name}{suffix}").write_bytes(content)
     events: queue.Queue = queue.Queue()
     stop = threading.Event()
     finished = object()
@@ -562,7 +587,8 @@ class RayRunner:
             if handle.cancelled:
                 return JobOutcome(JobStatus.CANCELLED, error="Cancelled before it started: nothing was saved.")
             handle.task = run_on_cluster.options(num_cpus=self.cpus_per_job, name=f"mnist-lab-{job.spec.kind}").remote(
-                remote_spec, input_files(job.spec), self.cluster.mnist, self.cluster.stop_requests, self.cpus_per_job)
+                remote_spec, input_files(job.spec), input_models(job.spec), self.cluster.mnist,
+                self.cluster.stop_requests, self.cpus_per_job)
             stop_first = handle.stop_requested
         if stop_first:
             self._send_stop(job.job_id)
