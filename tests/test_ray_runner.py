@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import zipfile
 from pathlib import Path
@@ -43,6 +44,14 @@ def wait_for(condition, timeout=WAIT):
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting")
         time.sleep(0.05)
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 @pytest.fixture
@@ -132,8 +141,6 @@ def test_a_stop_pressed_before_the_task_runs_is_not_lost(ray_queue, tmp_path):
 def test_an_uploaded_model_travels_to_the_cluster_as_bytes_and_is_imported(ray_queue, tmp_path):
     """An "import" job reads the visitor's staged upload, a file of this server: the worker gets its bytes, and
     the staged file is removed when the job ends, as a local worker removes it."""
-    import tempfile
-
     from mnist_core.architectures import build_model
     from mnist_core.model_upload import stage_upload
     from mnist_core.store import read_info
@@ -191,6 +198,56 @@ def test_warm_up_has_a_pooled_worker_import_tensorflow_once(ray_queue):
     queue.warm_up()
     assert runner._preparing is prepared  # once per runner
     assert ray.get(prepared, timeout=WAIT) != os.getpid()  # a Ray worker imported TensorFlow
+
+
+def test_when_the_web_server_dies_the_cluster_ends_its_running_job(ray_queue, tmp_path):
+    """A web server killed while its job trains on the cluster (a crash, an OOM kill, a redeploy): Ray ends the
+    task it owned, so the cluster's CPU is free again and nobody's model is half-saved; the jobs were only in that
+    server's memory, so a new server starts with none (as with local workers)."""
+    import signal
+
+    import ray
+
+    queue, runner = ray_queue
+    server_script = textwrap.dedent(f"""
+        import sys, time
+        from mnist_core.jobs import Scheduler
+        from mnist_core.jobs.ray import RayRunner
+        from mnist_core.limits import Limits
+        from mnist_core.training import TrainConfig
+        from mnist_core.visitors import Visitor
+
+        runner = RayRunner(sys.argv[1])
+        queue = Scheduler(runner, sys.argv[2], Limits())
+        job = queue.submit(TrainConfig(**{ENDLESS.to_dict()!r}), "crashed", Visitor("a11ce000a11ce000", "visitor-a11c"))
+        while job.snapshot().latest is None:
+            assert job.snapshot().active, job.snapshot().error
+            time.sleep(0.05)
+        print(job.job_id, flush=True)
+        time.sleep(3600)
+    """)
+    store = tmp_path / "dead-server-store"
+    store.mkdir()
+    server = subprocess.Popen([sys.executable, "-c", server_script, runner.cluster.address, str(store)], cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
+    try:
+        dead_job_id = server.stdout.readline().strip()
+        assert dead_job_id, server.poll()
+        wait_for(lambda: ray.available_resources().get("CPU", 0) == 1)  # its task holds one of the 2 CPUs
+        server.send_signal(signal.SIGKILL)
+        server.wait(WAIT)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(WAIT)
+    wait_for(lambda: ray.available_resources().get("CPU", 0) == 2)
+    assert list(store.iterdir()) == []
+    # Its worker was killed before it could remove its scratch folder; the node's next job removes it.
+    scratch_of_dead_job = f"mnist-lab-job-{dead_job_id}-*"
+    [left_behind] = Path(tempfile.gettempdir()).glob(scratch_of_dead_job)
+    wait_for(lambda: not process_exists(int(left_behind.name.rsplit("-pid", 1)[1].split("-")[0])))
+    assert queue.submit(TINY, "next", BOB).wait(WAIT)
+    assert list(Path(tempfile.gettempdir()).glob(scratch_of_dead_job)) == []
 
 
 # --- a cluster of two nodes -----------------------------------------------------------------------------------------

@@ -120,6 +120,29 @@ class StopRequests:
         self._stopped.discard(job_id)
 
 
+SCRATCH_PREFIX = "mnist-lab-job-"
+
+
+def _scratch_folder(job_id: str) -> Path:
+    """A new scratch folder for a job on this node, named with this worker's pid (see _remove_dead_scratch)."""
+    return Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{job_id}-pid{os.getpid()}-"))
+
+
+def _remove_dead_scratch(folder: Path | None = None) -> None:
+    """Remove the scratch folders of workers that no longer run on this node: a force-cancelled task, or one whose
+    web server died, is killed without running its `finally`, and would leave its folder (and a job's inputs)."""
+    for path in Path(folder or tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-pid*-*"):
+        try:
+            pid = int(path.name.rsplit("-pid", 1)[1].split("-", 1)[0])
+            os.kill(pid, 0)
+        except ValueError:
+            continue  # not one of ours
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, someone else's process
+
+
 def _use_threads(cpus: int) -> None:
     """TensorFlow's threads from the task's CPUs: Ray sets OMP_NUM_THREADS=1, but TF would still use every core of
     the node. Only possible before TensorFlow's first op in this worker process; a reused worker keeps its setting."""
@@ -195,7 +218,8 @@ def run_on_cluster(spec: JobSpec, inputs: dict[str, bytes], models: dict[str, di
     from mnist_core.jobs.work import run_job
 
     _use_threads(cpus)
-    scratch = Path(tempfile.mkdtemp(prefix=f"mnist-lab-job-{spec.job_id}-"))
+    _remove_dead_scratch()
+    scratch = _scratch_folder(spec.job_id)
     spec = _with_inputs_in(spec, inputs, scratch / "inputs")
     for name, files in models.items():  # the job's own store on this node starts with the models it reads
         for suffix, content in files.items():
