@@ -302,8 +302,14 @@ def _scheduler(directory: str):
     # One queue per server process (and per store, which tests change). Training runs in worker processes; no
     # data here: a worker loads MNIST itself, so opening the Train page does not decompress 55 MB of pixels.
     settings = limits()
-    runner = LocalRunner(slots=settings.training_slots, idle_seconds=settings.worker_idle_s,
-                         memory_limit_mb=settings.worker_memory_mb)
+    if os.environ.get("MNIST_LAB_RAY_ADDRESS", "").strip():
+        # Training on a Ray cluster (issue 19, docs/scaling.md); only then is ray imported.
+        from mnist_core.jobs.ray import RayRunner
+
+        runner = RayRunner.from_environment()
+    else:
+        runner = LocalRunner(slots=settings.training_slots, idle_seconds=settings.worker_idle_s,
+                             memory_limit_mb=settings.worker_memory_mb)
     return Scheduler(runner, Path(directory), settings)
 
 

@@ -386,6 +386,40 @@ def save_model(model, info: ModelInfo, models_dir: Path = MODELS_DIR, overwrite:
     return info
 
 
+# What a model saved elsewhere may bring besides its metadata: the Keras file, and its LiteRT form (the worker's
+# save_model makes it; missing when the conversion failed there).
+MODEL_FILE_SUFFIXES = (".keras", ".tflite")
+
+
+def save_model_files(info: ModelInfo, files: dict[str, bytes], models_dir: Path = MODELS_DIR,
+                     overwrite: bool = False) -> ModelInfo:
+    """Save a model that another machine trained and saved (a Ray worker) from its files' contents: `files` maps
+    ".keras" (required) and ".tflite" (optional) to bytes, `info` becomes <name>.json.
+
+    The same checks, lock and atomic renames as save_model (the .json renamed last, so the model is listed only
+    once its files are in place), without TensorFlow: `info.versions` and `info.parameters` come filled in by the
+    worker. A model saved without a .tflite loses an older one of the same name (it would not match).
+    """
+    unknown = sorted(set(files) - set(MODEL_FILE_SUFFIXES))
+    if unknown or ".keras" not in files:
+        raise ValueError(f"a model's files are a .keras and optionally a .tflite, not {sorted(files)}")
+    models_dir = Path(models_dir)
+    _, json_path = _paths(info.name, models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    writes = [(models_dir / f"{info.name}{suffix}", lambda temp, content=content: temp.write_bytes(content))
+              for suffix, content in files.items()]
+    writes.append((json_path, lambda temp: temp.write_text(info.to_json(), encoding="utf-8")))
+    with store_lock(models_dir):
+        check_can_save(info.name, models_dir, overwrite=overwrite, shipped=info.shipped)
+        if not info.created:
+            info.created = now_iso()
+        if ".tflite" not in files:
+            litert_path(info.name, models_dir).unlink(missing_ok=True)
+        _atomic_write(writes)
+    _forget_listing(models_dir)
+    return info
+
+
 def save_litert_model(name: str, content: bytes, keras_stat: os.stat_result, models_dir: Path = MODELS_DIR) -> Path:
     """Add the LiteRT file converted from `name`'s .keras, as it was when `keras_stat` was taken; returns its path.
 

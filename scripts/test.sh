@@ -6,6 +6,8 @@ source scripts/venv.sh
 
 ensure_venv
 install_requirements requirements-test.txt "$VENV/.requirements-test.sha256" requirements.txt
+# Ray is optional for the app but tested: the Ray runner's tests start a real local cluster.
+install_requirements requirements-ray.txt "$VENV/.requirements-ray.sha256"
 
 export TF_CPP_MIN_LOG_LEVEL=2
 chromium=${CHROMIUM_PATH:-/usr/bin/chromium}

@@ -90,3 +90,29 @@ def hold_training(monkeypatch):
 
     monkeypatch.setattr(jobs, "train", train_until_stopped)
     return held
+
+
+@pytest.fixture(scope="session")
+def ray_head():
+    """A real local Ray head for the whole session (2 CPUs, token required: tests/ray_cluster.py); its token goes
+    into this process' environment, as an operator would give it to the app. At the end this process' connection
+    (mnist_core/jobs/ray.py) is closed and every process of the head stopped."""
+    import sys
+
+    from tests.ray_cluster import LocalHead
+
+    head = LocalHead(num_cpus=2).start()
+    saved = {name: os.environ.get(name) for name in head.environment()}
+    os.environ.update(head.environment())
+    try:
+        yield head
+    finally:
+        ray_runner = sys.modules.get("mnist_core.jobs.ray")
+        if ray_runner is not None:
+            ray_runner.disconnect()
+        head.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

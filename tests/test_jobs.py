@@ -601,3 +601,20 @@ def test_an_upload_refused_by_the_worker_is_a_failed_job_with_the_reason_and_lea
     outcome = run_job(spec, lambda event: None, threading.Event(), mnist=small_mnist)
     assert outcome.status == JobStatus.FAILED and "Traceback" not in outcome.error and outcome.error
     assert not staged.exists() and list_models(tmp_path) == []
+
+
+def test_a_runner_whose_slots_grow_starts_queued_jobs_at_once(tmp_path):
+    """A Ray cluster gaining a node: its runner says so (on_slots_change) and the queue starts what waits."""
+
+    class GrowingRunner(StandInRunner):
+        def on_slots_change(self, listener):
+            self.grown = listener
+
+    runner = GrowingRunner(slots=1)
+    queue = Scheduler(runner, tmp_path, Limits(max_jobs_per_visitor=5))
+    first = queue.submit(TINY, "first", ALICE)
+    second = queue.submit(TINY, "second", BOB)
+    assert [job.status for job in (first, second)] == [JobStatus.RUNNING, JobStatus.QUEUED]
+    runner.slots = 2
+    runner.grown()
+    assert second.status == JobStatus.RUNNING and runner.started == [first, second] and queue.queued() == []

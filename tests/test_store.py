@@ -712,3 +712,30 @@ def test_a_file_edited_in_place_shows_after_the_recheck_interval(tmp_path, mlp, 
     assert tmp_path.stat().st_mtime_ns == folder_mtime  # the folder looks unchanged
 
     assert list_models(tmp_path)[0].info.test_accuracy == 0.5
+
+
+def test_a_model_saved_elsewhere_is_saved_from_its_files_bytes(tmp_path, mlp):
+    """What a Ray worker sends back (its store's files as bytes) becomes a model of this store, through the same
+    checks: the name is validated, a taken name refused, and the model loads and is listed."""
+    from mnist_core.store import save_model_files
+
+    elsewhere = tmp_path / "worker"
+    save_model(mlp, info_for("remote"), elsewhere)
+    files = {suffix: (elsewhere / f"remote{suffix}").read_bytes() for suffix in (".keras",)}
+    info = read_info("remote", elsewhere)
+    info.name = "arrived"
+    here = tmp_path / "server"
+    save_model_files(info, files, here)
+    assert [entry.name for entry in list_models(here)] == ["arrived"]
+    assert read_info("arrived", here).parameters == mlp.count_params()
+    assert load_model("arrived", here).count_params() == mlp.count_params()
+
+    with pytest.raises(ModelExistsError):
+        save_model_files(info, files, here)
+    info.name = "../escape"
+    with pytest.raises(InvalidModelName):
+        save_model_files(info, files, here)
+    info.name = "no-keras"
+    with pytest.raises(ValueError, match="a .keras and optionally a .tflite"):
+        save_model_files(info, {".exe": b"MZ"}, here)
+    assert sorted(path.name for path in here.iterdir()) == ["arrived.json", "arrived.keras"]

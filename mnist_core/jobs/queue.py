@@ -83,6 +83,10 @@ class Scheduler:
         self._measured: dict[tuple[str, str, bool], float] = {}  # images per second, by architecture/precision/augment
         # A server killed mid-save left hidden temporary files in the store; the next server's queue clears them.
         remove_stale_temporaries(self.models_dir)
+        # A runner whose slots change by themselves (a Ray cluster gaining a node) says so: queued jobs start then.
+        watch_slots = getattr(runner, "on_slots_change", None)
+        if watch_slots is not None:
+            watch_slots(self.dispatch)
 
     # --- what visitors do ----------------------------------------------------------------------------------------
 
@@ -140,6 +144,11 @@ class Scheduler:
             if job.status != JobStatus.QUEUED:
                 raise JobRefused("This training is no longer waiting: stop it instead.")
             self._remove_queued(job)
+
+    def dispatch(self) -> None:
+        """Start queued jobs if the runner has free slots now (its slots grew)."""
+        with self._lock:
+            self._dispatch()
 
     def warm_up(self) -> None:
         """Someone may train soon (they opened the Train page): let the runner get a worker ready."""

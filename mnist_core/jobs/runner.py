@@ -1,7 +1,7 @@
 """The interface between the queue and whatever runs jobs: a Runner starts a Job and reports back into it.
 
 Two implementations: local.py (worker processes on this machine, the default) and, when a cluster is configured,
-a Ray runner. The scheduler only ever talks to this interface, so replacing how jobs run (a task queue, a cluster)
+ray.py (tasks on a Ray cluster). The scheduler only ever talks to this interface, so replacing how jobs run (a task queue, a cluster)
 means writing one more Runner, not touching the queue or the pages.
 """
 
@@ -22,7 +22,10 @@ class RunHandle(Protocol):
 
 
 class Runner(Protocol):
-    slots: int  # how many jobs can run at once
+    """Optionally also `on_slots_change(listener)`: a runner whose `slots` change by themselves (ray.py: a node joins
+    the cluster) calls `listener()` after each change, and the scheduler starts queued jobs then."""
+
+    slots: int  # how many jobs can run at once (may be a property read each time)
 
     def run(self, job: Job, on_end: Callable[[Job], None]) -> RunHandle:
         """Start `job` now. Its progress goes into `job.record`, its start into `job.mark_running()` and its end

@@ -95,9 +95,10 @@ def _health_ok(url: str) -> bool:
 
 
 _server_logs: list[Path] = []
+_server_processes: dict[str, subprocess.Popen] = {}  # base URL -> its streamlit process
 
 
-def _start_server(tmp_path_factory, stack: contextlib.ExitStack) -> str:
+def _start_server(tmp_path_factory, stack: contextlib.ExitStack, extra_env: dict[str, str] | None = None) -> str:
     """Start one `streamlit run app.py` on a free port with a scratch copy of the shipped models.
 
     Returns its base URL (no trailing slash) once /_stcore/health answers 200; `stack` stops it.
@@ -116,6 +117,7 @@ def _start_server(tmp_path_factory, stack: contextlib.ExitStack) -> str:
         "MNIST_LAB_DATA_DIR": str(tmp_path_factory.mktemp("userdata")),  # collections of drawings, never userdata/
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
     }
     command = [
         sys.executable, "-m", "streamlit", "run", "app.py",
@@ -132,6 +134,7 @@ def _start_server(tmp_path_factory, stack: contextlib.ExitStack) -> str:
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     stack.callback(_stop, process)
+    _server_processes[base_url] = process
 
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while not _health_ok(f"{base_url}/_stcore/health"):
@@ -171,6 +174,16 @@ def fresh_app_server(tmp_path_factory) -> str:
     """A server of its own, for a test about what a just-started process does; stopped after the test."""
     with contextlib.ExitStack() as stack:
         yield _start_server(tmp_path_factory, stack)
+
+
+@pytest.fixture
+def ray_app_server(tmp_path_factory, ray_head) -> tuple[str, int]:
+    """(base URL, process id) of a server of its own whose training runs on the session's Ray head: it gets
+    MNIST_LAB_RAY_ADDRESS and the head's token (tests/conftest.py's ray_head), nothing else; stopped after the test."""
+    with contextlib.ExitStack() as stack:
+        url = _start_server(tmp_path_factory, stack,
+                            extra_env={"MNIST_LAB_RAY_ADDRESS": ray_head.address, **ray_head.environment()})
+        yield url, _server_processes[url].pid
 
 
 @pytest.hookimpl(hookwrapper=True)
