@@ -8,6 +8,13 @@ nothing is added to models/). The server's VmRSS and VmHWM (its peak RSS since i
 epochs (1 by default: the whole 60,000 images with augmentation, then the test-set evaluation and the save the
 app does at the end of every job), presses Start and watches until the job has finished.
 
+`--scenario lifecycle` (issue 18's goals): the server and its training workers (its child processes) through a
+training's life: a visitor opens the Train page (a worker warms up), starts the default preset, watches it, goes
+to the Draw page when it has ended, and the idle time (MNIST_LAB_WORKER_IDLE_S, 20 s here) passes. Sampled every
+0.25 s: the server's RSS (goal <= 350 MB while a job trains) and server + workers (goal <= 400 MB once the idle
+time has passed). Also click -> first batch shown, with a cold worker (Start at once on a fresh server) and a
+warm one (Start again after the worker has been ready).
+
 `--scenario browse` (issue 18's goal, <= 300 MB): the store holds the shipped models (both, with their .tflite);
 one visitor opens Home, Dataset, Draw (draws a "1" with the mouse and waits for the prediction) and Models (the
 evaluation of the active model, strong-cnn, on the 10,000 test images), then evaluates the cnn too.
@@ -18,6 +25,7 @@ chromium and playwright):
     .venv/bin/python bench/bench_memory.py
     .venv/bin/python bench/bench_memory.py --epochs 2
     .venv/bin/python bench/bench_memory.py --scenario browse
+    .venv/bin/python bench/bench_memory.py --scenario lifecycle
 """
 
 from __future__ import annotations
@@ -38,6 +46,9 @@ from benchlib import print_header, print_table, verdict
 
 TARGET_BYTES = 1.2e9  # 1.2 GB (decimal, the stricter reading: 1,144 MiB)
 BROWSE_TARGET_BYTES = 300e6  # issue 18: the server after browsing, both shipped models (286 MiB)
+TRAINING_TARGET_BYTES = 350e6  # issue 18: the server while a job trains
+IDLE_TARGET_BYTES = 400e6  # issue 18: server and workers once a job has ended and the idle time has passed
+IDLE_SECONDS = 20
 APP_TIMEOUT_MS = 120_000
 
 
@@ -172,9 +183,124 @@ def browse(args) -> None:
     print(f"load average at the end: {benchlib.load_average():.2f}")
 
 
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def family_rss(pid: int) -> tuple[float, float, int]:
+    """(server RSS, server + children RSS, number of children) in MiB."""
+    server = memory_of(pid)[0]
+    children = []
+    for child in children_of(pid):
+        try:
+            children.append(memory_of(child)[0])
+        except (OSError, AttributeError):
+            pass
+    return server, server + sum(children), len(children)
+
+
+def lifecycle(args) -> None:
+    """A training's life seen from memory: Train page, cold and warm starts, the end, the idle time."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(benchlib.PROJECT_ROOT / "tests" / "e2e"))
+    from e2e_helpers import MAIN
+
+    print_header("bench_memory --scenario lifecycle")
+    store = tempfile.TemporaryDirectory(prefix="mnist-lab-bench-")
+    for path in (benchlib.PROJECT_ROOT / "models").iterdir():
+        if path.suffix in (".keras", ".json", ".tflite") and not path.name.startswith("."):
+            shutil.copy2(path, store.name)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true", f"--server.port={port}",
+         "--server.address=127.0.0.1", "--browser.gatherUsageStats=false"],
+        cwd=benchlib.PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MNIST_LAB_MODELS_DIR": store.name,
+             "MNIST_LAB_WORKER_IDLE_S": str(IDLE_SECONDS)},
+    )
+    rows, starts = [], []
+    peaks = {"server": 0.0, "family": 0.0}
+    stop_sampling = threading.Event()
+
+    def sample() -> None:
+        while not stop_sampling.wait(0.25):
+            try:
+                alone, family, _ = family_rss(server.pid)
+            except (OSError, AttributeError):
+                return
+            peaks["server"], peaks["family"] = max(peaks["server"], alone), max(peaks["family"], family)
+
+    def record(moment: str) -> None:
+        alone, family, workers = family_rss(server.pid)
+        rows.append([moment, f"{alone:,.0f}", f"{family:,.0f}", workers,
+                     "yes" if tensorflow_libraries(server.pid) else "no"])
+
+    def start_and_time(page, label: str) -> None:
+        started = time.perf_counter()
+        page.get_by_role("button", name="Start training").click()
+        page.get_by_text(re.compile("img/s")).first.wait_for(timeout=APP_TIMEOUT_MS)
+        starts.append([label, f"{time.perf_counter() - started:.2f}"])
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    try:
+        wait_for_port(port, server)
+        sampler.start()
+        record("server started")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS, headless=True)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"http://localhost:{port}/train")
+            wait_for_app(page)
+            start_and_time(page, "cold: Start as the Train page opens (the worker still importing TensorFlow)")
+            record("training (first job)")
+            page.get_by_role("button", name="Stop training").click()
+            page.locator(MAIN).get_by_text("Training stopped").wait_for(timeout=APP_TIMEOUT_MS)
+            wait_for_app(page)
+            time.sleep(3)
+            peaks["server"] = peaks["family"] = 0.0
+            start_and_time(page, "warm: Start again, the worker ready")
+            page.locator(MAIN).get_by_text("Training finished").wait_for(timeout=900_000)
+            wait_for_app(page)
+            record("job ended (worker idle, waiting for the next)")
+            training_peaks = dict(peaks)
+            page.get_by_role("link", name="Draw").first.click()
+            wait_for_app(page)
+            time.sleep(IDLE_SECONDS + 5)
+            record(f"on the Draw page, {IDLE_SECONDS + 5} s later (idle time passed)")
+            browser.close()
+    finally:
+        stop_sampling.set()
+        stop_server(server)
+        store.cleanup()
+
+    print("## Server and training workers through a training's life (default preset)\n")
+    print_table(["moment", "server RSS MiB", "server + children MiB", "child processes", "TensorFlow in the server"],
+                rows)
+    print("(the children: the training worker, and multiprocessing's resource tracker, ~12 MiB)")
+    print(f"peak while the second job trained: server {training_peaks['server']:,.0f} MiB "
+          f"({verdict(training_peaks['server'] * 2**20 <= TRAINING_TARGET_BYTES)} <= 350 MB), server + worker "
+          f"{training_peaks['family']:,.0f} MiB")
+    idle = float(rows[-1][2].replace(",", ""))
+    print(f"server + workers after the idle time: {idle:,.0f} MiB ({verdict(idle * 2**20 <= IDLE_TARGET_BYTES)} "
+          "<= 400 MB)\n")
+    print_table(["click -> first batch shown in Chromium", "seconds"], starts)
+    print(f"load average at the end: {benchlib.load_average():.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenario", choices=("train", "browse"), default="train")
+    parser.add_argument("--scenario", choices=("train", "browse", "lifecycle"), default="train")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--train-size", type=int, default=60_000, help="fewer images only to try the script out")
     parser.add_argument("--timeout", type=float, default=900, help="give up after this many seconds of training")
@@ -182,6 +308,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.scenario == "browse":
         browse(args)
+        return
+    if args.scenario == "lifecycle":
+        lifecycle(args)
         return
 
     from playwright.sync_api import sync_playwright

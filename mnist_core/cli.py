@@ -5,6 +5,7 @@
     python -m mnist_core evaluate my-cnn
     python -m mnist_core export my-cnn --format tflite --quantize int8
     python -m mnist_core convert my-cnn --exports
+    python -m mnist_core finetune --base cnn --collection "annas digits" --name cnn-anna
 
 `python -m mnist_core <command> --help` lists each command's options. A command adds a `add_<command>_parser`
 and a `run_<command>` below and one line in COMMANDS.
@@ -326,6 +327,87 @@ def run_convert(args: argparse.Namespace, argv: list[str]) -> int:
     return status
 
 
+# --- finetune ----------------------------------------------------------------------------------------------------
+
+
+def add_finetune_parser(commands) -> argparse.ArgumentParser:
+    from mnist_core.finetune import DEFAULT_EPOCHS, DEFAULT_MNIST_IMAGES, EPOCH_CHOICES, MNIST_IMAGE_CHOICES
+
+    parser = commands.add_parser(
+        "finetune", help="teach a saved model a collection of drawings (the My digits page's fine-tuning)",
+        description="Fine-tune a saved model on a collection of people's drawings plus MNIST, a quarter of the "
+                    "drawings held out to measure the gain, and save it with the before/after accuracies (as the "
+                    "My digits page does).")
+    parser.add_argument("--base", required=True, help="the saved model to start from")
+    drawings = parser.add_mutually_exclusive_group(required=True)
+    drawings.add_argument("--collection", help="a collection's name in the drawings file of the data folder")
+    drawings.add_argument("--file", help="an exported collection: a .npz (x, y) or the .zip My digits exports")
+    parser.add_argument("--name", required=True, help="name to save the fine-tuned model under")
+    parser.add_argument("--epochs", type=int, choices=EPOCH_CHOICES, default=DEFAULT_EPOCHS)
+    parser.add_argument("--mnist-images", type=int, choices=MNIST_IMAGE_CHOICES, default=DEFAULT_MNIST_IMAGES,
+                        help="MNIST training images mixed with the drawings")
+    parser.add_argument("--seed", type=int, default=0, help="decides the held-out drawings and the MNIST images")
+    parser.add_argument("--models-dir", default=str(MODELS_DIR))
+    parser.add_argument("--data-dir", help="the folder of handwriting.sqlite3 (default: MNIST_LAB_DATA_DIR, else "
+                                           "userdata/)")
+    return parser
+
+
+def _drawings_for_finetune(args: argparse.Namespace):
+    """(collection name, x, y) from --collection or --file, through the same checks as the app."""
+    from pathlib import Path
+
+    from mnist_core.handwriting import FILE_NAME, MAX_IMPORT_BYTES, Handwriting, checked_import
+
+    if args.file:
+        with open(args.file, "rb") as file:
+            imported = checked_import(file.read(MAX_IMPORT_BYTES + 1))
+        return Path(args.file).stem, imported.x, imported.y
+    store = Handwriting(Path(args.data_dir) / FILE_NAME if args.data_dir else None)
+    collection = store.find(args.collection)
+    x, y = store.arrays(collection.id)
+    return collection.name, x, y
+
+
+def run_finetune(args: argparse.Namespace, argv: list[str]) -> int:
+    from mnist_core.finetune import FinetuneError, finetune_and_save, finetune_config, finetune_extra
+    from mnist_core.handwriting import HandwritingError
+    from mnist_core.jobs import JobSpec, JobStatus
+    from mnist_core.store import StoreError, check_can_save, read_info, validate_name
+    from mnist_core.training import ConfigError
+
+    try:
+        validate_name(args.name)
+        config = finetune_config(read_info(args.base, args.models_dir).architecture, args.epochs, args.mnist_images,
+                                 seed=args.seed)
+        collection, x, y = _drawings_for_finetune(args)
+        extra = finetune_extra(args.base, collection, x, y) + (("command", recorded_command(argv)),)
+        check_can_save(args.name, args.models_dir)
+    except (ConfigError, StoreError, HandwritingError, FinetuneError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    print(f"fine-tuning {args.base!r} on {len(y)} drawings of {collection!r} into {args.name!r}: {config}",
+          file=sys.stderr)
+    spec = JobSpec(config, args.name, str(args.models_dir), kind="finetune", extra=extra)
+    try:
+        outcome = finetune_and_save(spec, TerminalReporter(), threading.Event())
+    except KeyboardInterrupt:
+        print("\ninterrupted: nothing saved", file=sys.stderr)
+        return 130
+    if outcome.status not in (JobStatus.FINISHED, JobStatus.STOPPED):
+        print(f"error: {outcome.error}", file=sys.stderr)
+        return 1
+    record = read_info(outcome.saved_name, args.models_dir).finetune
+    held, mnist = record["held_out_accuracy"], record["mnist_test_accuracy"]
+    print(f"saved {outcome.saved_name!r}: held-out drawings ({record['held_out']}) {held['before']:.1%} -> "
+          f"{held['after']:.1%}; MNIST test {mnist['before']:.2%} -> {mnist['after']:.2%} "
+          + (f"(down {mnist['drop_points']:.2f} points" if mnist["drop_points"] >= 0
+             else f"(up {-mnist['drop_points']:.2f} points")
+          + ("" if mnist["within_limit"] else f", MORE than the {mnist['limit_points']} allowed") + ")")
+    return 0
+
+
 # --- the entry -----------------------------------------------------------------------------------------------------
 
 Command = tuple[Callable, Callable[[argparse.Namespace, list[str]], int]]
@@ -335,6 +417,7 @@ COMMANDS: dict[str, Command] = {
     "architectures": (add_architectures_parser, run_architectures),
     "export": (add_export_parser, run_export),
     "convert": (add_convert_parser, run_convert),
+    "finetune": (add_finetune_parser, run_finetune),
 }
 
 

@@ -19,5 +19,11 @@ def models_dir() -> Path:
     """The model store the app uses, read from the environment at call time (tests change it)."""
     return Path(os.environ.get("MNIST_LAB_MODELS_DIR", PROJECT_ROOT / "models"))
 
+
+def data_dir() -> Path:
+    """Where the app keeps what visitors make besides models (their collections of drawings), read from the
+    environment at call time: MNIST_LAB_DATA_DIR, else userdata/ beside the code (git-ignored)."""
+    return Path(os.environ.get("MNIST_LAB_DATA_DIR", PROJECT_ROOT / "userdata"))
+
 # sha256 of the bundled MNIST (see data/README.md for its provenance)
 MNIST_SHA256 = "06af5dfe73b70e3bc1c36439982b18a8d76803db9b544f6fdf838a37fbb01b64"

@@ -5,6 +5,7 @@ Imports no TensorFlow. Images are numpy arrays (28x28, uint8 0-255 or float 0-1,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -91,6 +92,18 @@ def class_histogram(train_counts: np.ndarray, test_counts: np.ndarray | None = N
         title="Images per digit", xaxis_title="digit", yaxis_title="images", barmode="group",
         margin=_MARGIN, height=360, legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"),
     )
+    figure.update_xaxes(type="category")
+    return figure
+
+
+def digit_counts(counts: np.ndarray, title: str = "Drawings per digit") -> go.Figure:
+    """How many drawings of each digit a collection holds, one bar per digit (0 to 9, empty ones too)."""
+    counts = np.asarray(counts)
+    figure = go.Figure(go.Bar(x=list(CLASS_NAMES), y=counts, marker_color=TRAIN_COLOUR, text=counts,
+                              textposition="outside", cliponaxis=False))
+    most = max(1, int(counts.max(initial=0)))
+    figure.update_layout(title=title, xaxis_title="digit", yaxis_title="drawings", margin=_MARGIN, height=300,
+                         yaxis=dict(range=[0, most * 1.2], dtick=max(1, math.ceil(most / 5))))  # whole drawings
     figure.update_xaxes(type="category")
     return figure
 

@@ -91,6 +91,7 @@ class ModelInfo:
     owner: str = ""  # the shown name of the visitor who trained it
     owner_id: str = ""  # that visitor's id (mnist_core.visitors): who may delete it; "" for shipped and older models
     uploaded: bool = False  # a .keras file a visitor uploaded (not trained here); its config is then {}
+    finetune: dict | None = None  # a fine-tuned model's base, collection and before/after (mnist_core.finetune)
 
     def to_json(self) -> str:
         """The metadata as standard JSON: a NaN or infinite number (a diverged training's loss) is written as null."""
@@ -127,6 +128,8 @@ class ModelInfo:
             raise ValueError("metadata has a malformed train_seconds or parameters")
         if info.command is not None and not isinstance(info.command, str):
             raise ValueError("metadata has a malformed command")
+        if info.finetune is not None and not isinstance(info.finetune, dict):
+            raise ValueError("metadata has a malformed finetune")
         non_finite = _non_finite_field(values)
         if non_finite:
             # JSON has no NaN or infinity (Python's reader accepts them anyway): the app never writes one.

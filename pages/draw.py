@@ -4,10 +4,11 @@ import streamlit as st
 
 import ui
 from mnist_core import plots
-from mnist_core.constants import CANVAS_SIZE
+from mnist_core.constants import CANVAS_SIZE, CLASS_NAMES
+from mnist_core.handwriting import Handwriting, HandwritingError, new_drawing, picture_png
 from mnist_core.preprocess import BlankImageError, decode_upload, preprocess_steps
 from mnist_core.store import StoreError
-from widgets.digit_canvas import digit_canvas
+from widgets.digit_canvas import digit_canvas, forget_drawing
 
 STEP_SIDE = 140  # pixels of each "What the network sees" thumbnail
 
@@ -19,7 +20,8 @@ ui.page_header(
 
 
 def picture_from_the_visitor():
-    """The picture to classify (an RGBA canvas or a decoded upload), or None with the reason shown."""
+    """(the picture to classify (an RGBA canvas or a decoded upload), its PNG (the canvas' own; None for an upload),
+    "canvas" or "upload"), or (None, None, source) with the reason shown."""
     source = st.segmented_control("Source", ["Draw", "Upload a photo"], default="Draw",
                                   label_visibility="collapsed", key="draw_source")
     if source == "Upload a photo":
@@ -29,23 +31,25 @@ def picture_from_the_visitor():
             help="Dark ink on light paper or light ink on dark: both work. Crop close to the digit for best results.",
         )
         if upload is None:
-            return None
+            return None, None, "upload"
         try:
             picture = decode_upload(upload.getvalue())
         except ValueError as error:
             st.error(str(error))
-            return None
+            return None, None, "upload"
         st.image(plots.fit_within(picture, CANVAS_SIZE), caption=upload.name)
-        return picture
+        return picture, None, "upload"
     stroke = st.slider("Stroke width", min_value=8, max_value=40, value=20, step=2, key="draw_stroke_width")
     try:
-        return digit_canvas(stroke).picture
+        drawing = digit_canvas(stroke)
     except ValueError as error:  # a tampered browser: say so, keep the page working
         st.error(str(error))
-        return None
+        return None, None, "canvas"
+    return drawing.picture, drawing.png, "canvas"
 
 
-def show_prediction(classifier, model_name: str, steps) -> None:
+def show_prediction(classifier, model_name: str, steps) -> tuple[int, float]:
+    """The prediction, how sure the model is and the probability bars; returns (digit, confidence)."""
     probabilities = classifier.predict_proba(steps.centered)[0]
     digit = int(probabilities.argmax())
     confidence = float(probabilities[digit])
@@ -58,6 +62,56 @@ def show_prediction(classifier, model_name: str, steps) -> None:
     if confidence < 0.6:
         st.caption("The network is unsure: a digit drawn larger, thicker or more upright usually helps.")
     st.plotly_chart(plots.probability_bars(probabilities), width="stretch", config={"displayModeBar": False})
+    return digit, confidence
+
+
+RIGHT, IT_IS_A = "Right", "It is a"
+
+
+def save_drawing(picture, png, source: str, image, predicted: int, confidence: float, model_name: str) -> None:
+    """Save button: the drawing, its true label and the model's answer into the visitor's collection."""
+    verdict = st.session_state.get("save_verdict") or RIGHT
+    label = predicted if verdict == RIGHT else st.session_state.get("save_true_label")
+    try:
+        if png is None:  # an upload: keep the decoded photo, at most STORED_PICTURE_SIDE on its longer side
+            png = picture_png(picture)
+        result = Handwriting().add(ui.visitor(), new_drawing(png, image, label, predicted, confidence, model_name,
+                                                             source))
+    except HandwritingError as error:
+        st.session_state.save_problem = str(error)
+        return
+    collection, size = ui.literal(result.collection.name), result.collection.size
+    if result.added:
+        message = (f"Saved as {'an' if label == 8 else 'a'} {label} in your collection {collection} "
+                   f"({size} drawing{'' if size == 1 else 's'}).")
+    else:
+        message = f"Already in your collection {collection}: its label is now {label}."
+    # Shown by the fragment's run (draw_and_predict), not here: an element from a fragment's callback is unsupported.
+    st.session_state.save_toast = message
+    st.session_state.save_verdict = RIGHT
+    st.session_state.save_true_label = None
+    if source == "canvas":
+        forget_drawing()  # an empty canvas for the next digit
+
+
+def save_controls(picture, png, source: str, steps, predicted: int, confidence: float, model_name: str) -> None:
+    """Under the prediction: "Right" or "It is a [digit]", and Save into the visitor's collection (My digits)."""
+    st.markdown("**Keep it** in your collection of digits (see **My digits**): is the prediction right?")
+    verdict_column, digit_column, save_column, _ = st.columns([1.1, 0.7, 0.8, 0.6], vertical_alignment="bottom")
+    verdict = verdict_column.segmented_control("Is it right?", [RIGHT, IT_IS_A], default=RIGHT, key="save_verdict",
+                                               label_visibility="collapsed")
+    true_label = digit_column.selectbox("True digit", range(len(CLASS_NAMES)), index=None, placeholder="0-9",
+                                        key="save_true_label", disabled=verdict != IT_IS_A,
+                                        label_visibility="collapsed")
+    save_column.button(
+        "Save", icon=":material/bookmark_add:", key="save_drawing",
+        disabled=verdict is None or (verdict == IT_IS_A and true_label is None),
+        on_click=save_drawing, args=(picture, png, source, steps.centered, predicted, confidence, model_name),
+        help="Saves the drawing, the 28x28 image the model saw, its true label and this model's answer. "
+             "Saving the same drawing again only changes its label.",
+    )
+    if problem := st.session_state.pop("save_problem", None):
+        st.error(problem)
 
 
 def show_what_the_network_sees(classifier, model_name: str, steps) -> None:
@@ -88,9 +142,11 @@ def show_what_the_network_sees(classifier, model_name: str, steps) -> None:
 @st.fragment
 def draw_and_predict(classifier, model_name: str) -> None:
     """The canvas and everything it drives: a stroke reruns this fragment only, not the whole page."""
+    if saved := st.session_state.pop("save_toast", None):
+        st.toast(saved, icon=":material/bookmark_added:")
     left, right = st.columns([1, 1.4], gap="large")
     with left:
-        picture = picture_from_the_visitor()
+        picture, png, source = picture_from_the_visitor()
     with right:
         if picture is None:
             st.info("Draw a digit on the canvas (or upload a photo) to see the prediction.", icon=":material/draw:")
@@ -103,7 +159,8 @@ def draw_and_predict(classifier, model_name: str) -> None:
         except ValueError as error:
             st.error(str(error))
             return
-        show_prediction(classifier, model_name, steps)
+        predicted, confidence = show_prediction(classifier, model_name, steps)
+        save_controls(picture, png, source, steps, predicted, confidence, model_name)
     show_what_the_network_sees(classifier, model_name, steps)
 
 

@@ -20,7 +20,7 @@ columns[2].metric("Image size", f"{IMAGE_SIZE} x {IMAGE_SIZE}", help="grey level
 columns[3].metric("Classes", NUM_CLASSES, help="the digits 0 to 9")
 
 st.subheader("Where to go")
-links = st.columns(4)
+links = st.columns(5)
 with links[0].container(border=True):
     st.page_link("pages/dataset.py", label="Dataset", icon=":material/grid_view:")
     st.caption("Browse the 70,000 digits, filter by class, see class counts, mean digits and raw pixel values.")
@@ -33,6 +33,9 @@ with links[2].container(border=True):
 with links[3].container(border=True):
     st.page_link("pages/models.py", label="Models", icon=":material/inventory_2:")
     st.caption("Compare saved models, inspect their confusion matrix and mistakes, download or delete them.")
+with links[4].container(border=True):
+    st.page_link("pages/my_digits.py", label="My digits", icon=":material/collections_bookmark:")
+    st.caption("Your saved drawings: how every model reads your hand, export them, and teach a model your hand.")
 
 st.subheader("Active model")
 entries = {entry.name: entry for entry in ui.working_models()}

@@ -31,7 +31,9 @@ st.dataframe(
             "test accuracy": entry.info.test_accuracy * 100 if entry.info and entry.info.test_accuracy else None,
             "epochs": len(entry.info.history) if entry.info else None,
             "precision": str(precision_of(entry.info.config)) if entry.info else "",
-            "training time (s)": entry.info.train_seconds if entry.info else None,
+            # as the rest of the app shows durations (M:SS, H:MM:SS); an uploaded model was not trained here
+            "training time": ui.format_duration(entry.info.train_seconds)
+                             if entry.info and not entry.info.uploaded else "",
             "created (UTC)": entry.info.created[:16].replace("T", " ") if entry.info else "",
         }
         for entry in entries

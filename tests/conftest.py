@@ -10,6 +10,14 @@ import pytest
 from mnist_core.constants import PROJECT_ROOT
 
 
+@pytest.fixture(autouse=True)
+def scratch_data_dir(tmp_path_factory, monkeypatch):
+    """Every test keeps collections of drawings (mnist_core.handwriting) in a folder of its own, never userdata/."""
+    folder = tmp_path_factory.mktemp("userdata")
+    monkeypatch.setenv("MNIST_LAB_DATA_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def mnist():
     """The whole bundled MNIST, checked and loaded once per session."""
@@ -82,53 +90,3 @@ def hold_training(monkeypatch):
 
     monkeypatch.setattr(jobs, "train", train_until_stopped)
     return held
-
-
-class InProcessRunner:
-    """A Runner (mnist_core/jobs/runner.py) that runs each job's real work in a thread of this process, so a test
-    can reach into training with monkeypatch (the app's LocalRunner runs it in worker processes)."""
-
-    def __init__(self, mnist=None, slots: int = 1):
-        self.mnist = mnist
-        self.slots = slots
-
-    def run(self, job, on_end):
-        import threading
-
-        from mnist_core.jobs import run_job
-        from mnist_core.jobs.work import SAVING
-
-        stop = threading.Event()
-
-        def report(event):
-            if event == SAVING:
-                job.mark_saving()
-            else:
-                job.record(event)
-
-        def work():
-            job.end(run_job(job.spec, report, stop, mnist=self.mnist))
-            on_end(job)
-
-        threading.Thread(target=work, name=f"job-{job.job_id}", daemon=True).start()
-
-        class Handle:
-            def stop(self):
-                stop.set()
-
-            def cancel(self):
-                stop.set()
-
-        return Handle()
-
-    def admit(self, config):
-        pass
-
-    def warm_up(self):
-        pass
-
-    def describe(self):
-        return "threads of the test process"
-
-    def shutdown(self):
-        pass

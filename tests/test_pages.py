@@ -29,7 +29,8 @@ SHIPPED_DIR = ROOT / "models"
 RUN_TIMEOUT = 120  # seconds for one script run; the first run of the Train page imports TensorFlow
 TRAINING_TIMEOUT = 90  # seconds to wait for a tiny training run to finish or a stopped one to save
 
-PAGE_TITLES = {"home": "MNIST Lab", "dataset": "Dataset", "train": "Train", "draw": "Draw", "models": "Models"}
+PAGE_TITLES = {"home": "MNIST Lab", "dataset": "Dataset", "train": "Train", "draw": "Draw", "models": "Models",
+               "my_digits": "My digits"}
 # page -> script path, as app.py declares them with st.Page(...), so moving the page files needs no edit here
 PAGE_PATHS = {
     Path(path).stem: path for path in re.findall(r'st\.Page\(\s*"([^"]+)"', Path(APP).read_text(encoding="utf-8"))
@@ -199,7 +200,7 @@ def store_table(at: AppTest):
 # --- every page -------------------------------------------------------------------------------------------------
 
 
-def test_the_app_declares_the_five_pages():
+def test_the_app_declares_the_six_pages():
     assert list(PAGE_PATHS) == list(PAGE_TITLES)
 
 
@@ -279,7 +280,7 @@ def test_home_shows_the_dataset_sizes_and_the_active_model(app, store):
     assert metric_value(at, "Architecture") == info["architecture"]
     assert metric_value(at, "Test accuracy") == f"{info['test_accuracy']:.2%}"
     assert metric_value(at, "Parameters") == f"{info['parameters']:,}"
-    assert [link.label for link in at.get("page_link")] == ["Dataset", "Train", "Draw", "Models"]
+    assert [link.label for link in at.get("page_link")] == ["Dataset", "Train", "Draw", "Models", "My digits"]
 
 
 # --- Dataset ----------------------------------------------------------------------------------------------------
@@ -765,6 +766,9 @@ def test_models_table_lists_the_shipped_models_with_their_accuracy(app, store):
     for name, info in shipped.items():
         row = table[table["name"] == name]
         assert row["status"].iloc[0] == "shipped"
+        minutes, seconds = divmod(round(info["train_seconds"]), 60)
+        assert row["training time"].iloc[0] in (f"{minutes}:{seconds:02d}",
+                                                f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}")
         assert row["test accuracy"].iloc[0] == pytest.approx(info["test_accuracy"] * 100)
         assert row["parameters"].iloc[0] == info["parameters"]
     # Shipped models are protected: nothing to offer for deletion.
@@ -970,6 +974,9 @@ def test_a_missing_mnist_file_is_a_message_on_each_page_not_a_traceback(app):
             if page == "draw":
                 assert not errors  # drawing needs a model, not the dataset
                 assert any(text.startswith("Draw a digit") for text in texts(at.info))
+            elif page == "my_digits":
+                assert not errors  # a collection needs no MNIST until fine-tuning
+                assert any(text.startswith("You have not saved any digits yet") for text in texts(at.info))
             elif page == "models":
                 assert errors == ["The MNIST file data/mnist.npz is missing. Restore it with `git checkout`."]
                 assert "Delete a model" in texts(at.subheader)  # the rest of the page still works

@@ -278,3 +278,12 @@ def test_filter_mosaic_shows_each_kernel_scaled_with_its_weights_on_hover():
     assert z[2, 4 + 2] == -1.0 and weights[2, 6] == -2.0  # filter 1, one gap column to the right
     assert np.all(np.nan_to_num(z[4:7, 0:3]) == 0)  # filter 2: all zero stays zero (no division by zero)
     assert heatmap.zmid == 0 and figure.layout.title.text == "conv2d: 4 filters of 3 x 3"
+
+
+def test_digit_counts_has_a_bar_for_every_digit_and_whole_ticks():
+    from mnist_core.plots import digit_counts
+
+    figure = digit_counts(np.array([3, 0, 1, 0, 0, 0, 0, 2, 0, 0]))
+    assert list(figure.data[0].x) == [str(digit) for digit in range(10)]
+    assert list(figure.data[0].y) == [3, 0, 1, 0, 0, 0, 0, 2, 0, 0]
+    assert figure.layout.yaxis.dtick == 1 and figure.layout.title.text == "Drawings per digit"

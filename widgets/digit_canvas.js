@@ -1,15 +1,23 @@
 // MNIST Lab's drawing canvas: white strokes on black, sent to Python as a PNG the moment a stroke ends.
 // Streamlit components v2 (rendered in the page, no iframe): Python passes `data` = {strokeWidth, size, strokes,
-// generation}; this sends one state value, "drawing" = {png: a data: URL or null when empty, strokes: the strokes,
-// to draw the picture again when the canvas is shown again}. The component state lives on the parent element,
-// so reruns that pass new data keep the drawing.
+// generation, seen}; this sends one state value, "drawing" = {png: a data: URL or null when empty, strokes: the
+// strokes, to draw the picture again when the canvas is shown again, generation: the `generation` it was drawn under,
+// so Python can tell a drawing made before it asked for an empty canvas, seq: a number counting the sends}. The
+// component state lives on the parent element, so reruns that pass new data keep the drawing.
+//
+// Python echoes the last `seq` it read as `data.seen`. Under load a send was seen to get no rerun at all (about one
+// Clear in 50 with a few visitors: the prediction stayed); so a send that is not acknowledged within RESEND_MS is
+// sent again, with a new seq, waiting twice as long each time (a slow server is not flooded), until it is.
 const STATES = new WeakMap();
+const RESEND_MS = 1500;
 
 function setup(parentElement) {
   const root = parentElement.querySelector(".digit-canvas");
   const canvas = root.querySelector("canvas");
   const context = canvas.getContext("2d");
-  const state = { root, canvas, context, strokes: [], current: null, generation: null, send: () => {} };
+  const state = {
+    root, canvas, context, strokes: [], current: null, generation: null, send: () => {}, seq: 0, seen: 0, timer: null,
+  };
 
   const point = (event) => {
     const box = canvas.getBoundingClientRect();
@@ -90,11 +98,23 @@ export default function (component) {
     state.generation = data.generation;
     state.strokes = Array.isArray(data.strokes) ? data.strokes : [];
   }
-  state.send = () => {
+  state.seen = Math.max(state.seen, Number(data.seen) || 0);
+  state.send = (retry = 0) => {
+    state.seq += 1;
     setStateValue("drawing", {
       png: state.strokes.length ? state.canvas.toDataURL("image/png") : null,
       strokes: state.strokes,
+      generation: state.generation,
+      seq: state.seq,
     });
+    clearTimeout(state.timer);
+    const wait = RESEND_MS * 2 ** Math.min(retry, 5);
+    state.timer = setTimeout(() => {
+      if (state.seen < state.seq) {
+        console.warn(`digit canvas: send ${state.seq} not acknowledged after ${wait} ms, sending again`);
+        state.send(retry + 1); // not read by Python yet: say it again
+      }
+    }, wait);
   };
   redraw(state);
 }

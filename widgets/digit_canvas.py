@@ -12,6 +12,7 @@ Everything it sends is checked in the core (`preprocess.decode_canvas`, `preproc
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import numpy as np
 import streamlit as st
 
 from mnist_core.constants import CANVAS_SIZE
-from mnist_core.preprocess import checked_strokes, decode_canvas
+from mnist_core.preprocess import CANVAS_PNG_PREFIX, checked_strokes, decode_canvas
 
 _HERE = Path(__file__).parent
 _HTML = """
@@ -41,10 +42,12 @@ _component = st.components.v2.component(
 
 @dataclass(frozen=True)
 class Drawing:
-    """What the canvas holds: the picture (RGBA uint8, None while empty) and its strokes."""
+    """What the canvas holds: the picture (RGBA uint8, None while empty), its strokes, and the PNG the browser sent
+    (the bytes `picture` was decoded from, checked by preprocess.decode_canvas; None while empty)."""
 
     picture: np.ndarray | None
     strokes: list = field(default_factory=list)
+    png: bytes | None = None
 
 
 def digit_canvas(stroke_width: int, key: str = "digit_canvas", size: int = CANVAS_SIZE) -> Drawing:
@@ -57,6 +60,9 @@ def digit_canvas(stroke_width: int, key: str = "digit_canvas", size: int = CANVA
     kept_key = f"{key}_kept_strokes"
     generation_key = f"{key}_generation"
     st.session_state.setdefault(generation_key, 0)
+    current = st.session_state.get(key)  # the component's state as this run starts: what the browser sent last
+    sent = current.get("drawing") if hasattr(current, "get") else None
+    seq = sent.get("seq") if isinstance(sent, dict) else None
     result = _component(
         key=key,
         data={
@@ -64,10 +70,14 @@ def digit_canvas(stroke_width: int, key: str = "digit_canvas", size: int = CANVA
             "size": size,
             "strokes": st.session_state.get(kept_key, []),
             "generation": st.session_state[generation_key],
+            # which send this run has read: the browser sends again what is not acknowledged (digit_canvas.js)
+            "seen": seq if isinstance(seq, int) and not isinstance(seq, bool) else 0,
         },
         on_drawing_change=lambda: None,
     )
     value = result.get("drawing") if result is not None else None
+    if isinstance(value, dict) and "generation" in value and value["generation"] != st.session_state[generation_key]:
+        value = None  # drawn before forget_drawing(): the browser shows an empty canvas now
     if value is None:  # nothing drawn since the canvas appeared: what it shows is what we kept
         strokes = st.session_state.get(kept_key, [])
         return Drawing(None, strokes)
@@ -76,7 +86,10 @@ def digit_canvas(stroke_width: int, key: str = "digit_canvas", size: int = CANVA
     strokes = checked_strokes(value.get("strokes"))
     st.session_state[kept_key] = strokes
     png = value.get("png")
-    return Drawing(decode_canvas(png, size) if png is not None else None, strokes)
+    if png is None:
+        return Drawing(None, strokes)
+    picture = decode_canvas(png, size)  # the check: only a PNG of the canvas' size gets past it
+    return Drawing(picture, strokes, base64.b64decode(png[len(CANVAS_PNG_PREFIX):]))
 
 
 def forget_drawing(key: str = "digit_canvas") -> None:

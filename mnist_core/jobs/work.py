@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_core.constants import MODELS_DIR
+from mnist_core.finetune import finetune_and_save
 from mnist_core.jobs.job import JobOutcome, JobSpec, JobStatus
 from mnist_core.training import TrainResult, train
 
@@ -156,9 +157,10 @@ def import_uploaded(spec: JobSpec, report: Callable[[object], None], stop_event:
         upload.unlink(missing_ok=True)
 
 
-# Kind of job -> its work: (spec, report, stop_event, mnist) -> JobOutcome. Adding a kind of job (fine-tuning, an
-# import) is adding an entry; the queue, the runners and the pages' snapshots treat every kind alike.
-WORK: dict[str, Callable[..., JobOutcome]] = {"train": train_and_save, "import": import_uploaded}
+# Kind of job -> its work: (spec, report, stop_event, mnist) -> JobOutcome. Adding a kind of job is adding an entry;
+# the queue, the runners and the pages' snapshots treat every kind alike.
+WORK: dict[str, Callable[..., JobOutcome]] = {"train": train_and_save, "import": import_uploaded,
+                                              "finetune": finetune_and_save}
 
 
 def run_job(

@@ -3,8 +3,8 @@
 Chromium lives at /usr/bin/chromium (or $CHROMIUM_PATH). Without it every test here skips, unless
 MNIST_LAB_REQUIRE_BROWSER=1 (set by CI), which turns the skip into a failure.
 Helpers the tests share (wait_for_app, open_page, screenshot, drawing) are in e2e_helpers.py.
-The server gets its own copy of the shipped models (MNIST_LAB_MODELS_DIR), so tests that train or delete
-models never touch the repository's models/.
+The server gets its own copy of the shipped models (MNIST_LAB_MODELS_DIR) and its own data folder
+(MNIST_LAB_DATA_DIR), so tests that train, delete or save drawings never touch the repository's models/ or userdata/.
 """
 
 from __future__ import annotations
@@ -113,6 +113,7 @@ def _start_server(tmp_path_factory, stack: contextlib.ExitStack) -> str:
     env = {
         **os.environ,
         "MNIST_LAB_MODELS_DIR": str(models_dir),
+        "MNIST_LAB_DATA_DIR": str(tmp_path_factory.mktemp("userdata")),  # collections of drawings, never userdata/
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "PYTHONUNBUFFERED": "1",
     }

@@ -1,0 +1,56 @@
+"""Two visitors in Chromium: what one trained, the other cannot delete; after a reload it is still the first one's."""
+
+import uuid
+
+from e2e_helpers import MAIN, PlaywrightError, exception_messages, expect, open_page, wait_for_app
+from test_load import SAVE_TIMEOUT_S, new_visitor, start_training, stop_if_running
+
+
+def delete_options(page) -> list[str]:
+    """The Models page's "Model to delete" choices ([] when it offers none)."""
+    picker = page.locator(MAIN).get_by_role("combobox", name="Model to delete")
+    if picker.count() == 0:
+        return []
+    picker.click()
+    options = page.get_by_role("option").all_inner_texts()
+    page.keyboard.press("Escape")
+    return [option.strip() for option in options]
+
+
+def test_your_model_is_yours_to_delete_and_nobody_elses(browser, app_server):
+    name = f"mine-{uuid.uuid4().hex[:4]}"
+    owner = new_visitor(browser, app_server, "/train")
+    other = new_visitor(browser, app_server, "/models")
+    try:
+        start_training(owner, name, train_size=500, epochs=1)
+        expect(owner.locator(MAIN).get_by_text(f"Training finished: saved as {name}")).to_be_visible(
+            timeout=SAVE_TIMEOUT_S * 1000)
+
+        other.reload()
+        wait_for_app(other)
+        assert name not in delete_options(other)
+
+        owner.reload()  # the same visitor after a reload: still theirs
+        open_page(owner, app_server, "/models")
+        assert name in delete_options(owner)
+        main = owner.locator(MAIN)
+        picker = main.get_by_role("combobox", name="Model to delete")
+        for attempt in range(3):  # a sidebar rerun can close the list before the click lands
+            picker.click()
+            try:
+                owner.get_by_role("option", name=name, exact=True).click(timeout=5_000)
+                break
+            except PlaywrightError:
+                if attempt == 2:
+                    raise
+        wait_for_app(owner)
+        main.get_by_text(f"Yes, delete {name} for good").click()
+        wait_for_app(owner)
+        owner.get_by_role("button", name="Delete", exact=True).click()
+        expect(owner.get_by_text(f"Deleted {name}.")).to_be_visible()
+        assert name not in delete_options(owner)
+        assert exception_messages(owner) == [] and exception_messages(other) == []
+    finally:
+        stop_if_running(owner)
+        owner.context.close()
+        other.context.close()
