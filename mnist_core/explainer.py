@@ -38,7 +38,7 @@ from mnist_core.hardware import usable_cores
 
 log = logging.getLogger(__name__)
 
-IDLE_SECONDS = 120.0  # an idle worker exits after this; MNIST_LAB_EXPLAINER_IDLE_S (limits.py) changes it
+IDLE_SECONDS = 120.0  # an idle worker exits after this; the limit explainer_idle_s (limits.py) changes it
 FORGET_SECONDS = 10.0  # a queued request nobody asked about again for this long is dropped
 CACHE_ENTRIES = 128  # results kept; an explanation is 2 x 10 x 28 x 28 float32 = 63 KB, so at most ~8 MB
 MODELS_KEPT = 4  # Keras models (with their traced graphs) the worker keeps loaded

@@ -37,11 +37,20 @@ class FiltersError(ValueError):
 @dataclass(frozen=True)
 class FirstLayerFilters:
     """The first Conv2D layer's kernels: (kernel height, kernel width, filters) float32 for its first input
-    channel (a digit has one, so that is all of them), and the layer's name."""
+    channel (a digit has one, so that is all of them), and the layer's name (shown_layer_name: safe to print)."""
 
     layer_name: str
     kernels: np.ndarray
     input_channels: int
+
+
+PLAIN_LAYER_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+
+def shown_layer_name(name: str | None) -> str:
+    """A layer's name fit to print in a chart title or caption: Keras' own names ("conv2d_1") as they are, anything
+    else (an uploaded model's layer may be named "<a href=...>" or "**bold**") as "its convolution"."""
+    return name if isinstance(name, str) and PLAIN_LAYER_NAME.fullmatch(name) else "its convolution"
 
 
 def _snake_case(class_name: str) -> str:
@@ -128,4 +137,4 @@ def first_layer_filters(name: str, models_dir: Path = MODELS_DIR) -> FirstLayerF
         raise FiltersError(f"the weights of {name!r} could not be read ({error})") from None
     if not np.all(np.isfinite(kernel)):
         raise FiltersError(f"the kernel of {layer_name!r} holds NaN or infinite weights")
-    return FirstLayerFilters(layer_name=layer_name, kernels=kernel, input_channels=int(shape[2]))
+    return FirstLayerFilters(layer_name=shown_layer_name(layer_name), kernels=kernel, input_channels=int(shape[2]))

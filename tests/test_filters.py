@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_core.filters import FiltersError, first_layer_filters
+from mnist_core.filters import FiltersError, first_layer_filters, shown_layer_name
 from mnist_core.store import ModelNotFound, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,3 +84,9 @@ def test_reading_filters_imports_neither_tensorflow_nor_keras():
     """)
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "(3, 3, 32) False False", result.stderr
+
+
+def test_layer_names_that_are_not_plain_are_not_printed():
+    assert shown_layer_name("conv2d_1") == "conv2d_1"
+    for hostile in ('<a href="https://example.com">x</a>', "**bold**", "", None, "x" * 65):
+        assert shown_layer_name(hostile) == "its convolution"
