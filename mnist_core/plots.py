@@ -232,7 +232,7 @@ def training_curves(history: Sequence, references: Sequence = ()) -> go.Figure:
 
     `history` holds EpochEvent objects or dicts with their fields (as saved in a model's JSON). An epoch cut
     short by a stop is left out: its running means are not comparable with whole epochs and it has no validation.
-    `references` (references.Reference) are drawn on the accuracy chart as labelled dashed lines.
+    `references` (references.Reference) are drawn on the accuracy chart as dashed lines named in the legend.
     """
     history = [event for event in history if _epoch_values([event], "complete")[0] is not False]
     epochs = _epoch_values(history, "epoch")
@@ -329,7 +329,7 @@ def feature_maps(maps: np.ndarray, title: str, max_maps: int = 16, columns: int 
 def compare_curves(histories: dict[str, Sequence], metric: str = "val_accuracy",
                    references: Sequence = ()) -> go.Figure:
     """One line per model of a per-epoch metric (from each model's saved history), to compare models; for an
-    accuracy, `references` (references.Reference) as labelled dashed lines."""
+    accuracy, `references` (references.Reference) as dashed lines named in the legend."""
     figure = go.Figure()
     for name, history in histories.items():
         figure.add_scatter(x=_epoch_values(history, "epoch"), y=_epoch_values(history, metric), name=name,
@@ -337,8 +337,10 @@ def compare_curves(histories: dict[str, Sequence], metric: str = "val_accuracy",
     figure.update_layout(title=f"{metric.replace('_', ' ')} per epoch", xaxis_title="epoch", yaxis_title=metric,
                          margin=_MARGIN, height=360)
     figure.update_xaxes(dtick=1)
-    if metric.endswith("accuracy"):
+    if metric.endswith("accuracy") and references:
         add_reference_lines(figure, references)
+        # Under the chart: the references' names are long, and a legend beside it squeezed the chart to a third.
+        figure.update_layout(legend=dict(orientation="h", y=-0.25), height=460)
     return figure
 
 
@@ -360,16 +362,23 @@ def reference_groups(references: Sequence) -> list[tuple[float, str]]:
     return [(group[0].accuracy, " · ".join(f"{item.label} {item.accuracy:.2%}" for item in group)) for group in groups]
 
 
+# One pattern per line, so that the legend tells them apart.
+REFERENCE_DASHES = ("dash", "dot", "dashdot", "longdash", "longdashdot")
+
+
 def add_reference_lines(figure: go.Figure, references: Sequence, row: int | None = None,
                         col: int | None = None) -> go.Figure:
-    """Dashed horizontal lines at each reference accuracy, labelled; labels alternate above and below their lines
-    so that two near lines (99.56% and 99.22%) do not print over each other."""
+    """Grey dashed horizontal lines at each reference accuracy, each named in the legend with its own dash pattern.
+
+    In the legend, not beside the line: the references lie within a point or two of each other (97.7% to 99.56%)
+    at the top of a chart from 0 to 100%, where labels on the lines printed over each other.
+    """
     where = {} if row is None else dict(row=row, col=col)
     for index, (accuracy, label) in enumerate(reference_groups(references)):
         figure.add_hline(
-            y=accuracy, line=dict(color=REFERENCE_COLOUR, dash="dash", width=1),
-            annotation=dict(text=label, font=dict(size=10, color=REFERENCE_COLOUR)),
-            annotation_position="top left" if index % 2 == 0 else "bottom left", **where,
+            y=accuracy, line=dict(color=REFERENCE_COLOUR, dash=REFERENCE_DASHES[index % len(REFERENCE_DASHES)],
+                                  width=1.5),
+            name=label, showlegend=True, legendgroup="references", **where,
         )
     return figure
 
@@ -420,7 +429,8 @@ def digit_panel(images: np.ndarray, labels: Sequence[int], predictions: Sequence
         colours = ["#7f7f7f"] * len(labels)
     else:
         titles = [f"{prediction} · {confidence:.0%}" for prediction, confidence in zip(predictions, confidences)]
-        colours = [RIGHT_COLOUR if prediction == label else WRONG_COLOUR for prediction, label in zip(predictions, labels)]
+        colours = [RIGHT_COLOUR if prediction == label else WRONG_COLOUR
+                   for prediction, label in zip(predictions, labels)]
     return sample_grid(images, titles, columns=columns, title=title, title_colours=colours)
 
 
