@@ -2,9 +2,10 @@
 
 A `.keras` file is a zip of `config.json` (the layers, in order, with their names) and `model.weights.h5` (each
 layer's weights under `layers/<class in snake case, numbered>/vars/<i>`, a nested model's under
-`layers/functional/layers/...`). The config gives the first Conv2D's place; h5py reads its kernel as Keras saved it. The `.tflite` beside it holds the
-same numbers, but as constant tensors named by the converter ("functional_8_1/conv2d_1/convolution" held the
-layer conv2d's kernel, reordered to filters-first), so finding the first convolution there would be a guess.
+`layers/functional/layers/...`). The config gives the first Conv2D's place; h5py reads its kernel as Keras saved it.
+The `.tflite` beside it holds the same numbers, but as constant tensors named by the converter
+("functional_8_1/conv2d_1/convolution" held the layer conv2d's kernel, reordered to filters-first), so finding the
+first convolution there would be a guess.
 h5py comes with Keras; importing it costs the server ~12 MiB, only once somebody looks at filters.
 
 The store's files are the app's own (a trained or an imported model saved by Keras), but they are read with bounds

@@ -121,27 +121,41 @@ def save_controls(picture, png, source: str, steps, predicted: int, confidence: 
         st.error(problem)
 
 
-@st.fragment(run_every=EXPLAIN_POLL_SECONDS)
 def what_made_it_say_that(model_name: str, image, predicted: int) -> None:
     """The saliency map of the image the model saw, for its answer or a digit the person picks. The explainer's
-    worker computes it (TensorFlow, never in this process): until it has, this fragment polls."""
+    worker computes it (TensorFlow, never in this process); until it has, a small fragment polls for it."""
     st.subheader("What made it say that")
-    method_column, digit_column = st.columns(2)
-    method = method_column.segmented_control("Method", [INTEGRATED_GRADIENTS, GRAD_CAM], default=INTEGRATED_GRADIENTS,
-                                             key="saliency_method")
-    choice = digit_column.selectbox("Map for the digit", [ITS_ANSWER, *range(len(CLASS_NAMES))], key="saliency_digit",
-                                    format_func=lambda option: f"{option} ({predicted})" if option == ITS_ANSWER
-                                    else str(option), help="What in this drawing argues for (or against) a digit: "
-                                    "pick another one to ask what would make it, say, a 4.")
-    digit = predicted if choice == ITS_ANSWER else int(choice)
+    result = ui.explainer().explanation(model_name, ui.store_dir(), image)
+    if isinstance(result, Pending):
+        wait_for_the_explanation(model_name, image)
+    elif isinstance(result, Failed):
+        st.warning(f"No saliency map: {result.message}")
+    else:
+        saliency_view(result, model_name, image, predicted)
+
+
+@st.fragment(run_every=EXPLAIN_POLL_SECONDS)
+def wait_for_the_explanation(model_name: str, image) -> None:
+    """Polls while the explainer works; once it has answered, the page reruns and shows the map from a fragment
+    that does not poll (one that did would close the digit list under the person's pointer twice a second)."""
     result = ui.explainer().explanation(model_name, ui.store_dir(), image)
     if isinstance(result, Pending):
         st.caption("Starting the explainer (it loads TensorFlow once, a few seconds)..." if result.starting
                    else "Computing the saliency maps...")
         return
-    if isinstance(result, Failed):
-        st.warning(f"No saliency map: {result.message}")
-        return
+    st.rerun(scope="app")
+
+
+@st.fragment
+def saliency_view(result, model_name: str, image, predicted: int) -> None:
+    """The map of one method for one digit; choosing another reruns this fragment only (all maps are at hand)."""
+    method = st.segmented_control("Method", [INTEGRATED_GRADIENTS, GRAD_CAM], default=INTEGRATED_GRADIENTS,
+                                  key="saliency_method")
+    choice = st.selectbox("Map for the digit", [ITS_ANSWER, *range(len(CLASS_NAMES))], key="saliency_digit",
+                          format_func=lambda option: f"{option} ({predicted})" if option == ITS_ANSWER else str(option),
+                          help="What in this drawing argues for (or against) a digit: pick another one to ask what "
+                               "would make it, say, a 4.")
+    digit = predicted if choice == ITS_ANSWER else int(choice)
     if method == GRAD_CAM and result.grad_cam is None:
         st.caption(f"{ui.literal(model_name)} has no convolution layer for Grad-CAM: integrated gradients instead.")
         method = INTEGRATED_GRADIENTS
@@ -154,8 +168,8 @@ def what_made_it_say_that(model_name: str, image, predicted: int) -> None:
                                          side=SALIENCY_SIDE)
         caption = f"Integrated gradients for {digit}: red ink argues for a {digit}, blue ink against"
     st.image(picture, caption=caption, width=SALIENCY_SIDE)
-    st.caption(f"{result.probabilities[digit]:.1%} for {digit} · computed in {result.seconds * 1000:.0f} ms by "
-               "the explainer process")
+    took = f"{result.seconds * 1000:.0f} ms" if result.seconds < 1 else f"{result.seconds:.1f} s (a first drawing)"
+    st.caption(f"{result.probabilities[digit]:.1%} for {digit} · computed in {took} by the explainer process")
 
 
 def every_model_on_this_drawing(model_name: str, image) -> None:
@@ -165,7 +179,8 @@ def every_model_on_this_drawing(model_name: str, image) -> None:
     rows, answers = [], []
     for name, classifier_or_error in ui.comparison_classifiers(names).items():
         if isinstance(classifier_or_error, Exception):
-            rows.append({"model": name, "says": None, "sure": None, "second guess": f"not loaded: {classifier_or_error}"})
+            rows.append({"model": name, "says": None, "sure": None,
+                         "second guess": f"not loaded: {classifier_or_error}"})
             continue
         answer = answer_of(name, classifier_or_error.predict_proba(image)[0])
         answers.append(answer)

@@ -290,8 +290,8 @@ def watch_it_learn(snapshot) -> None:
     st.plotly_chart(plots.digit_panel(images, labels, latest.predictions, latest.confidences, columns=PANEL_COLUMNS,
                                       title=title), width="stretch", key="panel", config={"displayModeBar": False})
     if len(snapshot.panels) > 1:
-        st.caption("Right so far: " + " -> ".join(
-            f"{'start' if event.epoch == 0 else f'epoch {event.epoch}'} {event.right(labels)}"
+        st.caption("Right so far: " + ", ".join(
+            f"{'start' if event.epoch == 0 else f'epoch {event.epoch}'}: {event.right(labels)}"
             for event in snapshot.panels))
 
 
@@ -310,7 +310,8 @@ def augmentation_preview() -> None:
         if st.session_state.get("augmentation_seed") is None:
             st.caption("Ten training digits and what augmentation makes of them: the same random distortions the "
                        "training applies to every batch.")
-            st.button("Show", key="augmentation_show", icon=":material/visibility:", on_click=_another_augmentation_draw)
+            st.button("Show", key="augmentation_show", icon=":material/visibility:",
+                      on_click=_another_augmentation_draw)
             return
         seed = st.session_state.augmentation_seed
         result = ui.explainer().augmentation(seed)
