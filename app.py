@@ -9,7 +9,7 @@ import streamlit as st
 import ui
 
 ui.run_as_app()
-st.set_page_config(page_title="MNIST Lab", page_icon=":material/draw:", layout="wide")
+st.set_page_config(page_title="MNIST Lab", page_icon=ui.app_icon(), layout="wide")
 
 navigation = st.navigation(
     [

@@ -54,6 +54,17 @@ def run_as_app() -> None:
         st.rerun()
 
 
+@st.cache_resource
+def app_icon():
+    """The browser tab's icon: a white pen-drawn 7 on black, made here (a Material icon as page_icon makes every page
+    load fetch its SVG from a font CDN, which fails without the internet and leaks visits to it)."""
+    from PIL import Image, ImageDraw
+
+    icon = Image.new("RGB", (64, 64), "black")
+    ImageDraw.Draw(icon).line([(14, 14), (50, 14), (28, 54)], fill="white", width=9, joint="curve")
+    return icon
+
+
 def page_header(title: str, caption: str | None = None) -> None:
     """Every page starts here: its title and one-line caption, inside app.py's navigation (see run_as_app)."""
     run_as_app()

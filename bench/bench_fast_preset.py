@@ -1,7 +1,8 @@
-"""Where the seconds of a "fast" preset training go, as the app runs it: a TrainingJob from start to saved model.
+"""Where the seconds of a preset's training go ("fast" by default, or "demo"), as a worker runs it: from the job's
+start to the saved model.
 
-Each run is a fresh process that first does what the Train page does before the click (imports TensorFlow, builds
-the architecture for its summary, loads MNIST), then starts a job through a JobRegistry, as the Start button does,
+Each run is a fresh process that first does what a warm training worker has done before the click (imports
+TensorFlow, builds the architecture, loads MNIST), then runs the job's work (jobs.work.train_and_save) as a worker does,
 and times: the job's start-up (data, model, compile, pipelines) until Keras starts fitting, the first batch
 (tracing), each epoch (with its validation), the float32 copy, the evaluation (when the saved accuracy cannot reuse
 the last epoch's) and the save. bench_train_click.py measures the same run from the browser, click to message.
@@ -10,6 +11,7 @@ Run from the project root:
 
     .venv/bin/python bench/bench_fast_preset.py                      # 3 runs in each precision
     .venv/bin/python bench/bench_fast_preset.py --runs 5 --precision bfloat16
+    .venv/bin/python bench/bench_fast_preset.py --preset demo --precision float32
     taskset -c 0 .venv/bin/python bench/bench_fast_preset.py         # on one core
 """
 
@@ -26,22 +28,26 @@ import benchlib
 from benchlib import median, print_header, print_table
 
 
-def child(precision: str) -> dict:
+def child(precision: str, preset: str) -> dict:
     """One run in this process; returns the timeline in seconds since the job's start."""
     import keras  # noqa: F401  (the Train page has TensorFlow loaded before anyone clicks)
 
+    import threading
+    from pathlib import Path
+
     import mnist_core.evaluation as evaluation
-    import mnist_core.jobs as jobs
+    import mnist_core.jobs.work as work
     from mnist_core.architectures import build_model
+    from mnist_core.jobs.job import JobSpec
     from mnist_core.data import load_mnist
     from mnist_core.training import PRESETS, BatchEvent, EpochEvent, with_overrides
 
-    config = with_overrides(PRESETS["fast"], precision=precision)
+    config = with_overrides(PRESETS[preset], precision=precision)
     build_model(config.architecture)  # the page's architecture summary
     mnist = load_mnist()
     marks: dict[str, float] = {}
     epochs: list[dict] = []
-    real_train, real_save, real_evaluate = jobs.train, jobs.save_trained_model, evaluation.evaluate
+    real_train, real_save, real_evaluate = work.train, work.save_trained_model, evaluation.evaluate
 
     def record(event):
         now = time.perf_counter()
@@ -73,18 +79,16 @@ def child(precision: str) -> dict:
         marks["evaluation"] = marks.get("evaluation", 0.0) + time.perf_counter() - started
         return result
 
-    jobs.train, jobs.save_trained_model, evaluation.evaluate = train, save, evaluate
+    work.train, work.save_trained_model, evaluation.evaluate = train, save, evaluate
     with tempfile.TemporaryDirectory(prefix="bench-fast-") as store:
-        registry = jobs.JobRegistry(store, mnist=mnist)
+        spec = JobSpec(config=config, model_name=preset, models_dir=store)
         cpu_started = time.process_time()
         started = time.perf_counter()
-        job = registry.start(config, "fast")
-        job.wait()
+        outcome = work.train_and_save(spec, lambda event: None, threading.Event(), mnist=mnist)
         ended = time.perf_counter()
-        snapshot = job.snapshot()
-        info = json.loads((jobs.Path(store) / f"{snapshot.saved_name}.json").read_text())
-    if snapshot.error:
-        raise SystemExit(snapshot.error)
+        if outcome.saved_name is None:
+            raise SystemExit(outcome.error)
+        info = json.loads((Path(store) / f"{outcome.saved_name}.json").read_text())
     return {
         "precision": precision,
         "total": ended - started,
@@ -106,22 +110,23 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--precision", choices=("float32", "bfloat16"), action="append",
                         help="(repeatable) default: both")
+    parser.add_argument("--preset", default="fast", help="a preset of mnist_core.training.PRESETS (default: fast)")
     parser.add_argument("--child", choices=("float32", "bfloat16"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child)))
+        print(json.dumps(child(args.child, args.preset)))
         return
 
     from mnist_core.training import PRESETS
 
-    print_header("The 'fast' preset as a TrainingJob: where the seconds go", with_tensorflow=True)
-    print(f"preset: {PRESETS['fast']}")
+    print_header(f"The {args.preset!r} preset as a worker runs it: where the seconds go", with_tensorflow=True)
+    print(f"preset: {PRESETS[args.preset]}")
     precisions = args.precision or ["bfloat16", "float32"]
     rows, totals = [], {precision: [] for precision in precisions}
     for run in range(1, args.runs + 1):
         for precision in precisions:  # interleaved, so a change in the machine's load hits both alike
             load = benchlib.load_average()
-            output = subprocess.run([sys.executable, __file__, "--child", precision], capture_output=True, text=True,
+            output = subprocess.run([sys.executable, __file__, "--child", precision, "--preset", args.preset], capture_output=True, text=True,
                                     check=True).stdout
             timeline = json.loads(output.strip().splitlines()[-1])
             totals[precision].append(timeline["total"])

@@ -100,7 +100,7 @@ def set_number(page, label: str, value: int) -> None:
 
 def choose_strong_preset(page, epochs: int, train_size: int) -> None:
     page.get_by_role("combobox", name=re.compile("Preset")).click()
-    page.get_by_role("option", name=re.compile(r"^strong")).click()
+    page.get_by_role("option", name=re.compile(r"^Strongest")).click()
     wait_for_app(page)
     set_number(page, "Epochs", epochs)
     if train_size != 60_000:

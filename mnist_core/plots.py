@@ -44,8 +44,13 @@ def sample_grid(
     columns: int = 10,
     title: str | None = None,
     title_colours: Sequence[str] | None = None,
+    selectable: bool = False,
 ) -> go.Figure:
-    """A grid of digits, each captioned (e.g. its label, or "label / prediction")."""
+    """A grid of digits, each captioned (e.g. its label, or "label / prediction").
+
+    `selectable` puts an invisible point on each tile (Plotly cannot select heatmap pixels) whose `customdata` is the
+    tile's position in `images`: a click or a tap on a tile then selects it, for a page listening with on_select.
+    """
     images = np.asarray(images)
     gap, caption = 2, 9  # pixels between tiles, and above each tile for its caption
     count = len(images)
@@ -69,6 +74,17 @@ def sample_grid(
     figure = go.Figure(
         go.Heatmap(z=canvas, colorscale=INK_SCALE, zmin=0, zmax=1, showscale=False, hoverinfo="skip")
     )
+    if selectable and count:
+        positions = np.arange(count)
+        rows_of, columns_of = np.divmod(positions, columns)
+        figure.add_scatter(
+            x=columns_of * (cell_w + gap) + IMAGE_SIZE / 2 - 0.5,
+            y=rows_of * (cell_h + gap) + caption + IMAGE_SIZE / 2 - 0.5,
+            customdata=positions, mode="markers", showlegend=False,
+            marker=dict(symbol="square", size=40, color="rgba(0,0,0,0)"),
+            selected=dict(marker=dict(color="rgba(255,255,255,0.2)")), unselected=dict(marker=dict(opacity=0)),
+            hovertemplate="click to look closer<extra></extra>",
+        )
     figure.update_layout(
         annotations=annotations,
         title=title,
@@ -76,8 +92,9 @@ def sample_grid(
         height=max(160, int(rows * 80 + (40 if title else 10))),
         plot_bgcolor="rgba(0,0,0,0)",
     )
-    figure.update_xaxes(visible=False, constrain="domain")
-    figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    # Fixed ranges: the points would otherwise pad the axes.
+    figure.update_xaxes(visible=False, constrain="domain", range=[-0.5, canvas.shape[1] - 0.5])
+    figure.update_yaxes(visible=False, range=[canvas.shape[0] - 0.5, -0.5], scaleanchor="x")
     return figure
 
 
@@ -277,25 +294,48 @@ def probability_bars(probabilities: np.ndarray) -> go.Figure:
     return figure
 
 
+# One colour scale for the confusion matrix in two halves: mistakes on reds in [0, 0.5), right answers on greens in
+# [0.5, 1], so one heatmap holds every cell and its count's text contrasts with it (a second, diagonal-only heatmap
+# drawn on top wrote dark text over the dark reds).
+_CONFUSION_SCALE = [
+    [0.0, "#ffffff"], [0.02, "#fee0d2"], [0.25, "#fb6a4a"], [0.499, "#99000d"],
+    [0.5, "#c7e9c0"], [1.0, "#238b45"],
+]
+
+
 def confusion_matrix(confusion: np.ndarray) -> go.Figure:
-    """Counts of true label (rows) vs prediction (columns); the diagonal is what went right."""
+    """Counts of true label (rows) vs prediction (columns); the diagonal is what went right.
+
+    Mistakes are coloured on their own scale (on a shared one the diagonal would wash everything else out); the
+    cell text is the count, in a colour Plotly picks to contrast with the cell.
+    """
     confusion = np.asarray(confusion)
-    # Colour the mistakes on their own scale: on a shared one the diagonal would wash everything else out.
-    off_diagonal = confusion.astype(np.float64).copy()
-    np.fill_diagonal(off_diagonal, np.nan)
+    mistakes = confusion.astype(np.float64).copy()
+    np.fill_diagonal(mistakes, 0)
+    right = np.diag(confusion).astype(np.float64)
+    shade = 0.499 * mistakes / max(float(mistakes.max()), 1.0)
+    np.fill_diagonal(shade, 0.5 + 0.5 * right / max(float(right.max()), 1.0))
     figure = go.Figure(
         go.Heatmap(
-            z=off_diagonal, x=list(CLASS_NAMES), y=list(CLASS_NAMES), colorscale="Reds", showscale=False,
-            text=confusion, texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>",
+            z=shade, x=list(CLASS_NAMES), y=list(CLASS_NAMES), colorscale=_CONFUSION_SCALE, zmin=0.0, zmax=1.0,
+            showscale=False, text=confusion, texttemplate="%{text}", hoverinfo="skip", xgap=1, ygap=1,
         )
     )
-    diagonal = np.full(confusion.shape, np.nan)
-    np.fill_diagonal(diagonal, np.diag(confusion))
-    figure.add_heatmap(z=diagonal, x=list(CLASS_NAMES), y=list(CLASS_NAMES), colorscale="Greens", showscale=False,
-                       text=confusion, texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>")
-    figure.update_layout(title="Confusion matrix (rows: true digit, columns: prediction)", margin=_MARGIN, height=460)
-    figure.update_xaxes(title_text="predicted", type="category", side="bottom")
-    figure.update_yaxes(title_text="true", type="category", autorange="reversed", scaleanchor="x")
+    # Plotly cannot select heatmap cells (a click on one selects nothing), so an invisible square marker sits on each
+    # cell: a click or a tap selects it, which is what a page asking for on_select hears. The picked one shows.
+    rows, columns = np.indices(confusion.shape)
+    figure.add_scatter(
+        x=[CLASS_NAMES[c] for c in columns.ravel()], y=[CLASS_NAMES[r] for r in rows.ravel()], mode="markers",
+        marker=dict(symbol="square", size=30, color="rgba(0,0,0,0)", line=dict(width=0)),
+        selected=dict(marker=dict(color="rgba(0,0,0,0.25)")), unselected=dict(marker=dict(opacity=0)),
+        customdata=confusion.ravel(), hovertemplate="true %{y}, predicted %{x}: %{customdata}<extra></extra>",
+        showlegend=False,
+    )
+    figure.update_layout(title="Confusion matrix (rows: true digit, columns: prediction)", margin=_MARGIN, height=460,
+                         clickmode="event+select")
+    # Fixed ranges: the markers would otherwise pad the axes and shrink the cells.
+    figure.update_xaxes(title_text="predicted", type="category", side="bottom", range=[-0.5, 9.5], showgrid=False)
+    figure.update_yaxes(title_text="true", type="category", range=[9.5, -0.5], scaleanchor="x", showgrid=False)
     return figure
 
 
@@ -304,7 +344,8 @@ def per_class_accuracy(accuracy: np.ndarray) -> go.Figure:
     figure = go.Figure(go.Bar(x=list(CLASS_NAMES), y=accuracy, marker_color=TRAIN_COLOUR,
                               text=[f"{value:.1%}" for value in accuracy], textposition="outside"))
     low = float(np.floor(max(0.0, accuracy.min() - 0.02) * 50) / 50) if len(accuracy) else 0.0
-    figure.update_layout(title="Accuracy per digit", margin=_MARGIN, height=320,
+    title = "Accuracy per digit" + (f" (the axis starts at {low:.0%})" if low > 0 else "")
+    figure.update_layout(title=title, margin=_MARGIN, height=320,
                          yaxis=dict(range=[low, 1.005], tickformat=".0%"), xaxis=dict(type="category", title="digit"))
     return figure
 

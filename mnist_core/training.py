@@ -128,6 +128,9 @@ def precision_of(values: dict) -> str:
 
 # Ready-made settings for the Train page and the CLI.
 PRESETS: dict[str, TrainConfig] = {
+    # A whole training before the bell: the quick CNN, one epoch on a third of the images, ~97.8% (BENCHMARKS.md).
+    "demo": TrainConfig(architecture="quick", epochs=1, batch_size=128, learning_rate=0.01, schedule="onecycle",
+                        train_size=20_000),
     "seed": TrainConfig(architecture="cnn", epochs=10, batch_size=32, precision="float32"),  # seed 000, as written
     # 99.07-99.16% after its 2 epochs for seeds 0-2 (99.19% in float32), from a network that takes about half the
     # seed CNN's CPU time per image, with the one-cycle schedule (BENCHMARKS.md: the candidates tried, the timings).

@@ -1,5 +1,8 @@
 """Dataset: browse the MNIST digits, their class counts, mean images and raw pixel values (no TensorFlow here)."""
 
+import zlib
+
+import numpy as np
 import streamlit as st
 
 import ui
@@ -32,7 +35,11 @@ matching = data.indices_of(labels, digits)
 
 if order == "In order":
     pages = data.page_count(len(matching), per_page)
-    page = st.columns(4)[0].number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, step=1)
+    # No max_value: past it the box would only turn red; here the page says what it did instead.
+    page = st.columns(4)[0].number_input(f"Page (of {pages:,})", min_value=1, value=1, step=1)
+    if page > pages:
+        st.info(f"There are {pages:,} pages of {per_page} images here: showing the last one.")
+        page = pages
     shown = data.page_of(matching, page - 1, per_page)
 else:
     if st.button("Draw again", icon=":material/casino:"):
@@ -40,21 +47,32 @@ else:
     shown = data.random_sample(matching, per_page, seed=st.session_state.get("dataset_draw", 0))
 
 which = "all digits" if not digits else "digit " + ", ".join(map(str, sorted(digits)))
-st.markdown(f"**{len(matching):,}** {split} images of {which}; showing {len(shown)} (index: label above each).")
-st.plotly_chart(
-    plots.sample_grid(images[shown], [f"#{index}: {labels[index]}" for index in shown], columns=10),
-    width="stretch", config={"displayModeBar": False},
+st.markdown(f"**{len(matching):,}** {split} images of {which}; showing {len(shown)} (index: label above each). "
+            "Click an image to look at it closely below.")
+grid = st.plotly_chart(
+    plots.sample_grid(images[shown], [f"#{index}: {labels[index]}" for index in shown], columns=10, selectable=True),
+    width="stretch", config={"displayModeBar": False}, on_select="rerun", selection_mode="points",
+    key=f"dataset_grid-{split}-{zlib.crc32(np.asarray(shown).tobytes())}",  # new images, no old selection
 )
+
+# The image looked at closely: the first one shown, until a tile is clicked or an index typed.
+points = grid.selection.points if grid and grid.selection else []
+picked = int(shown[points[0]["customdata"]]) if points and len(shown) else None
+if picked is not None and picked != st.session_state.get("dataset_picked"):
+    st.session_state.dataset_index = picked
+elif st.session_state.get("dataset_first_shown") != (split, int(shown[0]) if len(shown) else 0):
+    st.session_state.dataset_index = int(shown[0]) if len(shown) else 0
+st.session_state.dataset_picked = picked
+st.session_state.dataset_first_shown = (split, int(shown[0]) if len(shown) else 0)
+st.session_state.dataset_index = min(int(st.session_state.get("dataset_index", 0)), len(labels) - 1)
 
 st.subheader("One digit, pixel by pixel")
 look = st.columns([1, 3])
-index = look[0].number_input(
-    f"Image index (0 to {len(labels) - 1:,})", min_value=0, max_value=len(labels) - 1,
-    value=int(shown[0]) if len(shown) else 0, step=1,
-)
+index = look[0].number_input(f"Image index (0 to {len(labels) - 1:,})", min_value=0, max_value=len(labels) - 1,
+                             step=1, key="dataset_index")
 look[0].metric("Label", int(labels[index]))
 look[0].image(plots.pixelated(images[index]), caption=f"{split} image #{index}")
-look[0].caption("The seeds print this array: every pixel is a grey level from 0 to 255.")
+look[0].caption("The tutorials print this array: every pixel is a grey level from 0 (black) to 255 (white).")
 look[1].plotly_chart(plots.pixel_heatmap(images[index], title=f"{split} image #{index}, label {labels[index]}"),
                      width="stretch")
 

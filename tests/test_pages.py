@@ -362,6 +362,20 @@ def test_dataset_image_index_shows_that_images_label(app, mnist):
     figure_titled(at, f"test image #18, label {y_test[18]}")
 
 
+def test_dataset_page_past_the_last_says_so_and_shows_the_last(app, mnist):
+    (_, y_train), _ = mnist
+    at = open_page(app(), "dataset")
+    page_input = by_label(at.number_input, "Page (of")
+    assert page_input.label == "Page (of 1,200)"  # 60,000 images, 50 a page
+    page_input.set_value(99_999)
+    at.run()
+    assert_ran_cleanly(at)
+    assert "There are 1,200 pages of 50 images here: showing the last one." in texts(at.info)
+    # the grid shows the last page: its captions are the last 50 indices
+    captions = [annotation["text"] for figure in figures(at) for annotation in figure["layout"].get("annotations", [])]
+    assert captions[:50] == [f"#{index}: {y_train[index]}" for index in range(59_950, 60_000)]
+
+
 _NO_TENSORFLOW_SCRIPT = textwrap.dedent(
     """
     import io, json, sys
@@ -475,13 +489,16 @@ def test_train_sidebar_has_the_settings_with_their_bounds(app):
     )
     assert sidebar.toggle(key="train_augment").label == "Augmentation"
     precision = sidebar.radio(key="train_precision")
-    assert precision.label == "Precision" and list(precision.options) == ["float32", "bfloat16 (mixed)"]
+    assert precision.label == "Precision" and list(precision.options) == ["exact (float32)", "faster (bfloat16)"]
     from mnist_core.hardware import native_bfloat16
 
     assert ("in hardware" if native_bfloat16() else "no bfloat16 hardware") in precision.help
     preset = sidebar.selectbox(key="train_preset")
     assert preset.label == "Preset"
-    assert [option.split(":")[0] for option in preset.options] == ["custom", *PRESETS]
+    assert len(preset.options) == 1 + len(PRESETS) and preset.options[0] == "Your own settings"
+    # Whole labels in the sidebar's dropdown (issue 20, item 9): the detail is a caption under it.
+    assert all(len(label) <= 26 for label in preset.options)
+    assert any(text.startswith("The quick CNN, 2 passes over all 60,000 images") for text in texts(sidebar.caption))
     # A first visit starts from the "fast" preset.
     fast = PRESETS["fast"]
     assert preset.value == "fast"

@@ -36,6 +36,20 @@ def test_sample_grid_captions_every_image():
     assert figure.layout.title.text == "Some digits"
 
 
+def test_a_selectable_sample_grid_has_a_point_on_each_tile():
+    images = digits(13)
+    figure = plots.sample_grid(images, [str(index) for index in range(13)], columns=5, selectable=True)
+    heatmap, points = figure.data
+    z = np.asarray(heatmap.z, dtype=float)
+    assert list(points.customdata) == list(range(13))  # the tile's position in `images`
+    for position, x, y in zip(points.customdata, points.x, points.y):
+        # each point sits inside its own tile: the pixel under it belongs to that image
+        row, column = divmod(position, 5)
+        top, left = row * (28 + 9 + 2) + 9, column * (28 + 2)
+        assert top <= y + 0.5 <= top + 28 and left <= x + 0.5 <= left + 28
+        assert not np.isnan(z[int(y + 0.5), int(x + 0.5)])
+
+
 def test_sample_grid_of_float_images_keeps_their_values():
     images = np.random.default_rng(1).random((2, 28, 28)).astype(np.float32)
     z = np.asarray(plots.sample_grid(images, ["a", "b"]).data[0].z, dtype=float)
@@ -104,13 +118,22 @@ def test_probability_bars_highlight_the_winner():
 def test_confusion_matrix_text_is_the_matrix():
     confusion = np.arange(100).reshape(10, 10)
     figure = plots.confusion_matrix(confusion)
-    for trace in figure.data:
-        np.testing.assert_array_equal(np.asarray(trace.text), confusion)
-    z_all = [np.asarray(trace.z, dtype=float) for trace in figure.data]
-    # Between the off-diagonal and diagonal layers every cell is drawn exactly once.
-    drawn = sum(~np.isnan(z) for z in z_all)
-    assert (drawn == 1).all()
-    assert np.nansum(z_all[0]) + np.nansum(z_all[1]) == confusion.sum()
+    heatmap, cells = figure.data
+    np.testing.assert_array_equal(np.asarray(heatmap.text), confusion)
+    # A selectable point on every cell, carrying its count: a click on a cell must select it (issue 20, bug 1).
+    assert sorted(zip(cells.y, cells.x)) == sorted((str(r), str(c)) for r in range(10) for c in range(10))
+    counts = {(int(y), int(x)): n for x, y, n in zip(cells.x, cells.y, cells.customdata)}
+    assert counts[(9, 4)] == confusion[9, 4] and counts[(3, 3)] == confusion[3, 3]
+
+
+def test_confusion_matrix_colours_mistakes_and_right_answers_apart():
+    confusion = np.diag([980, 1135, 1000, 1010, 982, 892, 958, 1028, 974, 1009]).astype(int)
+    confusion[9, 4] = 12
+    confusion[2, 7] = 3
+    shade = np.asarray(plots.confusion_matrix(confusion).data[0].z, dtype=float)
+    mistakes = ~np.eye(10, dtype=bool)
+    assert (shade[mistakes] < 0.5).all() and (np.diag(shade) >= 0.5).all()
+    assert shade[9, 4] > shade[2, 7] > shade[0, 1] == 0.0  # more mistakes, darker red; none, white
 
 
 def test_per_class_accuracy_bars():
@@ -119,6 +142,7 @@ def test_per_class_accuracy_bars():
     np.testing.assert_allclose(figure.data[0].y, accuracy)
     low, high = figure.layout.yaxis.range
     assert low <= accuracy.min() and high >= 1.0
+    assert f"the axis starts at {low:.0%}" in figure.layout.title.text  # a cut axis says so (issue 20, item 10)
 
 
 def test_feature_maps_figure_tiles_the_channels_each_scaled():
