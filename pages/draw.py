@@ -123,39 +123,36 @@ def save_controls(picture, png, source: str, steps, predicted: int, confidence: 
 
 def what_made_it_say_that(model_name: str, image, predicted: int) -> None:
     """The saliency map of the image the model saw, for its answer or a digit the person picks. The explainer's
-    worker computes it (TensorFlow, never in this process); until it has, a small fragment polls for it."""
+    worker computes it (TensorFlow, never in this process), so the view polls while it does.
+
+    It polls only when the map was not there yet as this drawing arrived, and until the next stroke registers it
+    again (a fragment cannot stop its own polling; a rerun of the whole page to stop it raced the canvas under
+    load). The digits are buttons, not a list: a poll would close an open list under the pointer.
+    """
     st.subheader("What made it say that")
-    result = ui.explainer().explanation(model_name, ui.store_dir(), image)
-    if isinstance(result, Pending):
-        wait_for_the_explanation(model_name, image)
-    elif isinstance(result, Failed):
-        st.warning(f"No saliency map: {result.message}")
-    else:
-        saliency_view(result, model_name, image, predicted)
+    known = ui.explainer().explanation(model_name, ui.store_dir(), image)
+    poll = EXPLAIN_POLL_SECONDS if isinstance(known, Pending) else None
+    st.fragment(saliency_view, run_every=poll)(model_name, image, predicted)
 
 
-@st.fragment(run_every=EXPLAIN_POLL_SECONDS)
-def wait_for_the_explanation(model_name: str, image) -> None:
-    """Polls while the explainer works; once it has answered, the page reruns and shows the map from a fragment
-    that does not poll (one that did would close the digit list under the person's pointer twice a second)."""
+def saliency_view(model_name: str, image, predicted: int) -> None:
+    """The map of one method for one digit (all maps come in one answer: choosing another is instant)."""
     result = ui.explainer().explanation(model_name, ui.store_dir(), image)
     if isinstance(result, Pending):
         st.caption("Starting the explainer (it loads TensorFlow once, a few seconds)..." if result.starting
                    else "Computing the saliency maps...")
         return
-    st.rerun(scope="app")
-
-
-@st.fragment
-def saliency_view(result, model_name: str, image, predicted: int) -> None:
-    """The map of one method for one digit; choosing another reruns this fragment only (all maps are at hand)."""
+    if isinstance(result, Failed):
+        st.warning(f"No saliency map: {result.message}")
+        return
     method = st.segmented_control("Method", [INTEGRATED_GRADIENTS, GRAD_CAM], default=INTEGRATED_GRADIENTS,
                                   key="saliency_method")
-    choice = st.selectbox("Map for the digit", [ITS_ANSWER, *range(len(CLASS_NAMES))], key="saliency_digit",
-                          format_func=lambda option: f"{option} ({predicted})" if option == ITS_ANSWER else str(option),
-                          help="What in this drawing argues for (or against) a digit: pick another one to ask what "
-                               "would make it, say, a 4.")
-    digit = predicted if choice == ITS_ANSWER else int(choice)
+    choice = st.segmented_control(
+        "Map for the digit", [ITS_ANSWER, *range(len(CLASS_NAMES))], default=ITS_ANSWER, key="saliency_digit",
+        format_func=lambda option: f"{option} ({predicted})" if option == ITS_ANSWER else str(option),
+        help="What in this drawing argues for (or against) a digit: pick another one to ask what would make it, "
+             "say, a 4.")
+    digit = predicted if choice in (None, ITS_ANSWER) else int(choice)
     if method == GRAD_CAM and result.grad_cam is None:
         st.caption(f"{ui.literal(model_name)} has no convolution layer for Grad-CAM: integrated gradients instead.")
         method = INTEGRATED_GRADIENTS

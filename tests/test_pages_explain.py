@@ -91,7 +91,7 @@ def test_draw_shows_every_models_answer_and_what_made_it_say_that(app, monkeypat
 
     # "What would make it a 4?": Grad-CAM of the last convolution, for 4.
     by_label(at.button_group, "Method").set_value("Grad-CAM")
-    by_label(at.selectbox, "Map for the digit").set_value(4)
+    by_label(at.button_group, "Map for the digit").set_value(4)
     at.run()
     assert_ran_cleanly(at)
     assert any(caption.startswith("Grad-CAM for 4 from conv2d_1") for caption in captions(at)), captions(at)
