@@ -24,6 +24,7 @@ navigation = st.navigation(
 
 ui.show_pending_toast()
 with st.sidebar:
+    ui.global_style()
     ui.active_model_selector()
     ui.sidebar_training_status()
     ui.admin_sign_in()

@@ -65,15 +65,54 @@ def app_icon():
     return icon
 
 
-def page_header(title: str, caption: str | None = None) -> None:
-    """Every page starts here: its title and one-line caption, inside app.py's navigation (see run_as_app)."""
+ACTIVE_MODEL_KEY = "active_model"
+POLL_SECONDS = 1.0
+
+
+def page_header(title: str, caption: str | None = None, own_training: bool = True) -> None:
+    """Every page starts here: its title and one-line caption, inside app.py's navigation (see run_as_app).
+
+    With `own_training`, a visitor whose training is queued or running sees a line about it under the title on a
+    narrow screen, where the sidebar that says it is folded away (the Train page shows it in full instead).
+    """
     run_as_app()
     st.title(title)
     if caption:
         st.caption(caption)
+    if own_training:
+        own = _scheduler(str(store_dir())).latest_for(visitor(), TRAINING_KINDS)
+        if own is not None and not own.done:  # no fragment polling for the many who have nothing running
+            with st.container(key="own-training"):
+                _own_training_line(own.job_id)
 
-ACTIVE_MODEL_KEY = "active_model"
-POLL_SECONDS = 1.0
+
+@st.fragment(run_every=POLL_SECONDS * 2)
+def _own_training_line(job_id: str) -> None:
+    job = _scheduler(str(store_dir())).get(job_id)
+    if job is None:
+        return
+    snapshot = job.snapshot()
+    if snapshot.active:
+        st.progress(snapshot.fraction_done, text=f"Your training {literal(snapshot.model_name)}: "
+                                                 f"{progress_text(snapshot)}")
+    elif snapshot.queued:
+        st.caption(f"Your training {literal(snapshot.model_name)} waits in the queue (Train page).")
+    else:
+        st.caption(job_outcome(snapshot)[1])
+
+
+# Styles for the whole app (ui.global_style puts them in the sidebar: in the main area their element takes room).
+_GLOBAL_STYLE = """<style>
+/* A phone: Plotly's toolbar would cover chart titles; the sidebar is folded, so pages say your training. */
+@media (max-width: 768px) { .modebar-container { display: none !important; } }
+@media (min-width: 769px) { .st-key-own-training { display: none; } }
+</style>"""
+
+
+def global_style() -> None:
+    """The app's few styles, for every page (app.py calls this in the sidebar)."""
+    st.html(_GLOBAL_STYLE)
+
 
 
 @st.cache_resource(show_spinner="Loading MNIST...")

@@ -127,7 +127,8 @@ def digit_counts(counts: np.ndarray, title: str = "Drawings per digit") -> go.Fi
 
 def mean_digits(means: np.ndarray) -> go.Figure:
     """The average image of each digit, in one row."""
-    return sample_grid(means, [f"mean {digit}" for digit in CLASS_NAMES], columns=NUM_CLASSES)
+    # Captions are the bare digits: "mean 0mean 1..." ran together on a phone's narrow tiles.
+    return sample_grid(means, list(CLASS_NAMES), columns=NUM_CLASSES)
 
 
 def pixel_heatmap(image: np.ndarray, title: str | None = None) -> go.Figure:
@@ -259,7 +260,7 @@ def training_curves(history: Sequence, references: Sequence = ()) -> go.Figure:
                            line=dict(color=TRAIN_COLOUR), row=1, col=column)
         figure.add_scatter(x=epochs, y=_epoch_values(history, f"val_{metric}"), name=f"validation {metric}",
                            mode="lines+markers", line=dict(color=VALIDATION_COLOUR, dash="dash"), row=1, col=column)
-    figure.update_xaxes(title_text="epoch", dtick=1)
+    figure.update_xaxes(title_text="epoch", tickformat="d", nticks=12)  # whole epochs, readable at 50
     figure.update_layout(margin=_MARGIN, height=340, legend=dict(orientation="h", y=-0.25))
     add_reference_lines(figure, references, row=1, col=2)
     return figure
@@ -375,13 +376,13 @@ def compare_curves(histories: dict[str, Sequence], metric: str = "val_accuracy",
     for name, history in histories.items():
         figure.add_scatter(x=_epoch_values(history, "epoch"), y=_epoch_values(history, metric), name=name,
                            mode="lines+markers")
+    # The legend goes under the chart: on its right it took 40% of a phone's width.
     figure.update_layout(title=f"{metric.replace('_', ' ')} per epoch", xaxis_title="epoch", yaxis_title=metric,
-                         margin=_MARGIN, height=360)
-    figure.update_xaxes(dtick=1)
+                         margin=_MARGIN, height=400, legend=dict(orientation="h", x=0, y=-0.22, yanchor="top"))
+    figure.update_xaxes(tickformat="d", nticks=12)  # whole epochs, not one tick each for 50 of them
     if metric.endswith("accuracy") and references:
         add_reference_lines(figure, references)
-        # Under the chart: the references' names are long, and a legend beside it squeezed the chart to a third.
-        figure.update_layout(legend=dict(orientation="h", y=-0.25), height=460)
+        figure.update_layout(height=460)  # room under the chart for the references' names in the legend
     return figure
 
 

@@ -3,7 +3,7 @@
 import streamlit as st
 
 import ui
-from mnist_core import plots
+from mnist_core import ink, plots
 from mnist_core.comparison import agreement, answer_of, models_to_compare
 from mnist_core.explainer import Failed, Pending
 from mnist_core.filters import shown_layer_name
@@ -70,6 +70,13 @@ def show_prediction(classifier, model_name: str, steps) -> tuple[int, float]:
         st.caption("The network is unsure: a digit drawn larger, thicker or more upright usually helps.")
     st.plotly_chart(plots.probability_bars(probabilities), width="stretch", config={"displayModeBar": False})
     return digit, confidence
+
+
+def show_ink_hints(steps, source: str) -> None:
+    """Above the prediction: what makes this ink unlike one digit (a dot, too small, two digits...), if anything."""
+    hints = ink.ink_hints(steps, canvas=source == "canvas")
+    if hints:
+        st.warning(" ".join(hint.message for hint in hints) + "\n\n" + ink.CONFIDENCE_NOTE)
 
 
 RIGHT, IT_IS_A = "Right", "It is a"
@@ -244,6 +251,7 @@ def draw_and_predict(classifier, model_name: str) -> None:
         except ValueError as error:
             st.error(str(error))
             return
+        show_ink_hints(steps, source)
         predicted, confidence = show_prediction(classifier, model_name, steps)
         save_controls(picture, png, source, steps, predicted, confidence, model_name)
     show_what_the_network_sees(classifier, model_name, steps, predicted)

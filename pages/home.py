@@ -12,30 +12,43 @@ st.markdown(
     "Shipped models make every page work before you train anything."
 )
 
+CARDS = [
+    ("pages/dataset.py", "Dataset", ":material/grid_view:",
+     "Browse the 70,000 digits, filter by class, see class counts, mean digits and raw pixel values."),
+    ("pages/train.py", "Train", ":material/model_training:",
+     "Pick an architecture and settings, start training and watch loss and accuracy move, batch by batch."),
+    ("pages/draw.py", "Draw", ":material/draw:",
+     "Draw a digit or upload a photo; see the prediction, the probabilities and what the network sees."),
+    ("pages/models.py", "Models", ":material/inventory_2:",
+     "Compare saved models, inspect their confusion matrix and mistakes, download or delete them."),
+    ("pages/my_digits.py", "My digits", ":material/collections_bookmark:",
+     "Your saved drawings: how every model reads your hand, export them, and teach a model your hand."),
+]
+
+# Where to go comes first: on a phone the columns stack, and the figures would push it below the fold.
+st.subheader("Where to go")
+# The whole card is the link, not only its title: the link's ::after covers the card (positioned by its key).
+st.html("""<style>
+[class*="st-key-home-card-"] { position: relative; }
+[class*="st-key-home-card-"] * { position: static; }
+[class*="st-key-home-card-"] a[data-testid="stPageLink-NavLink"]::after {
+  content: ""; position: absolute; inset: 0; z-index: 1;
+}
+[class*="st-key-home-card-"]:hover { background: rgba(151, 166, 195, 0.12); }
+</style>""")
+links = st.columns(len(CARDS))
+for column, (page, title, icon, text) in zip(links, CARDS):
+    with column.container(border=True, key=f"home-card-{title.lower().replace(' ', '-')}"):
+        st.page_link(page, label=title, icon=icon)
+        st.caption(text)
+
+st.subheader("MNIST in figures")
 train_count, test_count = ui.mnist_sizes()
 columns = st.columns(4)
 columns[0].metric("Training images", f"{train_count:,}")
 columns[1].metric("Test images", f"{test_count:,}")
 columns[2].metric("Image size", f"{IMAGE_SIZE} x {IMAGE_SIZE}", help="grey levels 0 (background) to 255 (ink)")
 columns[3].metric("Classes", NUM_CLASSES, help="the digits 0 to 9")
-
-st.subheader("Where to go")
-links = st.columns(5)
-with links[0].container(border=True):
-    st.page_link("pages/dataset.py", label="Dataset", icon=":material/grid_view:")
-    st.caption("Browse the 70,000 digits, filter by class, see class counts, mean digits and raw pixel values.")
-with links[1].container(border=True):
-    st.page_link("pages/train.py", label="Train", icon=":material/model_training:")
-    st.caption("Pick an architecture and settings, start training and watch loss and accuracy move, batch by batch.")
-with links[2].container(border=True):
-    st.page_link("pages/draw.py", label="Draw", icon=":material/draw:")
-    st.caption("Draw a digit or upload a photo; see the prediction, the probabilities and what the network sees.")
-with links[3].container(border=True):
-    st.page_link("pages/models.py", label="Models", icon=":material/inventory_2:")
-    st.caption("Compare saved models, inspect their confusion matrix and mistakes, download or delete them.")
-with links[4].container(border=True):
-    st.page_link("pages/my_digits.py", label="My digits", icon=":material/collections_bookmark:")
-    st.caption("Your saved drawings: how every model reads your hand, export them, and teach a model your hand.")
 
 st.subheader("Active model")
 entries = {entry.name: entry for entry in ui.working_models()}

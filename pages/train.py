@@ -115,8 +115,9 @@ def show_architecture(name: str) -> None:
             f"| {row.name} | {row.kind} | {row.output_shape} | {row.parameters:,} |" for row in summary.layers))
 
 
-def settings_sidebar() -> tuple[TrainConfig | None, str]:
-    """The training controls; returns the config (None if invalid, with the reason shown) and the model name."""
+def settings_sidebar() -> tuple[TrainConfig | None, str, str]:
+    """The training controls; returns the config (None if invalid), the model name and what is wrong ("" if
+    nothing: the page shows it beside Start, where a phone user, whose sidebar is folded, sees it)."""
     st.sidebar.header("Training settings")
     st.sidebar.selectbox("Preset", [CUSTOM, *PRESETS], key="train_preset", on_change=_apply_preset,
                          format_func=lambda name: PRESET_LABELS.get(name, name))
@@ -154,9 +155,8 @@ def settings_sidebar() -> tuple[TrainConfig | None, str]:
         )
         validate_name(name)
     except (ConfigError, StoreError) as error:
-        st.sidebar.error(str(error))
-        return None, name
-    return config, name
+        return None, name, str(error)
+    return config, name, ""
 
 
 def start(config: TrainConfig, name: str) -> None:
@@ -187,9 +187,10 @@ ui.page_header(
     "Training runs on the server in the background: switch pages or close the tab and it carries on; "
     "when it ends the model is saved and appears on the Draw and Models pages. When someone else is training, "
     "yours waits in a queue and starts by itself.",
+    own_training=False,  # this page shows it in full
 )
 
-config, model_name = settings_sidebar()
+config, model_name, problem = settings_sidebar()
 queue = ui.scheduler()
 queue.warm_up()  # a worker imports TensorFlow now, so Start does not wait for it
 who = ui.visitor()
@@ -208,6 +209,12 @@ buttons[1].button(
     on_click=stop_or_cancel, args=(mine.job_id if mine_pending else "",),
     help="Stop: training ends at the next batch and the model so far is saved. Cancel: leave the queue.",
 )
+if problem:
+    st.error(f"{problem} (Training settings, in the sidebar.)", icon=":material/error:")
+elif not mine_pending:  # what Start will do, for a phone whose sidebar is folded away
+    st.caption(f"Start trains {ui.literal(model_name)}: {PRESET_LABELS[st.session_state.train_preset]} · "
+               f"{config.architecture}, {config.epochs} epoch{'s' if config.epochs != 1 else ''} on "
+               f"{config.train_size:,} images. Change the settings in the sidebar.")
 
 
 def describe(config: TrainConfig) -> str:

@@ -468,7 +468,7 @@ def test_out_of_range_settings_from_a_tampered_browser_are_held_to_the_bounds(ap
     TrainConfig(architecture=state["train_architecture"], epochs=state["train_epochs"],
                 train_size=state["train_train_size"], seed=state["train_seed"],
                 learning_rate=state["train_learning_rate"])
-    assert not at.sidebar.error and not by_label(at.button, "Start training").disabled
+    assert not at.error and not by_label(at.button, "Start training").disabled
 
 
 ALICE = Visitor("a11ce000a11ce000", "visitor-a11c")

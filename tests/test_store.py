@@ -661,8 +661,9 @@ def settle(folder) -> None:
 
 
 def test_the_listing_is_kept_until_the_folder_changes_and_only_changed_models_are_read_again(tmp_path, mlp, monkeypatch):
-    save_model(mlp, info_for("first"), tmp_path)
-    save_model(mlp, info_for("second"), tmp_path)
+    # The same creation time (newest first would otherwise depend on whether a second ticked between the saves).
+    save_model(mlp, info_for("first", created="2026-01-01T00:00:00+00:00"), tmp_path)
+    save_model(mlp, info_for("second", created="2026-01-01T00:00:00+00:00"), tmp_path)
     settle(tmp_path)
     reads = CountingReads(monkeypatch)
 

@@ -8,7 +8,10 @@ from test_load import SAVE_TIMEOUT_S, new_visitor, start_training, stop_if_runni
 
 def delete_options(page) -> list[str]:
     """The Models page's "Model to delete" choices ([] when it offers none)."""
-    picker = page.locator(MAIN).get_by_role("combobox", name="Model to delete")
+    main = page.locator(MAIN)
+    picker = main.get_by_role("combobox", name="Model to delete")
+    # The section is the page's last: wait until it is drawn, with a picker or the sentence saying there is none.
+    expect(picker.or_(main.get_by_text("No model of yours to delete here"))).to_be_visible()
     if picker.count() == 0:
         return []
     picker.click()
