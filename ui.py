@@ -489,3 +489,42 @@ def sidebar_training_status() -> None:
     elif mine:
         kind, message = job_outcome(snapshot)
         st.caption(message)
+
+
+# --- issue 13 (helper "explain"): the explainer process and every model on one drawing ---------------------------
+
+
+@st.cache_resource
+def _explainer():
+    from mnist_core.explainer import Explainer
+
+    # One per server process: one worker imports TensorFlow for everybody's saliency maps and previews.
+    return Explainer(idle_seconds=limits().explainer_idle_s)
+
+
+def explainer():
+    """The process-wide Explainer (saliency maps, augmentation previews): its answers are Pending until its worker
+    process has computed them, so a page shows them from a polling fragment."""
+    return _explainer()
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _comparison_classifier(directory: str, name: str, stamp: float):
+    from mnist_core.inference import Classifier
+
+    return Classifier.load(name, Path(directory))
+
+
+def comparison_classifiers(names) -> dict:
+    """{name: Classifier} of the models the Draw page compares (comparison.models_to_compare), each cached until its
+    file changes (a cache of its own: the active model's six-entry cache would be emptied by a dozen models).
+    A model that cannot be loaded maps to the StoreError that says why."""
+    from mnist_core.store import StoreError
+
+    loaded = {}
+    for name in names:
+        try:
+            loaded[name] = _comparison_classifier(str(store_dir()), name, _file_stamp(name))
+        except StoreError as error:
+            loaded[name] = error
+    return loaded

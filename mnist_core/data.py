@@ -74,6 +74,20 @@ def load_mnist(path: Path | str = DATA_PATH, expected_sha256: str = MNIST_SHA256
     return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
 
 
+def load_test_split(path: Path | str = DATA_PATH, expected_sha256: str = MNIST_SHA256) -> Split:
+    """(x_test, y_test) alone, as load_mnist gives them: only the 10,000 test images are decompressed (8 MB, not the
+    55 MB of both splits), for a page that needs a few test digits. Raises DatasetError like load_mnist."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"The MNIST file {path} is missing. {_RESTORE_HINT}")
+    _verify_checksum(path, expected_sha256)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return archive["x_test"], archive["y_test"]
+    except (OSError, ValueError, KeyError) as error:
+        raise DatasetError(f"The MNIST file {path} could not be read ({error}). {_RESTORE_HINT}") from error
+
+
 def check_mnist(path: Path | str = DATA_PATH, expected_sha256: str = MNIST_SHA256) -> tuple[int, int]:
     """Check the MNIST file (present, checksum right) and return (training images, test images), reading only the
     labels: a page that shows the dataset's figures need not decompress 55 MB of pixels. Raises DatasetError."""

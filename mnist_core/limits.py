@@ -34,6 +34,7 @@ class Limits:
     worker_idle_s: float = 180.0  # seconds an idle training worker waits for work before it exits
     training_slots: int = 1  # trainings that run at once (each in its own worker process)
     worker_memory_mb: int = 0  # address-space limit of a training worker (0: none); a job past it fails alone
+    explainer_idle_s: float = 120.0  # seconds the idle explainer process (saliency, augmentation) waits, then exits
 
     # (lowest, highest) allowed for each number
     BOUNDS = {
@@ -48,6 +49,7 @@ class Limits:
         "worker_idle_s": (0.0, 86_400.0),
         "training_slots": (1, 64),
         "worker_memory_mb": (0, 1_000_000),
+        "explainer_idle_s": (0.0, 86_400.0),
     }
 
     @classmethod

@@ -183,11 +183,11 @@ def thumbnail(image: np.ndarray, side: int = 168) -> np.ndarray:
     return square
 
 
-def _viridis_table() -> np.ndarray:
-    """256 RGB colours of plotly's Viridis scale (the feature-map figures' colours), for colouring as an image."""
+def _colour_table(scale: str) -> np.ndarray:
+    """256 RGB colours (uint8) of one of plotly's sequential scales ("Viridis", "Inferno"), for colouring images."""
     from plotly.colors import hex_to_rgb, sequential
 
-    stops = np.array([hex_to_rgb(colour) for colour in sequential.Viridis], dtype=np.float32)
+    stops = np.array([hex_to_rgb(colour) for colour in getattr(sequential, scale)], dtype=np.float32)
     positions = np.linspace(0.0, 1.0, len(stops))
     levels = np.linspace(0.0, 1.0, 256)
     return np.stack([np.interp(levels, positions, stops[:, channel]) for channel in range(3)], axis=1).round().astype(
@@ -206,7 +206,7 @@ def feature_map_image(maps: np.ndarray, max_maps: int = 16, columns: int = 8, ce
     """
     global _VIRIDIS
     if _VIRIDIS is None:
-        _VIRIDIS = _viridis_table()
+        _VIRIDIS = _colour_table("Viridis")
     maps = np.asarray(maps, dtype=np.float32)[..., :max_maps]
     channels = np.moveaxis(maps, -1, 0)
     low = channels.min(axis=(1, 2), keepdims=True)
@@ -245,11 +245,12 @@ def _epoch_values(history: Sequence, field: str) -> list:
     return [getattr(event, field) if not isinstance(event, dict) else event.get(field) for event in history]
 
 
-def training_curves(history: Sequence) -> go.Figure:
+def training_curves(history: Sequence, references: Sequence = ()) -> go.Figure:
     """Per-epoch loss and accuracy, training vs validation: where overfitting shows as the curves part.
 
     `history` holds EpochEvent objects or dicts with their fields (as saved in a model's JSON). An epoch cut
     short by a stop is left out: its running means are not comparable with whole epochs and it has no validation.
+    `references` (references.Reference) are drawn on the accuracy chart as dashed lines named in the legend.
     """
     history = [event for event in history if _epoch_values([event], "complete")[0] is not False]
     epochs = _epoch_values(history, "epoch")
@@ -261,6 +262,7 @@ def training_curves(history: Sequence) -> go.Figure:
                            mode="lines+markers", line=dict(color=VALIDATION_COLOUR, dash="dash"), row=1, col=column)
     figure.update_xaxes(title_text="epoch", tickformat="d", nticks=12)  # whole epochs, readable at 50
     figure.update_layout(margin=_MARGIN, height=340, legend=dict(orientation="h", y=-0.25))
+    add_reference_lines(figure, references, row=1, col=2)
     return figure
 
 
@@ -366,8 +368,10 @@ def feature_maps(maps: np.ndarray, title: str, max_maps: int = 16, columns: int 
     return figure
 
 
-def compare_curves(histories: dict[str, Sequence], metric: str = "val_accuracy") -> go.Figure:
-    """One line per model of a per-epoch metric (from each model's saved history), to compare models."""
+def compare_curves(histories: dict[str, Sequence], metric: str = "val_accuracy",
+                   references: Sequence = ()) -> go.Figure:
+    """One line per model of a per-epoch metric (from each model's saved history), to compare models; for an
+    accuracy, `references` (references.Reference) as dashed lines named in the legend."""
     figure = go.Figure()
     for name, history in histories.items():
         figure.add_scatter(x=_epoch_values(history, "epoch"), y=_epoch_values(history, metric), name=name,
@@ -376,4 +380,134 @@ def compare_curves(histories: dict[str, Sequence], metric: str = "val_accuracy")
     figure.update_layout(title=f"{metric.replace('_', ' ')} per epoch", xaxis_title="epoch", yaxis_title=metric,
                          margin=_MARGIN, height=400, legend=dict(orientation="h", x=0, y=-0.22, yanchor="top"))
     figure.update_xaxes(tickformat="d", nticks=12)  # whole epochs, not one tick each for 50 of them
+    if metric.endswith("accuracy") and references:
+        add_reference_lines(figure, references)
+        figure.update_layout(height=460)  # room under the chart for the references' names in the legend
+    return figure
+
+
+REFERENCE_COLOUR = "#7f7f7f"
+# References closer than this (in accuracy) share one line and one label: 99.20% and 99.22% would print over each other.
+REFERENCE_MERGE = 0.001
+
+
+def reference_groups(references: Sequence) -> list[tuple[float, str]]:
+    """(accuracy, label) per dashed line: references within REFERENCE_MERGE of each other share a line (at their
+    highest value) and a label ("seed 000's CNN (reported) 99.22% · shipped cnn 99.20%"), highest first."""
+    ordered = sorted(references, key=lambda reference: reference.accuracy, reverse=True)
+    groups: list[list] = []
+    for reference in ordered:
+        if groups and groups[-1][0].accuracy - reference.accuracy < REFERENCE_MERGE:
+            groups[-1].append(reference)
+        else:
+            groups.append([reference])
+    return [(group[0].accuracy, " · ".join(f"{item.label} {item.accuracy:.2%}" for item in group)) for group in groups]
+
+
+# One pattern per line, so that the legend tells them apart.
+REFERENCE_DASHES = ("dash", "dot", "dashdot", "longdash", "longdashdot")
+
+
+def add_reference_lines(figure: go.Figure, references: Sequence, row: int | None = None,
+                        col: int | None = None) -> go.Figure:
+    """Grey dashed horizontal lines at each reference accuracy, each named in the legend with its own dash pattern.
+
+    In the legend, not beside the line: the references lie within a point or two of each other (97.7% to 99.56%)
+    at the top of a chart from 0 to 100%, where labels on the lines printed over each other.
+    """
+    where = {} if row is None else dict(row=row, col=col)
+    for index, (accuracy, label) in enumerate(reference_groups(references)):
+        figure.add_hline(
+            y=accuracy, line=dict(color=REFERENCE_COLOUR, dash=REFERENCE_DASHES[index % len(REFERENCE_DASHES)],
+                                  width=1.5),
+            name=label, showlegend=True, legendgroup="references", **where,
+        )
+    return figure
+
+
+# --- explanations --------------------------------------------------------------------------------------------
+
+FOR_COLOUR = np.array([230, 60, 40], dtype=np.float32)  # ink that argues for the digit
+AGAINST_COLOUR = np.array([40, 130, 255], dtype=np.float32)  # ink that argues against it
+INK_UNDER_MAP = 0.55  # the digit's grey under a map: visible, but the colours stand out
+
+
+_INFERNO = None
+
+
+def saliency_overlay(image: np.ndarray, saliency: np.ndarray, signed: bool, side: int = 168) -> np.ndarray:
+    """A saliency map laid over the 28x28 image the model saw, as an RGB uint8 picture about `side` pixels wide.
+
+    signed (integrated gradients): red where the ink argues for the digit, blue where against, each pixel's strength
+    relative to the map's largest magnitude. Unsigned (Grad-CAM, 0-1): Inferno colours, transparent where 0.
+    Enlarged pixel by pixel, like the other 28x28 pictures of the Draw page.
+    """
+    global _INFERNO
+    grey = np.clip(np.nan_to_num(_to_unit(image)), 0.0, 1.0)[..., None] * 255.0 * INK_UNDER_MAP
+    base = np.repeat(grey, 3, axis=2)
+    saliency = np.nan_to_num(np.asarray(saliency, dtype=np.float32))
+    if signed:
+        peak = float(np.abs(saliency).max())
+        strength = saliency / peak if peak > 0 else np.zeros_like(saliency)
+        colour = np.where(strength[..., None] >= 0, FOR_COLOUR, AGAINST_COLOUR)
+        weight = np.abs(strength)[..., None]
+    else:
+        if _INFERNO is None:
+            _INFERNO = _colour_table("Inferno").astype(np.float32)
+        level = np.clip(saliency, 0.0, 1.0)
+        colour = _INFERNO[np.clip((level * 255).round(), 0, 255).astype(np.uint8)]
+        weight = (0.85 * level)[..., None]
+    blended = base * (1.0 - weight) + colour * weight
+    scale = max(1, side // blended.shape[0])
+    return np.kron(blended, np.ones((scale, scale, 1), dtype=np.float32)).round().clip(0, 255).astype(np.uint8)
+
+
+def digit_panel(images: np.ndarray, labels: Sequence[int], predictions: Sequence[int] | None,
+                     confidences: Sequence[float] | None, columns: int = 10, title: str | None = None) -> go.Figure:
+    """The fixed test digits with each one's predicted label and confidence over it ("7 · 98%"), green where the
+    prediction is the label, red where it is not; without predictions yet, the labels in grey ("label 7")."""
+    if predictions is None:
+        titles = [f"label {label}" for label in labels]
+        colours = ["#7f7f7f"] * len(labels)
+    else:
+        titles = [f"{prediction} · {confidence:.0%}" for prediction, confidence in zip(predictions, confidences)]
+        colours = [RIGHT_COLOUR if prediction == label else WRONG_COLOUR
+                   for prediction, label in zip(predictions, labels)]
+    return sample_grid(images, titles, columns=columns, title=title, title_colours=colours)
+
+
+RIGHT_COLOUR = "#2ca02c"
+WRONG_COLOUR = "#d62728"
+
+
+def augmentation_grid(originals: np.ndarray, labels: Sequence[int], distorted: np.ndarray) -> go.Figure:
+    """Each training digit (top row) over what augmentation made of it (one row per random draw)."""
+    rows = [np.asarray(originals), *np.asarray(distorted)]
+    images = np.concatenate(rows)
+    titles = [f"{label}" for label in labels] + [f"draw {row}" if column == 0 else ""
+                                                  for row in range(1, len(rows)) for column in range(len(labels))]
+    return sample_grid(images, titles, columns=len(labels))
+
+
+def filter_mosaic(kernels: np.ndarray, layer_name: str, columns: int = 8) -> go.Figure:
+    """A convolution layer's kernels (kh, kw, filters), one small square each, in a diverging scale centred on 0:
+    red where the filter adds the pixel's ink, blue where it subtracts it. Each kernel is scaled to its own largest
+    weight (the patterns, not their sizes, are what to see); hovering shows the weights."""
+    kernels = np.asarray(kernels, dtype=np.float32)
+    filters = np.moveaxis(kernels, -1, 0)  # (filters, kh, kw)
+    peaks = np.abs(filters).max(axis=(1, 2), keepdims=True)
+    scaled = np.divide(filters, peaks, out=np.zeros_like(filters), where=peaks > 0)
+    tiled = mosaic(scaled, columns, gap=1)
+    weights = mosaic(filters, columns, gap=1)
+    rows = -(-len(filters) // columns)
+    figure = go.Figure(go.Heatmap(
+        z=tiled, customdata=weights, colorscale="RdBu", reversescale=True, zmin=-1, zmax=1, zmid=0, showscale=False,
+        hovertemplate="weight %{customdata:.3f}<extra></extra>",
+    ))
+    figure.update_layout(
+        title=f"{layer_name}: {len(filters)} filters of {kernels.shape[0]} x {kernels.shape[1]}",
+        margin=dict(l=5, r=5, t=40, b=5), height=60 + rows * 70,
+    )
+    figure.update_xaxes(visible=False, constrain="domain")
+    figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
     return figure

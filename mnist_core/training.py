@@ -20,6 +20,7 @@ import numpy as np
 from mnist_core.architectures import ARCHITECTURES, PRECISIONS, as_float32, build_model
 from mnist_core.data import load_mnist, subset
 from mnist_core.hardware import default_precision, usable_cores
+from mnist_core.panel import PanelEvent, panel_event
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -174,7 +175,8 @@ class EpochEvent:
     complete: bool = True  # False when the epoch was cut short by a stop
 
 
-ProgressEvent = BatchEvent | EpochEvent
+# PanelEvent (panel.py): what the model says about the watched test digits, before training and after each epoch.
+ProgressEvent = BatchEvent | EpochEvent | PanelEvent
 
 
 @dataclass
@@ -468,8 +470,9 @@ def _progress_callback_class():
     class ProgressCallback(keras.callbacks.Callback):
         """Turns Keras' hooks into BatchEvent/EpochEvent and the stop flag into `model.stop_training`."""
 
-        def __init__(self, config: TrainConfig, steps: int, on_event, stop_event: threading.Event):
+        def __init__(self, config: TrainConfig, steps: int, on_event, stop_event: threading.Event, watch=None):
             super().__init__()
+            self.watch = watch
             self.config = config
             self.steps = steps
             self.on_event = on_event
@@ -483,8 +486,16 @@ def _progress_callback_class():
             if self.stop_event.is_set():
                 self.model.stop_training = True
 
+        def _report_watched(self, epoch: int) -> None:
+            """The model's answers for the watched images (a few milliseconds for the 20 of the panel)."""
+            if self.watch is None or self.on_event is None:
+                return
+            logits = keras.ops.cast(self.model(self.watch, training=False), "float32")
+            self.on_event(panel_event(epoch, keras.ops.convert_to_numpy(keras.ops.softmax(logits))))
+
         def on_train_begin(self, logs=None):
             self._start = time.perf_counter()
+            self._report_watched(0)
             self._check_stop()
 
         def on_epoch_begin(self, epoch, logs=None):
@@ -547,6 +558,7 @@ def _progress_callback_class():
                 self.history.append(event)
                 if self.on_event is not None:
                     self.on_event(event)
+                self._report_watched(epoch + 1)
             self._check_stop()
 
     return ProgressCallback
@@ -558,8 +570,12 @@ def train(
     stop_event: threading.Event | None = None,
     mnist=None,
     model=None,
+    watch: np.ndarray | None = None,
 ) -> TrainResult:
     """Train a fresh model (or `model`) as `config` says, reporting BatchEvent/EpochEvent through `on_event`.
+
+    With `watch` ((n, 28, 28) float32 images in [0, 1], the Train page's panel of test digits), the model's answers
+    for them are reported as a PanelEvent before the first batch (epoch 0) and after each epoch.
 
     Setting `stop_event` ends training at the next batch (or the next validation batch); the result then
     has `stopped=True` and the history of the epochs that ran. `mnist` defaults to the bundled data.
@@ -578,7 +594,8 @@ def train(
         model = build_model(config.architecture, config.precision)
     steps = math.ceil(len(y_train) / config.batch_size)
     compile_model(model, config, steps)
-    callback = _progress_callback_class()(config, steps, on_event, stop_event)
+    callback = _progress_callback_class()(config, steps, on_event, stop_event,
+                                          watch=None if watch is None else np.asarray(watch, dtype=np.float32))
     started = time.perf_counter()
     if stop_event.is_set():
         # Keras runs at least one batch before it looks at stop_training: a stop that came first trains nothing.

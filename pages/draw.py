@@ -4,6 +4,9 @@ import streamlit as st
 
 import ui
 from mnist_core import ink, plots
+from mnist_core.comparison import agreement, answer_of, models_to_compare
+from mnist_core.explainer import Failed, Pending
+from mnist_core.filters import shown_layer_name
 from mnist_core.constants import CANVAS_SIZE, CLASS_NAMES
 from mnist_core.handwriting import Handwriting, HandwritingError, new_drawing, picture_png
 from mnist_core.preprocess import BlankImageError, decode_upload, preprocess_steps
@@ -11,6 +14,10 @@ from mnist_core.store import StoreError
 from widgets.digit_canvas import digit_canvas, forget_drawing
 
 STEP_SIDE = 140  # pixels of each "What the network sees" thumbnail
+SALIENCY_SIDE = 224  # pixels of the saliency picture (8 screen pixels per input pixel)
+EXPLAIN_POLL_SECONDS = 0.5  # how often the saliency view looks for the explainer's answer
+INTEGRATED_GRADIENTS, GRAD_CAM = "Integrated gradients", "Grad-CAM"
+ITS_ANSWER = "its answer"
 
 ui.page_header(
     "Draw",
@@ -122,7 +129,79 @@ def save_controls(picture, png, source: str, steps, predicted: int, confidence: 
         st.error(problem)
 
 
-def show_what_the_network_sees(classifier, model_name: str, steps) -> None:
+def what_made_it_say_that(model_name: str, image, predicted: int) -> None:
+    """The saliency map of the image the model saw, for its answer or a digit the person picks. The explainer's
+    worker computes it (TensorFlow, never in this process), so the view polls while it does.
+
+    It polls only when the map was not there yet as this drawing arrived, and until the next stroke registers it
+    again (a fragment cannot stop its own polling; a rerun of the whole page to stop it raced the canvas under
+    load). The digits are buttons, not a list: a poll would close an open list under the pointer.
+    """
+    st.subheader("What made it say that")
+    known = ui.explainer().explanation(model_name, ui.store_dir(), image)
+    poll = EXPLAIN_POLL_SECONDS if isinstance(known, Pending) else None
+    st.fragment(saliency_view, run_every=poll)(model_name, image, predicted)
+
+
+def saliency_view(model_name: str, image, predicted: int) -> None:
+    """The map of one method for one digit (all maps come in one answer: choosing another is instant)."""
+    result = ui.explainer().explanation(model_name, ui.store_dir(), image)
+    if isinstance(result, Pending):
+        st.caption("Starting the explainer (it loads TensorFlow once, a few seconds)..." if result.starting
+                   else "Computing the saliency maps...")
+        return
+    if isinstance(result, Failed):
+        st.warning(f"No saliency map: {result.message}")
+        return
+    method = st.segmented_control("Method", [INTEGRATED_GRADIENTS, GRAD_CAM], default=INTEGRATED_GRADIENTS,
+                                  key="saliency_method")
+    choice = st.segmented_control(
+        "Map for the digit", [ITS_ANSWER, *range(len(CLASS_NAMES))], default=ITS_ANSWER, key="saliency_digit",
+        format_func=lambda option: f"{option} ({predicted})" if option == ITS_ANSWER else str(option),
+        help="What in this drawing argues for (or against) a digit: pick another one to ask what would make it, "
+             "say, a 4.")
+    digit = predicted if choice in (None, ITS_ANSWER) else int(choice)
+    if method == GRAD_CAM and result.grad_cam is None:
+        st.caption(f"{ui.literal(model_name)} has no convolution layer for Grad-CAM: integrated gradients instead.")
+        method = INTEGRATED_GRADIENTS
+    if method == GRAD_CAM:
+        picture = plots.saliency_overlay(image, result.map_for("grad_cam", digit), signed=False, side=SALIENCY_SIDE)
+        caption = (f"Grad-CAM for {digit} from {shown_layer_name(result.grad_cam_layer)}: bright where that layer "
+                   f"found what speaks for a {digit}")
+    else:
+        picture = plots.saliency_overlay(image, result.map_for("integrated_gradients", digit), signed=True,
+                                         side=SALIENCY_SIDE)
+        caption = f"Integrated gradients for {digit}: red ink argues for a {digit}, blue ink against"
+    st.image(picture, caption=caption, width=SALIENCY_SIDE)
+    took = f"{result.seconds * 1000:.0f} ms" if result.seconds < 1 else f"{result.seconds:.1f} s (a first drawing)"
+    st.caption(f"{result.probabilities[digit]:.1%} for {digit} · computed in {took} by the explainer process")
+
+
+def every_model_on_this_drawing(model_name: str, image) -> None:
+    """Each stored working model's answer for this drawing (LiteRT, here: a fraction of a millisecond each)."""
+    st.subheader("Every model on this drawing")
+    names, left_out = models_to_compare(ui.working_models(), ui.visitor(), active=model_name)
+    rows, answers = [], []
+    for name, classifier_or_error in ui.comparison_classifiers(names).items():
+        if isinstance(classifier_or_error, Exception):
+            rows.append({"model": name, "says": None, "sure": None,
+                         "second guess": f"not loaded: {classifier_or_error}"})
+            continue
+        answer = answer_of(name, classifier_or_error.predict_proba(image)[0])
+        answers.append(answer)
+        rows.append({"model": name, "says": answer.digit, "sure": answer.confidence * 100,
+                     "second guess": f"{answer.runner_up} ({answer.runner_up_confidence:.1%})"})
+    st.markdown(f"**{agreement(answers)}**")
+    st.dataframe(rows, hide_index=True, width="stretch", key="every_model", column_config={
+        "says": st.column_config.NumberColumn(format="%d"),
+        "sure": st.column_config.ProgressColumn(format="%.1f%%", min_value=0, max_value=100),
+    })
+    if left_out:
+        st.caption(f"{left_out} more model{'s' if left_out != 1 else ''} in the store not asked (the active one, "
+                   "the shipped ones, yours and the newest come first).")
+
+
+def show_what_the_network_sees(classifier, model_name: str, steps, predicted: int) -> None:
     st.subheader("What the network sees")
     columns = st.columns(5)
     for column, (image, caption) in zip(
@@ -136,6 +215,12 @@ def show_what_the_network_sees(classifier, model_name: str, steps) -> None:
         ],
     ):
         column.image(plots.thumbnail(image, STEP_SIDE), caption=caption, width=STEP_SIDE)
+
+    saliency, comparison = st.columns([1, 1.2], gap="large")
+    with saliency:
+        what_made_it_say_that(model_name, steps.centered, predicted)
+    with comparison:
+        every_model_on_this_drawing(model_name, steps.centered)
 
     st.subheader("Feature maps")
     if not classifier.conv_layer_names:
@@ -172,7 +257,7 @@ def draw_and_predict(classifier, model_name: str) -> None:
         show_ink_hints(steps, source)
         predicted, confidence = show_prediction(classifier, model_name, steps)
         save_controls(picture, png, source, steps, predicted, confidence, model_name)
-    show_what_the_network_sees(classifier, model_name, steps)
+    show_what_the_network_sees(classifier, model_name, steps, predicted)
 
 
 model_name = st.session_state.get(ui.ACTIVE_MODEL_KEY)
@@ -185,4 +270,5 @@ except StoreError as error:
     st.error(f"The model {model_name!r} could not be loaded: {error} Pick another one in the sidebar.")
     st.stop()
 
+ui.explainer().warm_up()  # its worker loads TensorFlow while the person draws, not after the first stroke
 draw_and_predict(classifier, model_name)

@@ -8,6 +8,8 @@ from mnist_core import plots
 from mnist_core.conversion import ensure_export_report
 from mnist_core.data import DatasetError
 from mnist_core.export import cached_report, export_path
+from mnist_core.filters import FiltersError, first_layer_filters
+from mnist_core.references import reference_accuracies
 from mnist_core.store import StoreError, delete_model, model_path
 from mnist_core.training import precision_of
 
@@ -53,10 +55,29 @@ chosen = st.multiselect("Models to compare", [entry.name for entry in working],
 histories = {entry.name: entry.info.history for entry in working if entry.name in chosen and entry.info.history}
 if histories:
     curves = st.columns(2)
-    curves[0].plotly_chart(plots.compare_curves(histories, "val_accuracy"), width="stretch")
+    curves[0].plotly_chart(plots.compare_curves(histories, "val_accuracy", reference_accuracies(entries)),
+                           width="stretch")
     curves[1].plotly_chart(plots.compare_curves(histories, "val_loss"), width="stretch")
 else:
     st.caption("Pick models with a training history to compare them.")
+
+def show_filters(name: str) -> None:
+    """The first convolution layer's kernels of the model picked above, read from its file (no TensorFlow)."""
+    st.subheader("First-layer filters")
+    try:
+        filters = first_layer_filters(name, ui.store_dir())
+    except (FiltersError, StoreError) as error:
+        st.warning(f"The filters of {ui.literal(name)} could not be read: {error}")
+        return
+    if filters is None:
+        st.caption(f"{ui.literal(name)} has no convolution layer: an MLP's first layer weighs all 784 pixels at once.")
+        return
+    st.caption("What the first convolution layer looks for: each small square is one filter's weights, red where "
+               "ink adds to its response, blue where ink subtracts (each scaled to its own largest weight; hover for "
+               "the numbers). Edges and strokes of one direction are typical.")
+    st.plotly_chart(plots.filter_mosaic(filters.kernels, filters.layer_name), width="stretch",
+                    config={"displayModeBar": False}, key=f"filters-{name}")
+
 
 st.subheader("Evaluate one model")
 names = [entry.name for entry in working]
@@ -106,6 +127,8 @@ else:
             )
         else:
             st.caption("No mistakes there.")
+
+        show_filters(name)
 
         st.subheader("Export")  # the model is the one picked above; a visitor's name is never markdown
         st.caption(

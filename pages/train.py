@@ -8,7 +8,10 @@ import ui
 from mnist_core import plots
 from mnist_core.architectures import ARCHITECTURES, PRECISIONS, recorded_summary
 from mnist_core.hardware import native_bfloat16
+from mnist_core.explainer import Failed, Pending
 from mnist_core.jobs import JobRefused, JobStatus
+from mnist_core.panel import PANEL_COLUMNS, panel_digits
+from mnist_core.references import reference_accuracies
 from mnist_core.store import StoreError, validate_name
 from mnist_core.training import (
     BATCH_SIZES,
@@ -288,8 +291,70 @@ def live_view() -> None:
     if snapshot.epochs:
         st.markdown("**Per epoch: training vs validation** (when the validation curve turns up while training "
                     "keeps falling, the network is overfitting)")
-        st.plotly_chart(plots.training_curves(snapshot.epochs), width="stretch", key="epoch_curves")
+        st.plotly_chart(plots.training_curves(snapshot.epochs, references=reference_accuracies(ui.models())),
+                        width="stretch", key="epoch_curves")
+    if snapshot.kind == "train":
+        watch_it_learn(snapshot)
 
 
+# --- issue 13 (helper "explain"): the live test-digit panel and the augmentation preview ------------------------
+
+
+def watch_it_learn(snapshot) -> None:
+    """The panel of 20 test digits with what the model in training says about each, as of its last epoch (the
+    training job computes them: panel.py); before its first answers, the labels alone."""
+    images, labels = panel_digits()
+    st.markdown("**Watch it learn**: 20 test digits the network never trains on, 10 textbook ones on top and 10 "
+                "harder ones below; green where it reads them right, red where not, updated after every epoch")
+    if not snapshot.panels:
+        st.plotly_chart(plots.digit_panel(images, labels, None, None, columns=PANEL_COLUMNS,
+                                          title="Waiting for the first answers..."), width="stretch", key="panel",
+                        config={"displayModeBar": False})
+        return
+    latest = snapshot.panels[-1]
+    when = "before training" if latest.epoch == 0 else f"after epoch {latest.epoch}"
+    title = f"{when.capitalize()}: {latest.right(labels)} of {len(labels)} right"
+    st.plotly_chart(plots.digit_panel(images, labels, latest.predictions, latest.confidences, columns=PANEL_COLUMNS,
+                                      title=title), width="stretch", key="panel", config={"displayModeBar": False})
+    if len(snapshot.panels) > 1:
+        st.caption("Right so far: " + ", ".join(
+            f"{'start' if event.epoch == 0 else f'epoch {event.epoch}'}: {event.right(labels)}"
+            for event in snapshot.panels))
+
+
+def _another_augmentation_draw() -> None:
+    st.session_state.augmentation_seed = st.session_state.get("augmentation_seed", 0) + 1
+
+
+@st.fragment(run_every=ui.POLL_SECONDS)
+def augmentation_preview() -> None:
+    """When augmentation is on: ten training digits and what the trainer's own augmentation makes of them, computed
+    by the explainer process (training.distort needs TensorFlow), redrawn with new random draws on demand."""
+    if not st.session_state.get("train_augment"):
+        return
+    with st.expander("See the augmentation", icon=":material/auto_fix_high:",
+                     expanded=st.session_state.get("augmentation_seed") is not None):
+        if st.session_state.get("augmentation_seed") is None:
+            st.caption("Ten training digits and what augmentation makes of them: the same random distortions the "
+                       "training applies to every batch.")
+            st.button("Show", key="augmentation_show", icon=":material/visibility:",
+                      on_click=_another_augmentation_draw)
+            return
+        seed = st.session_state.augmentation_seed
+        result = ui.explainer().augmentation(seed)
+        if isinstance(result, Pending):
+            st.caption("Distorting (the explainer loads TensorFlow once, a few seconds)..." if result.starting
+                       else "Distorting...")
+            return
+        if isinstance(result, Failed):
+            st.warning(f"No preview: {result.message}")
+            return
+        st.plotly_chart(plots.augmentation_grid(result.originals, result.labels, result.distorted), width="stretch",
+                        key="augmentation_grid", config={"displayModeBar": False})
+        st.button("Other random draws", key="augmentation_again", icon=":material/refresh:",
+                  on_click=_another_augmentation_draw)
+
+
+augmentation_preview()
 queue_view()
 live_view()

@@ -499,13 +499,13 @@ def test_stop_at_the_first_batch_saves_a_consistent_model(tmp_path, mnist, monke
     real_train = jobs.train
     started = []
 
-    def train_and_stop_after_the_first_batch(config, on_event=None, stop_event=None, mnist=None):
+    def train_and_stop_after_the_first_batch(config, on_event=None, stop_event=None, mnist=None, **options):
         def on_event_then_stop(event):
             on_event(event)
             if isinstance(event, BatchEvent) and (event.epoch, event.step) == (1, 1):
                 queue.stop(started[0].job_id, ALICE)  # the Stop button, while the first batch is being reported
 
-        return real_train(config, on_event=on_event_then_stop, stop_event=stop_event, mnist=mnist)
+        return real_train(config, on_event=on_event_then_stop, stop_event=stop_event, mnist=mnist, **options)
 
     monkeypatch.setattr(jobs, "train", train_and_stop_after_the_first_batch)
     started.append(queue.submit(TINY, "first-batch", ALICE))

@@ -24,6 +24,7 @@ from mnist_core.jobs import (
     run_job,
 )
 from mnist_core.limits import Limits
+from mnist_core.panel import PANEL_INDICES, PanelEvent
 from mnist_core.store import list_models, load_model
 from mnist_core.training import BatchEvent, EpochEvent, TrainConfig
 from mnist_core.visitors import Visitor
@@ -263,6 +264,16 @@ def fake_batch(number: int, steps: int = 100) -> BatchEvent:
     )
 
 
+def test_panel_events_are_kept_apart_from_the_epochs_in_the_snapshot(tmp_path):
+    job = Job(JobSpec(TINY, "watched", str(tmp_path)))
+    job.record(PanelEvent(0, (1,) * 20, (0.2,) * 20))
+    job.record(EpochEvent(1, 2, 0.5, 0.8, 0.4, 0.85, 1.0))
+    job.record(PanelEvent(1, (7,) * 20, (0.9,) * 20))
+    snapshot = job.snapshot()
+    assert [panel.epoch for panel in snapshot.panels] == [0, 1] and snapshot.panels[1].predictions[0] == 7
+    assert [epoch.epoch for epoch in snapshot.epochs] == [1]
+
+
 @pytest.mark.parametrize("count", [10, MAX_BATCH_POINTS, MAX_BATCH_POINTS + 1, 2 * MAX_BATCH_POINTS, 3001, 10_007])
 def test_snapshot_thins_long_runs_but_keeps_the_ends(count):
     job = Job(JobSpec(TINY, "thin", "/nowhere"))  # never run: only its progress log is used
@@ -355,6 +366,9 @@ def test_a_job_runs_in_a_worker_process_and_saves_and_the_next_reuses_the_worker
         assert snapshot.status == JobStatus.FINISHED, snapshot.error
         assert snapshot.saved_name == name and 0.3 < snapshot.test_accuracy <= 1
         assert len(snapshot.batches) == -(-300 // 32) and [epoch.epoch for epoch in snapshot.epochs] == [1]
+        # The panel of test digits came back from the worker with the progress: before training and after epoch 1.
+        assert [panel.epoch for panel in snapshot.panels] == [0, 1]
+        assert all(len(panel.predictions) == len(PANEL_INDICES) for panel in snapshot.panels)
     assert sorted(entry.name for entry in list_models(tmp_path)) == ["first", "second"]
     assert len(runner.worker_pids()) == 1  # the same worker ran both; it waits idle now
 

@@ -5,6 +5,7 @@ import plotly.graph_objects as go
 import pytest
 
 from mnist_core import plots
+from mnist_core.references import Reference
 from mnist_core.training import BatchEvent, EpochEvent
 
 HISTORY = [
@@ -184,6 +185,126 @@ def test_pixelated_repeats_whole_pixels():
     assert big.sum() == 255 * 36
     unit = plots.pixelated(np.full((28, 28), 0.5, dtype=np.float32), height=56)
     assert unit.shape == (56, 56) and set(np.unique(unit).tolist()) == {128}
+
+
+# --- issue 13: reference lines, saliency overlays, the test-digit panel, augmentation, filters -----------------
+
+REFERENCES = [
+    Reference("seed 000's CNN (reported)", 0.9922),
+    Reference("shipped cnn", 0.9920),
+    Reference("shipped strong-cnn", 0.9956),
+    Reference("seed 004's MLP (reported)", 0.977),
+]
+
+
+def dashed_lines(figure: go.Figure) -> list[tuple[float, str, str]]:
+    """(y, x axis, y axis) of each dashed horizontal line."""
+    return [(shape.y0, shape.xref, shape.yref) for shape in figure.layout.shapes
+            if shape.line.dash != "solid" and shape.y0 == shape.y1]
+
+
+def test_reference_lines_on_the_accuracy_chart_are_dashed_and_named_in_the_legend():
+    figure = plots.training_curves(HISTORY, references=REFERENCES)
+    lines = dashed_lines(figure)
+    # 99.22% and 99.20% are one line with both names (they would lie on each other); all on the accuracy chart.
+    assert sorted(y for y, _, _ in lines) == [0.977, 0.9922, 0.9956]
+    assert {(x, y) for _, x, y in lines} == {("x2 domain", "y2")}
+    shapes = figure.layout.shapes
+    assert [shape.name for shape in shapes] == ["shipped strong-cnn 99.56%",
+                                                "seed 000's CNN (reported) 99.22% · shipped cnn 99.20%",
+                                                "seed 004's MLP (reported) 97.70%"]
+    assert all(shape.showlegend for shape in shapes)
+    assert len({shape.line.dash for shape in shapes}) == 3  # each its own pattern: the legend tells them apart
+    assert plots.training_curves(HISTORY).layout.shapes == ()  # none asked, none drawn
+
+
+def test_compare_curves_draw_references_for_accuracy_only():
+    histories = {"a": [{"epoch": 1, "val_accuracy": 0.9, "val_loss": 0.3}]}
+    assert len(dashed_lines(plots.compare_curves(histories, "val_accuracy", REFERENCES))) == 3
+    assert dashed_lines(plots.compare_curves(histories, "val_loss", REFERENCES)) == []
+
+
+def test_reference_accuracies_are_the_seeds_and_the_shipped_models():
+    from mnist_core.references import SEED_REFERENCES, reference_accuracies
+    from mnist_core.store import ModelEntry, ModelInfo
+
+    def entry(name, accuracy, shipped, error=None):
+        info = ModelInfo(name=name, architecture="cnn", config={}, test_accuracy=accuracy, shipped=shipped)
+        return ModelEntry(name, None if error else info, error)
+
+    found = reference_accuracies([entry("cnn", 0.992, True), entry("mine", 0.999, False),
+                                  entry("old", None, True), entry("broken", None, True, error="damaged")])
+    assert [reference.label for reference in found] == [
+        "seed 000's CNN (reported)", "shipped cnn", "seed 004's MLP (reported)"]
+    assert [reference.accuracy for reference in SEED_REFERENCES] == [0.9922, 0.977]
+
+
+def test_saliency_overlay_colours_for_and_against_on_the_digit():
+    image = np.zeros((28, 28), np.float32)
+    image[5:20, 10:14] = 1.0
+    saliency = np.zeros((28, 28), np.float32)
+    saliency[6, 11] = 2.0  # for
+    saliency[7, 11] = -1.0  # against, half as strong
+    picture = plots.saliency_overlay(image, saliency, signed=True, side=56)
+    assert picture.shape == (56, 56, 3) and picture.dtype == np.uint8
+    scale = 2
+    pixel = lambda row, column: picture[row * scale, column * scale].astype(int)  # noqa: E731
+    assert tuple(pixel(6, 11)) == tuple(plots.FOR_COLOUR.astype(int))  # the strongest pixel: the full colour
+    blue = pixel(7, 11)
+    assert blue[2] > blue[0]  # against: blue...
+    assert blue[2] < plots.AGAINST_COLOUR[2]  # ...half strength over the grey ink
+    grey = pixel(10, 12)
+    assert grey[0] == grey[1] == grey[2] == round(255 * plots.INK_UNDER_MAP)  # no saliency: the ink, dimmed
+    assert tuple(pixel(0, 0)) == (0, 0, 0)
+
+
+def test_grad_cam_overlay_is_transparent_where_the_map_is_zero():
+    image = np.full((28, 28), 0.5, np.float32)
+    cam = np.zeros((28, 28), np.float32)
+    cam[:14] = 1.0
+    picture = plots.saliency_overlay(image, cam, signed=False, side=28)
+    bottom = picture[20, 5].astype(int)
+    assert bottom[0] == bottom[1] == bottom[2]  # grey: nothing laid over it
+    top = picture[5, 5].astype(int)
+    assert top[0] > top[2]  # Inferno's bright end is yellow-white: more red than blue
+
+
+def test_digit_panel_marks_right_green_and_wrong_red():
+    images = digits(4)
+    figure = plots.digit_panel(images, [1, 2, 3, 4], [1, 5, 3, 0], [0.9, 0.51, 0.999, 0.2], columns=4)
+    assert [annotation.text for annotation in figure.layout.annotations] == ["1 · 90%", "5 · 51%", "3 · 100%",
+                                                                            "0 · 20%"]
+    assert [annotation.font.color for annotation in figure.layout.annotations] == [
+        plots.RIGHT_COLOUR, plots.WRONG_COLOUR, plots.RIGHT_COLOUR, plots.WRONG_COLOUR]
+    waiting = plots.digit_panel(images, [1, 2, 3, 4], None, None, columns=4)
+    assert [annotation.text for annotation in waiting.layout.annotations] == ["label 1", "label 2", "label 3",
+                                                                             "label 4"]
+
+
+def test_augmentation_grid_puts_each_digit_over_its_distortions():
+    originals = np.random.default_rng(0).random((3, 28, 28)).astype(np.float32)
+    distorted = np.random.default_rng(1).random((2, 3, 28, 28)).astype(np.float32)
+    figure = plots.augmentation_grid(originals, [4, 1, 7], distorted)
+    texts = [annotation.text for annotation in figure.layout.annotations]
+    assert texts[:3] == ["4", "1", "7"] and texts[3] == "draw 1" and texts[6] == "draw 2"
+    z = np.asarray(figure.data[0].z, dtype=float)
+    np.testing.assert_allclose(z[9:37, :28], originals[0], atol=1e-6)  # top left: the first original
+    np.testing.assert_allclose(z[9 + 39 : 37 + 39, :28], distorted[0, 0], atol=1e-6)  # below it: its first draw
+
+
+def test_filter_mosaic_shows_each_kernel_scaled_with_its_weights_on_hover():
+    kernels = np.zeros((3, 3, 4), np.float32)
+    kernels[0, 0, 0] = 0.5
+    kernels[2, 2, 1] = -2.0
+    kernels[1, 1, 3] = 0.25
+    figure = plots.filter_mosaic(kernels, "conv2d", columns=2)
+    (heatmap,) = figure.data
+    z = np.asarray(heatmap.z, dtype=float)
+    weights = np.asarray(heatmap.customdata, dtype=float)
+    assert z[0, 0] == 1.0 and weights[0, 0] == 0.5  # filter 0: scaled to its own peak, the weight on hover
+    assert z[2, 4 + 2] == -1.0 and weights[2, 6] == -2.0  # filter 1, one gap column to the right
+    assert np.all(np.nan_to_num(z[4:7, 0:3]) == 0)  # filter 2: all zero stays zero (no division by zero)
+    assert heatmap.zmid == 0 and figure.layout.title.text == "conv2d: 4 filters of 3 x 3"
 
 
 def test_digit_counts_has_a_bar_for_every_digit_and_whole_ticks():

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from enum import Enum
 
+from mnist_core.panel import PanelEvent
 from mnist_core.training import BatchEvent, EpochEvent, TrainConfig
 
 # Charts need no more points than this; older batch events are thinned out in snapshots.
@@ -93,6 +94,7 @@ class JobSnapshot:
     error: str | None
     saved_name: str | None
     test_accuracy: float | None
+    panels: tuple[PanelEvent, ...] = ()  # the watched test digits' answers: before training, then after each epoch
 
     @property
     def active(self) -> bool:
@@ -134,6 +136,7 @@ class Job:
         self._lock = threading.Lock()
         self._batches: list[BatchEvent] = []
         self._epochs: list[EpochEvent] = []
+        self._panels: list[PanelEvent] = []
         self._status = JobStatus.QUEUED
         self._stop_requested = False
         self._error: str | None = None
@@ -184,7 +187,12 @@ class Job:
 
     def record(self, event) -> None:
         with self._lock:
-            (self._batches if isinstance(event, BatchEvent) else self._epochs).append(event)
+            if isinstance(event, BatchEvent):
+                self._batches.append(event)
+            elif isinstance(event, PanelEvent):
+                self._panels.append(event)
+            else:
+                self._epochs.append(event)
 
     def end(self, outcome: JobOutcome) -> bool:
         """Record how the job ended; False (and nothing changes) if it had already ended."""
@@ -226,4 +234,5 @@ class Job:
                 error=self._error,
                 saved_name=self._saved_name,
                 test_accuracy=self._test_accuracy,
+                panels=tuple(self._panels),
             )

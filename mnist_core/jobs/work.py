@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+
 from mnist_core.constants import MODELS_DIR
 from mnist_core.finetune import finetune_and_save
 from mnist_core.jobs.job import JobOutcome, JobSpec, JobStatus
@@ -104,8 +106,13 @@ def _save_under_a_free_name(result: TrainResult, spec: JobSpec, mnist) -> tuple[
 
 def train_and_save(spec: JobSpec, report: Callable[[object], None], stop_event: threading.Event,
                    mnist=None) -> JobOutcome:
-    """The "train" work: train a fresh model as `spec.config` says, then evaluate and save it."""
-    result = train(spec.config, on_event=report, stop_event=stop_event, mnist=mnist)
+    """The "train" work: train a fresh model as `spec.config` says, then evaluate and save it. The panel of test
+    digits (panel.py) is watched: its answers travel with the progress events."""
+    from mnist_core.panel import panel_digits
+
+    watched, _ = panel_digits()
+    result = train(spec.config, on_event=report, stop_event=stop_event, mnist=mnist,
+                   watch=watched.astype(np.float32) / 255.0)
     if result.batches_trained == 0:
         return JobOutcome(JobStatus.STOPPED, error="Stopped before the first batch: there was nothing to save.")
     report(SAVING)
