@@ -79,6 +79,40 @@ def show_filters(name: str) -> None:
                     config={"displayModeBar": False}, key=f"filters-{name}")
 
 
+@st.fragment
+def mistakes_explorer(name: str, result) -> None:
+    """The confusion matrix and the mistakes it filters: a click on a cell reruns this alone, not the page (a whole
+    page run left time for a second click to be lost while the first one's run was still drawing)."""
+    (_, _), (x_test, y_test) = ui.mnist()
+    matrix, per_class = st.columns([3, 2])
+    event = matrix.plotly_chart(
+        plots.confusion_matrix(result.confusion), width="stretch", on_select="rerun",
+        selection_mode="points", key=f"confusion-{name}", config={"displayModeBar": False},
+    )
+    per_class.plotly_chart(plots.per_class_accuracy(result.per_class_accuracy), width="stretch")
+
+    points = event.selection.points if event and event.selection else []
+    cell = (int(points[0]["y"]), int(points[0]["x"])) if points else None
+    if cell is not None and cell[0] != cell[1]:
+        indices = result.misclassified_as(*cell)
+        heading = f"{len(indices)} test image(s) of a {cell[0]} taken for a {cell[1]}"
+    else:
+        if cell is not None:
+            st.caption("That cell is the diagonal (correct answers); showing all mistakes instead.")
+        indices = result.misclassified
+        heading = f"The {min(len(indices), 40)} most confident mistakes (click a confusion-matrix cell to filter)"
+    st.markdown(f"**{heading}** · title: label / prediction")
+    shown = indices[:40]
+    if len(shown):
+        st.plotly_chart(
+            plots.sample_grid(x_test[shown], [f"{y_test[i]} / {result.predictions[i]}" for i in shown],
+                              columns=10, title_colours=["#d62728"] * len(shown)),
+            width="stretch", config={"displayModeBar": False},
+        )
+    else:
+        st.caption("No mistakes there.")
+
+
 st.subheader("Evaluate one model")
 names = [entry.name for entry in working]
 if not names:
@@ -100,33 +134,7 @@ else:
         summary[2].metric("Hardest digit", worst, f"{result.per_class_accuracy[worst]:.1%} right", delta_color="off",
                           delta_arrow="off")
 
-        matrix, per_class = st.columns([3, 2])
-        event = matrix.plotly_chart(
-            plots.confusion_matrix(result.confusion), width="stretch", on_select="rerun",
-            selection_mode="points", key=f"confusion-{name}", config={"displayModeBar": False},
-        )
-        per_class.plotly_chart(plots.per_class_accuracy(result.per_class_accuracy), width="stretch")
-
-        points = event.selection.points if event and event.selection else []
-        cell = (int(points[0]["y"]), int(points[0]["x"])) if points else None
-        if cell is not None and cell[0] != cell[1]:
-            indices = result.misclassified_as(*cell)
-            heading = f"{len(indices)} test image(s) of a {cell[0]} taken for a {cell[1]}"
-        else:
-            if cell is not None:
-                st.caption("That cell is the diagonal (correct answers); showing all mistakes instead.")
-            indices = result.misclassified
-            heading = f"The {min(len(indices), 40)} most confident mistakes (click a confusion-matrix cell to filter)"
-        st.markdown(f"**{heading}** · title: label / prediction")
-        shown = indices[:40]
-        if len(shown):
-            st.plotly_chart(
-                plots.sample_grid(x_test[shown], [f"{y_test[i]} / {result.predictions[i]}" for i in shown],
-                                  columns=10, title_colours=["#d62728"] * len(shown)),
-                width="stretch", config={"displayModeBar": False},
-            )
-        else:
-            st.caption("No mistakes there.")
+        mistakes_explorer(name, result)
 
         show_filters(name)
 
