@@ -260,7 +260,7 @@ def training_curves(history: Sequence, references: Sequence = ()) -> go.Figure:
                            line=dict(color=TRAIN_COLOUR), row=1, col=column)
         figure.add_scatter(x=epochs, y=_epoch_values(history, f"val_{metric}"), name=f"validation {metric}",
                            mode="lines+markers", line=dict(color=VALIDATION_COLOUR, dash="dash"), row=1, col=column)
-    figure.update_xaxes(title_text="epoch", tickformat="d", nticks=12)  # whole epochs, readable at 50
+    figure.update_xaxes(title_text="epoch", dtick=_epoch_step(max(epochs, default=1)))
     figure.update_layout(margin=_MARGIN, height=340, legend=dict(orientation="h", y=-0.25))
     add_reference_lines(figure, references, row=1, col=2)
     return figure
@@ -368,6 +368,11 @@ def feature_maps(maps: np.ndarray, title: str, max_maps: int = 16, columns: int 
     return figure
 
 
+def _epoch_step(last_epoch: int) -> int:
+    """Whole-epoch ticks, at most about ten of them: one per epoch ran together on a phone at 15 or 50 epochs."""
+    return max(1, math.ceil(last_epoch / 10))
+
+
 def compare_curves(histories: dict[str, Sequence], metric: str = "val_accuracy",
                    references: Sequence = ()) -> go.Figure:
     """One line per model of a per-epoch metric (from each model's saved history), to compare models; for an
@@ -379,7 +384,8 @@ def compare_curves(histories: dict[str, Sequence], metric: str = "val_accuracy",
     # The legend goes under the chart: on its right it took 40% of a phone's width.
     figure.update_layout(title=f"{metric.replace('_', ' ')} per epoch", xaxis_title="epoch", yaxis_title=metric,
                          margin=_MARGIN, height=400, legend=dict(orientation="h", x=0, y=-0.22, yanchor="top"))
-    figure.update_xaxes(tickformat="d", nticks=12)  # whole epochs, not one tick each for 50 of them
+    last = max((max(_epoch_values(history, "epoch"), default=1) for history in histories.values()), default=1)
+    figure.update_xaxes(dtick=_epoch_step(last))
     if metric.endswith("accuracy") and references:
         add_reference_lines(figure, references)
         figure.update_layout(height=460)  # room under the chart for the references' names in the legend

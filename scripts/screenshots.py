@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -106,6 +107,9 @@ def draw(page, base):
     draw_path(page, find_canvas(page), SEVEN)
     wait_for_prediction(page, 7)
     expect(page.locator(MAIN).get_by_test_id("stImage").nth(4)).to_be_visible()  # the five steps
+    # what made it say that: the explainer's worker starts TensorFlow once, then the map comes
+    expect(page.locator(MAIN).get_by_text(re.compile("Starting the explainer|Computing the saliency"))).to_have_count(
+        0, timeout=180_000)
     shoot(page, "draw", 1500)
 
 

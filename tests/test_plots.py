@@ -314,3 +314,10 @@ def test_digit_counts_has_a_bar_for_every_digit_and_whole_ticks():
     assert list(figure.data[0].x) == [str(digit) for digit in range(10)]
     assert list(figure.data[0].y) == [3, 0, 1, 0, 0, 0, 0, 2, 0, 0]
     assert figure.layout.yaxis.dtick == 1 and figure.layout.title.text == "Drawings per digit"
+
+
+def test_epoch_axes_tick_whole_epochs_about_ten_at_most():
+    short = [{"epoch": epoch, "loss": 1.0, "accuracy": 0.9, "val_loss": 1.0, "val_accuracy": 0.9} for epoch in (1, 2)]
+    assert plots.training_curves(short).layout.xaxis.dtick == 1  # not 0, 0, 1, 1, 2 from fractional ticks
+    long = {"a": [{"epoch": epoch, "val_accuracy": 0.9} for epoch in range(1, 51)]}
+    assert plots.compare_curves(long).layout.xaxis.dtick == 5  # ten ticks, readable on a phone
