@@ -557,9 +557,12 @@ class Handwriting:
             if key in _ready:
                 return
         # Read before writing anything: a foreign SQLite file must be left exactly as it was.
-        application_id = connection.execute("PRAGMA application_id").fetchone()[0]
-        version = connection.execute("PRAGMA user_version").fetchone()[0]
-        tables = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        # One statement, so one consistent look: three separate reads could straddle another writer's COMMIT of the
+        # new schema (application_id still 0, the tables already there) and call our own new file foreign.
+        application_id, version, tables = connection.execute(
+            "SELECT a.application_id, v.user_version, (SELECT count(*) FROM sqlite_master) "
+            "FROM pragma_application_id AS a, pragma_user_version AS v"
+        ).fetchone()
         if application_id == 0 and version == 0 and tables == 0:
             pass  # new (or empty): created below
         elif application_id != APPLICATION_ID:

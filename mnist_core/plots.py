@@ -38,6 +38,12 @@ def mosaic(images: np.ndarray, columns: int, gap: int = 2) -> np.ndarray:
     return tiled
 
 
+# Plotly config for charts whose points are picked with a click (the Dataset grid, the confusion matrix): no toolbar,
+# and no double click. Plotly takes two clicks within doubleClickDelay (300 ms by default) as a double click, which
+# clears the selection: a second cell picked quickly after the first came back as "nothing selected".
+PICK_CONFIG = {"displayModeBar": False, "doubleClickDelay": 1}
+
+
 def sample_grid(
     images: np.ndarray,
     titles: Sequence[str],

@@ -51,7 +51,7 @@ st.markdown(f"**{len(matching):,}** {split} images of {which}; showing {len(show
             "Click an image to look at it closely below.")
 grid = st.plotly_chart(
     plots.sample_grid(images[shown], [f"#{index}: {labels[index]}" for index in shown], columns=10, selectable=True),
-    width="stretch", config={"displayModeBar": False}, on_select="rerun", selection_mode="points",
+    width="stretch", config=plots.PICK_CONFIG, on_select="rerun", selection_mode="points",
     key=f"dataset_grid-{split}-{zlib.crc32(np.asarray(shown).tobytes())}",  # new images, no old selection
 )
 

@@ -81,13 +81,12 @@ def show_filters(name: str) -> None:
 
 @st.fragment
 def mistakes_explorer(name: str, result) -> None:
-    """The confusion matrix and the mistakes it filters: a click on a cell reruns this alone, not the page (a whole
-    page run left time for a second click to be lost while the first one's run was still drawing)."""
+    """The confusion matrix and the mistakes it filters: a click on a cell reruns this alone, not the whole page."""
     (_, _), (x_test, y_test) = ui.mnist()
     matrix, per_class = st.columns([3, 2])
     event = matrix.plotly_chart(
         plots.confusion_matrix(result.confusion), width="stretch", on_select="rerun",
-        selection_mode="points", key=f"confusion-{name}", config={"displayModeBar": False},
+        selection_mode="points", key=f"confusion-{name}", config=plots.PICK_CONFIG,
     )
     per_class.plotly_chart(plots.per_class_accuracy(result.per_class_accuracy), width="stretch")
 

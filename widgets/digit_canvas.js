@@ -94,9 +94,18 @@ export default function (component) {
     state.canvas.width = state.canvas.height = data.size;
   }
   state.root.style.setProperty("--canvas-size", `${data.size}px`);
+  let sendAgain = false;
   if (state.generation !== data.generation) { // first mount, or Python asked for this drawing (e.g. shown again)
+    // Strokes drawn after Python's last read (a send it has not seen) are a new drawing made while this render
+    // was on its way (right after a Save): keep them and send them again under the new generation, instead of
+    // wiping them and leaving the person with no answer.
+    const unread = state.seq > (Number(data.seen) || 0) && state.strokes.length > 0;
     state.generation = data.generation;
-    state.strokes = Array.isArray(data.strokes) ? data.strokes : [];
+    if (unread) {
+      sendAgain = true;
+    } else {
+      state.strokes = Array.isArray(data.strokes) ? data.strokes : [];
+    }
   }
   state.seen = Math.max(state.seen, Number(data.seen) || 0);
   state.send = (retry = 0) => {
@@ -117,4 +126,5 @@ export default function (component) {
     }, wait);
   };
   redraw(state);
+  if (sendAgain) state.send();
 }

@@ -30,16 +30,14 @@ def test_a_click_on_a_cell_shows_that_mistake(page, app_server):
 
     click_cell(page, chart, 9, 4)
     expect(main.get_by_text(re.compile(r"^\d+ test image\(s\) of a 9 taken for a 4"))).to_be_visible()
-    expect(main.get_by_text(re.compile(r"most confident mistakes"))).to_have_count(0)
     screenshot(page, "models-confusion-click")
-    assert exception_messages(page) == []
 
+    # Another cell right away: the filter follows (two clicks within Plotly's 300 ms double-click delay used to
+    # count as a double click, which clears the selection: plots.PICK_CONFIG turns that off).
+    click_cell(page, chart, 2, 7)
+    expect(main.get_by_text(re.compile(r"^\d+ test image\(s\) of a 2 taken for a 7"))).to_be_visible()
+    expect(main.get_by_text(re.compile(r"of a 9 taken for a 4"))).to_have_count(0)
 
-def test_a_click_on_the_diagonal_shows_all_mistakes_and_says_why(page, app_server):
-    open_page(page, app_server, "/models")
-    main = page.locator(MAIN)
-    chart = main.locator('[data-testid="stPlotlyChart"]').filter(has_text="Confusion matrix")
-    expect(chart.locator(".scatterlayer path.point")).to_have_count(100)
-    click_cell(page, chart, 3, 3)  # right answers: all mistakes again, and the page says why
+    click_cell(page, chart, 3, 3)  # the diagonal: right answers, so all mistakes again, and the page says why
     expect(main.get_by_text("That cell is the diagonal (correct answers); showing all mistakes instead.")).to_be_visible()
     assert exception_messages(page) == []
