@@ -128,9 +128,6 @@ def stop_if_running(page) -> None:
     """Press this visitor's Stop (or Cancel) if they have a training running or waiting, and wait for its end: the
     browser tests share one server, so a test never leaves an endless job behind, even when it fails."""
     try:
-        # The page drawn first: counted before it is, the buttons are not there yet and the job would be left running.
-        page.get_by_role("button", name="Start training").wait_for(timeout=60_000)
-        wait_for_app(page)
         for label in ("Stop training", "Cancel"):
             button = page.get_by_role("button", name=label)
             if button.count() and button.first.is_enabled():

@@ -89,6 +89,9 @@ def test_a_phone_journey(browser, app_server):
         page.set_viewport_size({"width": 1400, "height": 1000})
         try:
             open_page(page, app_server, "/train")
+            # drawn before stop_if_running looks for Stop (it counts buttons as they are at that moment)
+            page.get_by_role("button", name="Start training").wait_for(timeout=60_000)
+            wait_for_app(page)
         except Exception as error:  # the test's own failure matters more; stop_if_running says what it could do
             print(f"could not open the Train page to stop the training: {error}")
         stop_if_running(page)
