@@ -88,6 +88,7 @@ export default function (component) {
   if (!state) {
     state = setup(parentElement);
     STATES.set(parentElement, state);
+    console.debug(`digit canvas: mounted (generation ${data.generation}, ${(data.strokes || []).length} kept strokes)`);
   }
   state.strokeWidth = data.strokeWidth;
   if (state.canvas.width !== data.size) {
@@ -105,6 +106,7 @@ export default function (component) {
       sendAgain = true;
     } else {
       state.strokes = Array.isArray(data.strokes) ? data.strokes : [];
+      console.debug(`digit canvas: generation ${data.generation}, showing ${state.strokes.length} kept strokes`);
     }
   }
   state.seen = Math.max(state.seen, Number(data.seen) || 0);

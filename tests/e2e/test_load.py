@@ -72,6 +72,11 @@ class Drawing:
     latency_ms: float | None  # mouse-up to "Prediction: D" on the page; None if no answer came in time
 
 
+# What each visitor's page wrote to its console (the canvas says when it mounts and when it resends), by id(page):
+# shown when a visitor's canvas is not in the state the test expects.
+CONSOLE: dict[int, list[str]] = {}
+
+
 # --- visitors ----------------------------------------------------------------------------------------------------
 
 
@@ -82,6 +87,8 @@ def new_visitor(browser, base_url: str, path: str):
     page.set_default_timeout(30_000)
     page.set_default_navigation_timeout(90_000)  # a first page load waits for TensorFlow and MNIST on a busy server
     page.add_init_script(LATENCY_PROBE)
+    CONSOLE[id(page)] = log = []
+    page.on("console", lambda message: log.append(f"{time.strftime('%H:%M:%S')} {message.type}: {message.text}"))
     open_page(page, base_url, path)
     return page
 
@@ -212,7 +219,13 @@ def draw_digit(page, digit: int) -> None:
 def clear_canvas(page) -> None:
     """Press the canvas' own Clear button once: the prediction must go (it clears in the browser and sends the
     empty canvas; no page rerun to race, which is how a Clear was once lost under this load with the old canvas)."""
-    page.get_by_role("button", name="Clear").click()
+    clear = page.get_by_role("button", name="Clear")
+    if not clear.is_enabled():
+        shown = " ".join(page.locator(MAIN).inner_text().split())[:400]
+        raise AssertionError(
+            f"the canvas is already empty before Clear; probe {page.evaluate(READ_PROBE)}; the page shows {shown!r}; "
+            "its console:\n" + "\n".join(CONSOLE.get(id(page), [])[-30:]))
+    clear.click()
     expect(page.locator(MAIN).get_by_text(PREDICTION)).to_have_count(0, timeout=20_000)
     wait_for_app(page)
 
