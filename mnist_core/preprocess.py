@@ -424,17 +424,17 @@ def _ink_signal(pixels: np.ndarray) -> np.ndarray:
         return _to_unit(pixels, full_scale)
     if pixels.shape[2] == 1:
         return _to_unit(pixels[..., 0], full_scale)
-    if pixels.shape[2] == 4:
+    # The alpha test on the raw values: converting a whole opaque canvas' alpha to float first cost 0.1 ms.
+    if pixels.shape[2] == 4 and float(pixels[..., 3].min()) < _OPAQUE_ALPHA * full_scale:
         alpha = _to_unit(pixels[..., 3], full_scale)
-        if alpha.min() < _OPAQUE_ALPHA:
-            if np.median(_border(alpha)) < 0.5:
-                # A canvas without a background keeps its strokes in alpha alone; the RGB under
-                # transparent pixels is arbitrary (often black, the same as a black stroke).
-                return alpha
-            # Transparent holes in an opaque picture show that picture's background through them.
-            luminance = _luminance(pixels, full_scale)
-            background = float(np.median(_border(luminance)))
-            return luminance * alpha + background * (1.0 - alpha)
+        if np.median(_border(alpha)) < 0.5:
+            # A canvas without a background keeps its strokes in alpha alone; the RGB under
+            # transparent pixels is arbitrary (often black, the same as a black stroke).
+            return alpha
+        # Transparent holes in an opaque picture show that picture's background through them.
+        luminance = _luminance(pixels, full_scale)
+        background = float(np.median(_border(luminance)))
+        return luminance * alpha + background * (1.0 - alpha)
     return _luminance(pixels, full_scale)
 
 
@@ -625,6 +625,11 @@ def _to_unit(channel: np.ndarray, full_scale: float) -> np.ndarray:
 
 
 def _luminance(pixels: np.ndarray, full_scale: float) -> np.ndarray:
+    if pixels.dtype == np.uint8:
+        # Every canvas and most uploads: Pillow's integer convert("L") (the same weights, rounded to whole levels of
+        # 255, as fine as the input) takes 0.05 ms for a 280x280 canvas where three float channels took 0.8 ms.
+        grey = Image.fromarray(np.ascontiguousarray(pixels), "RGBA" if pixels.shape[2] == 4 else "RGB").convert("L")
+        return _to_unit(np.asarray(grey), full_scale)
     red, green, blue = _LUMA_WEIGHTS
     luminance = _to_unit(pixels[..., 0], full_scale)
     luminance *= red
