@@ -6,6 +6,7 @@ Imports numpy only (never TensorFlow), so the Dataset page and the tests start f
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from pathlib import Path
 
@@ -131,6 +132,20 @@ def page_of(indices: np.ndarray, page: int, per_page: int) -> np.ndarray:
     pages = page_count(len(indices), per_page)
     page = min(max(page, 0), pages - 1)
     return indices[page * per_page : (page + 1) * per_page]
+
+
+def checked_pick(value, count: int) -> tuple[int, float] | None:
+    """A pick in a grid of `count` tiles as a browser sent it, {"position": int in [0, count), "at": its time in
+    ms}: returns (position, at), or None for nothing picked yet. Raises ValueError (a person's sentence) for anything
+    the grid could not have sent."""
+    if value is None:
+        return None
+    position = value.get("position") if isinstance(value, dict) else None
+    at = value.get("at") if isinstance(value, dict) else None
+    if (isinstance(position, bool) or not isinstance(position, int) or not 0 <= position < count
+            or isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at)):
+        raise ValueError(f"The grid sent a pick that is not one of its {count} images.")
+    return position, float(at)
 
 
 def page_count(total: int, per_page: int) -> int:

@@ -5,11 +5,14 @@ Imports no TensorFlow. Images are numpy arrays (28x28, uint8 0-255 or float 0-1,
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from PIL import Image
 from plotly.subplots import make_subplots
 
 from mnist_core.constants import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
@@ -50,13 +53,9 @@ def sample_grid(
     columns: int = 10,
     title: str | None = None,
     title_colours: Sequence[str] | None = None,
-    selectable: bool = False,
 ) -> go.Figure:
-    """A grid of digits, each captioned (e.g. its label, or "label / prediction").
-
-    `selectable` puts an invisible point on each tile (Plotly cannot select heatmap pixels) whose `customdata` is the
-    tile's position in `images`: a click or a tap on a tile then selects it, for a page listening with on_select.
-    """
+    """A grid of digits, each captioned (e.g. its label, or "label / prediction"). (The Dataset page's grid, where a
+    tile is picked, is widgets/digit_grid.py: no Plotly on that page's first screen.)"""
     images = np.asarray(images)
     gap, caption = 2, 9  # pixels between tiles, and above each tile for its caption
     count = len(images)
@@ -80,17 +79,6 @@ def sample_grid(
     figure = go.Figure(
         go.Heatmap(z=canvas, colorscale=INK_SCALE, zmin=0, zmax=1, showscale=False, hoverinfo="skip")
     )
-    if selectable and count:
-        positions = np.arange(count)
-        rows_of, columns_of = np.divmod(positions, columns)
-        figure.add_scatter(
-            x=columns_of * (cell_w + gap) + IMAGE_SIZE / 2 - 0.5,
-            y=rows_of * (cell_h + gap) + caption + IMAGE_SIZE / 2 - 0.5,
-            customdata=positions, mode="markers", showlegend=False,
-            marker=dict(symbol="square", size=40, color="rgba(0,0,0,0)"),
-            selected=dict(marker=dict(color="rgba(255,255,255,0.2)")), unselected=dict(marker=dict(opacity=0)),
-            hovertemplate="click to look closer<extra></extra>",
-        )
     figure.update_layout(
         annotations=annotations,
         title=title,
@@ -98,7 +86,6 @@ def sample_grid(
         height=max(160, int(rows * 80 + (40 if title else 10))),
         plot_bgcolor="rgba(0,0,0,0)",
     )
-    # Fixed ranges: the points would otherwise pad the axes.
     figure.update_xaxes(visible=False, constrain="domain", range=[-0.5, canvas.shape[1] - 0.5])
     figure.update_yaxes(visible=False, range=[canvas.shape[0] - 0.5, -0.5], scaleanchor="x")
     return figure
@@ -159,6 +146,18 @@ def pixel_heatmap(image: np.ndarray, title: str | None = None) -> go.Figure:
     figure.update_yaxes(range=[height - 0.5, -0.5], scaleanchor="x", constrain="domain", dtick=2)
     figure.update_xaxes(range=[-0.5, width - 0.5], constrain="domain", dtick=2, side="top")
     return figure
+
+
+def tile_urls(images: np.ndarray) -> list[str]:
+    """Each 28 x 28 digit as a PNG data: URL (about 300 bytes), for a grid the browser draws itself: no plotting
+    library to load, so a first visit shows the digits as soon as the page's text (issue 9)."""
+    urls = []
+    for image in np.asarray(images):
+        grey = (np.clip(np.nan_to_num(_to_unit(image)), 0.0, 1.0) * 255).round().astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(grey, "L").save(buffer, format="PNG", optimize=False)
+        urls.append("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"))
+    return urls
 
 
 def pixelated(image: np.ndarray, height: int = 168) -> np.ndarray:
@@ -233,8 +232,6 @@ def fit_within(image: np.ndarray, side: int) -> np.ndarray:
     For st.image: Streamlit itself only shrinks the width and rounds the height down, so a 1000 x 3 strip
     would become 0 rows high and fail. Takes uint8 pictures (H, W), (H, W, 3), (H, W, 4) or float (H, W).
     """
-    from PIL import Image
-
     height, width = image.shape[:2]
     scale = side / max(height, width)
     if scale == 1.0:

@@ -7,6 +7,7 @@ import streamlit as st
 
 import ui
 from mnist_core import data, plots
+from widgets.digit_grid import digit_grid, new_pick
 
 ui.page_header(
     "Dataset",
@@ -49,22 +50,25 @@ else:
 which = "all digits" if not digits else "digit " + ", ".join(map(str, sorted(digits)))
 st.markdown(f"**{len(matching):,}** {split} images of {which}; showing {len(shown)} (index: label above each). "
             "Click an image to look at it closely below.")
-grid = st.plotly_chart(
-    plots.sample_grid(images[shown], [f"#{index}: {labels[index]}" for index in shown], columns=10, selectable=True),
-    width="stretch", config=plots.PICK_CONFIG, on_select="rerun", selection_mode="points",
-    key=f"dataset_grid-{split}-{zlib.crc32(np.asarray(shown).tobytes())}",  # new images, no old selection
-)
+grid_key = f"dataset_grid-{split}-{zlib.crc32(np.asarray(shown).tobytes())}"  # new images, no old pick
+try:
+    position = new_pick(grid_key, len(shown))
+except ValueError as error:  # a tampered browser: say so, keep the page working
+    st.error(str(error))
+    position = None
 
-# The image looked at closely: the first one shown, until a tile is clicked or an index typed.
-points = grid.selection.points if grid and grid.selection else []
-picked = int(shown[points[0]["customdata"]]) if points and len(shown) else None
-if picked is not None and picked != st.session_state.get("dataset_picked"):
-    st.session_state.dataset_index = picked
+# The image looked at closely: the first one shown, until a tile is picked or an index typed.
+if position is not None:
+    st.session_state.dataset_index = int(shown[position])
 elif st.session_state.get("dataset_first_shown") != (split, int(shown[0]) if len(shown) else 0):
     st.session_state.dataset_index = int(shown[0]) if len(shown) else 0
-st.session_state.dataset_picked = picked
 st.session_state.dataset_first_shown = (split, int(shown[0]) if len(shown) else 0)
 st.session_state.dataset_index = min(int(st.session_state.get("dataset_index", 0)), len(labels) - 1)
+
+looked_at = np.flatnonzero(np.asarray(shown) == st.session_state.dataset_index)
+digit_grid(images[shown], [f"#{index}: {labels[index]}" for index in shown],
+           [f"{split} image #{index}, label {labels[index]}" for index in shown], key=grid_key,
+           highlighted=int(looked_at[0]) if looked_at.size else None)
 
 st.subheader("One digit, pixel by pixel")
 look = st.columns([1, 3])

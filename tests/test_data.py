@@ -163,3 +163,18 @@ def test_subset_is_repeatable_and_keeps_pairs(mnist):
     first = int(np.flatnonzero((x_train == x_small[0]).all(axis=(1, 2)))[0])
     assert y_train[first] == y_small[0]
     assert data.subset(x_train, y_train, None)[0] is x_train
+
+
+def test_a_grid_pick_is_a_position_among_the_tiles_and_the_time_of_the_click():
+    assert data.checked_pick(None, 50) is None
+    assert data.checked_pick({"position": 0, "at": 1700000000000}, 50) == (0, 1700000000000.0)
+    assert data.checked_pick({"position": 49, "at": 2.5}, 50) == (49, 2.5)
+
+
+@pytest.mark.parametrize("value", [
+    {"position": 50, "at": 1}, {"position": -1, "at": 1}, {"position": 1.0, "at": 1}, {"position": False, "at": 1},
+    {"position": 1, "at": float("nan")}, {"position": 1, "at": True}, {"position": 1}, {"at": 1}, 3, "3", [3],
+])
+def test_anything_else_a_browser_sends_as_a_grid_pick_is_refused_with_a_sentence(value):
+    with pytest.raises(ValueError, match="The grid sent a pick that is not one of its 50 images."):
+        data.checked_pick(value, 50)

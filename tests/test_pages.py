@@ -158,12 +158,31 @@ def figure_titled(at: AppTest, words: str) -> dict:
     return matches[0]
 
 
+def components(at: AppTest, name: str) -> list[dict]:
+    """The data each of our components-v2 widgets called `name` (e.g. "mnist_lab.digit_grid") was given this run."""
+    return [json.loads(element.proto.json) for element in at.main.get("bidi_component")
+            if getattr(element.proto, "component_name", "") == name]
+
+
+def component_key(at: AppTest, name: str) -> str:
+    """The key the page gave its one component called `name` (the element id ends with it: "$$ID-<hash>-<key>")."""
+    [element] = [element for element in at.main.get("bidi_component") if element.proto.component_name == name]
+    return element.proto.id.split("-", 2)[2]
+
+
+def pick_in_dataset_grid(at: AppTest, value) -> None:
+    """Make the Dataset grid report `value` as its pick, as a browser would after a click (or a tampered one)."""
+    at.session_state[component_key(at, "mnist_lab.digit_grid")] = {"picked": value}
+    at.run()
+
+
 def dataset_grid(at: AppTest) -> list[str]:
-    """The captions ("#index: label") of the Dataset page's grid of digits."""
-    grids = [annotation_texts(figure) for figure in figures(at)]
-    grids = [grid for grid in grids if grid and all(re.fullmatch(r"#\d+: \d", text) for text in grid)]
-    assert len(grids) == 1, "expected one grid of '#index: label' captions on the Dataset page"
-    return grids[0]
+    """The captions ("#index: label") of the Dataset page's grid of digits (widgets/digit_grid.py)."""
+    [grid] = components(at, "mnist_lab.digit_grid")
+    assert len(grid["tiles"]) == len(grid["captions"]) == len(grid["labels"])
+    assert all(tile.startswith("data:image/png;base64,") for tile in grid["tiles"])
+    assert all(re.fullmatch(r"#\d+: \d", text) for text in grid["captions"])
+    return grid["captions"]
 
 
 def active_model(at: AppTest):
@@ -362,6 +381,45 @@ def test_dataset_image_index_shows_that_images_label(app, mnist):
     figure_titled(at, f"test image #18, label {y_test[18]}")
 
 
+def test_a_digit_picked_in_the_grid_is_shown_pixel_by_pixel_and_marked(app, mnist):
+    (_, y_train), _ = mnist
+    at = open_page(app(), "dataset")
+    [grid] = components(at, "mnist_lab.digit_grid")
+    assert grid["picked"] == 0  # the first one shown is looked at, to start with
+    assert grid["labels"][12] == f"train image #12, label {y_train[12]}"
+
+    pick_in_dataset_grid(at, {"position": 12, "at": 1_000.0})
+    assert_ran_cleanly(at)
+    assert metric_value(at, "Label") == str(y_train[12])
+    assert [caption for image in at.image for caption in image.captions] == ["train image #12"]
+    assert by_label(at.number_input, "Image index").value == 12
+    assert components(at, "mnist_lab.digit_grid")[0]["picked"] == 12
+
+    by_label(at.number_input, "Image index").set_value(30)  # typed: the pick no longer decides
+    at.run()
+    assert metric_value(at, "Label") == str(y_train[30])
+    assert components(at, "mnist_lab.digit_grid")[0]["picked"] == 30
+    by_label(at.number_input, "Image index").set_value(120)  # not on the grid: no tile marked
+    at.run()
+    assert components(at, "mnist_lab.digit_grid")[0]["picked"] is None
+
+    pick_in_dataset_grid(at, {"position": 12, "at": 2_000.0})  # the same tile clicked again
+    assert by_label(at.number_input, "Image index").value == 12
+
+
+@pytest.mark.parametrize("value", [
+    {"position": 50, "at": 1.0}, {"position": -1, "at": 1.0}, {"position": True, "at": 1.0},
+    {"position": "3", "at": 1.0}, {"position": 3, "at": "now"}, {"position": 3}, [3], "3",
+])
+def test_a_forged_pick_in_the_dataset_grid_is_a_message_not_a_crash(app, value):
+    at = open_page(app(), "dataset")
+    pick_in_dataset_grid(at, value)
+    assert_ran_cleanly(at)
+    assert "The grid sent a pick that is not one of its 50 images." in texts(at.error)
+    assert by_label(at.number_input, "Image index").value == 0  # nothing lost: the page still shows the first one
+    assert len(dataset_grid(at)) == 50
+
+
 def test_dataset_page_past_the_last_says_so_and_shows_the_last(app, mnist):
     (_, y_train), _ = mnist
     at = open_page(app(), "dataset")
@@ -372,8 +430,7 @@ def test_dataset_page_past_the_last_says_so_and_shows_the_last(app, mnist):
     assert_ran_cleanly(at)
     assert "There are 1,200 pages of 50 images here: showing the last one." in texts(at.info)
     # the grid shows the last page: its captions are the last 50 indices
-    captions = [annotation["text"] for figure in figures(at) for annotation in figure["layout"].get("annotations", [])]
-    assert captions[:50] == [f"#{index}: {y_train[index]}" for index in range(59_950, 60_000)]
+    assert dataset_grid(at) == [f"#{index}: {y_train[index]}" for index in range(59_950, 60_000)]
 
 
 _NO_TENSORFLOW_SCRIPT = textwrap.dedent(
