@@ -871,3 +871,27 @@ def test_a_forged_canvas_png_is_refused_before_its_pixels_are_decoded(monkeypatc
     with pytest.raises(UnreadableImageError, match="too large"):
         decode_canvas(data_url(huge), 280)
     assert decodes.calls == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    picture=hnp.arrays(np.uint8, st.tuples(st.integers(3, 40), st.integers(3, 40), st.sampled_from([1, 3, 4])),
+                       elements=st.integers(0, 255)),
+    opaque=st.booleans(),
+)
+def test_the_8_bit_shortcut_gives_the_same_ink_as_the_float_path(picture, opaque):
+    """ink_map reads 8-bit pictures through a table of the 256 levels (preprocess._normalise_levels): the same
+    numbers, to the last bit, as the arithmetic on every pixel it replaced (the float path, still used for other
+    pictures)."""
+    from mnist_core import preprocess
+
+    if picture.shape[2] == 4 and opaque:
+        picture[..., 3] = 255
+    picture = picture[..., 0] if picture.shape[2] == 1 else picture
+    try:
+        expected = preprocess._normalise_ink(preprocess._ink_signal(picture))
+    except BlankImageError:
+        with pytest.raises(BlankImageError):
+            ink_map(picture)
+        return
+    np.testing.assert_array_equal(ink_map(picture), expected)

@@ -18,6 +18,9 @@ function setup(parentElement) {
   const state = {
     root, canvas, context, strokes: [], current: null, generation: null, send: () => {}, seq: 0, seen: 0, timer: null,
   };
+  // The canvas' HTML is on the page before this module has run: until now a stroke would draw nothing and send
+  // nothing. Marked for the browser tests, which wait for it before they draw (a person is never that quick).
+  root.dataset.ready = "true";
 
   const point = (event) => {
     const box = canvas.getBoundingClientRect();

@@ -74,6 +74,8 @@ def find_canvas(page, timeout_s: float = 30):
         for scope in [page.locator(MAIN)] + [
             page.frame_locator(f"{MAIN} iframe").nth(index) for index in range(page.locator(f"{MAIN} iframe").count())
         ]:
+            if scope.locator(".digit-canvas:not([data-ready])").count():
+                continue  # our canvas' script has not run yet (widgets/digit_canvas.js): a stroke would be lost
             for selector in ("canvas.upper-canvas", "canvas"):
                 candidates = scope.locator(selector)
                 if candidates.count() > 0:
