@@ -22,17 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -100,33 +96,18 @@ class MemorySampler(threading.Thread):
 
 
 def start_server(models_dir: Path, log_path: Path, one_cpu: bool = False) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    for path in benchlib.PROJECT_ROOT.joinpath("models").glob("*"):
-        if path.suffix in (".keras", ".json", ".tflite") and not path.name.startswith(".") and ".tmp" not in path.name:
-            shutil.copy2(path, models_dir / path.name)
-    env = {**os.environ, "MNIST_LAB_MODELS_DIR": str(models_dir), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "MNIST_LAB_MAX_JOBS_PER_VISITOR": "1"}
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true",
-               f"--server.port={port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false"]
-    if one_cpu:
-        command = ["taskset", "-c", "0", *command]
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(command, cwd=benchlib.PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base_url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return server, base_url
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            raise SystemExit(f"the app server did not start; see {log_path}")
-        time.sleep(0.25)
+    """A fresh server on a copy of the shipped models, one job per visitor; on one core with `one_cpu`."""
+    port = benchlib.free_port()
+    server = benchlib.start_app(
+        port, env={"MNIST_LAB_MODELS_DIR": str(benchlib.copy_shipped_models(models_dir)),
+                   "MNIST_LAB_MAX_JOBS_PER_VISITOR": "1"},
+        cores="0" if one_cpu else None, log_path=log_path)
+    try:
+        benchlib.wait_for_health(port, server)
+    except (RuntimeError, TimeoutError) as error:
+        server.kill()
+        raise SystemExit(f"the app server did not start ({error}); see {log_path}") from error
+    return server, f"http://127.0.0.1:{port}"
 
 
 def queue_small_training(page, name: str) -> None:

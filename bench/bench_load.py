@@ -16,14 +16,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import benchlib
@@ -55,32 +51,15 @@ def browser_settings() -> tuple[str, list[str]]:
 def start_server(models_dir: Path, log_path: Path, cores: str | None = None) -> tuple[subprocess.Popen, str]:
     """A fresh `streamlit run app.py` on a free port with a copy of the shipped models in `models_dir`; with
     `cores` ("0", "0,1") the server runs under `taskset -c cores`, as a host with fewer cores would run it."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    for path in benchlib.PROJECT_ROOT.joinpath("models").glob("*"):
-        if path.suffix in (".keras", ".json") and not path.name.startswith(".") and ".tmp" not in path.name:
-            shutil.copy2(path, models_dir / path.name)
-    env = {**os.environ, "MNIST_LAB_MODELS_DIR": str(models_dir), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true",
-               f"--server.port={port}", "--server.address=127.0.0.1", "--browser.gatherUsageStats=false"]
-    if cores is not None:
-        command = ["taskset", "-c", cores, *command]
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(command, cwd=benchlib.PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base_url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return server, base_url
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            raise SystemExit(f"the app server did not start; see {log_path}")
-        time.sleep(0.25)
+    port = benchlib.free_port()
+    server = benchlib.start_app(port, env={"MNIST_LAB_MODELS_DIR": str(benchlib.copy_shipped_models(models_dir))},
+                                cores=cores, log_path=log_path)
+    try:
+        benchlib.wait_for_health(port, server, timeout=SERVER_START_TIMEOUT_S)
+    except (RuntimeError, TimeoutError) as error:
+        server.kill()
+        raise SystemExit(f"the app server did not start ({error}); see {log_path}") from error
+    return server, f"http://127.0.0.1:{port}"
 
 
 def row(scenario: str, sessions: int, drawings, seconds: float, training: str) -> list[object]:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,8 +40,8 @@ import time
 from pathlib import Path
 
 import benchlib
-from bench_startup import CHROMIUM_ARGS, free_port, stop_server, tensorflow_libraries, wait_for_port
-from benchlib import print_header, print_table, verdict
+from bench_startup import CHROMIUM_ARGS, tensorflow_libraries
+from benchlib import copy_shipped_models, free_port, print_header, print_table, start_app, stop_app, verdict, wait_for_port
 
 TARGET_BYTES = 1.2e9  # 1.2 GB (decimal, the stricter reading: 1,144 MiB)
 BROWSE_TARGET_BYTES = 300e6  # issue 18: the server after browsing, both shipped models (286 MiB)
@@ -116,8 +115,6 @@ def choose_model(page, label: str, name: str, scope) -> None:
 
 def browse(args) -> None:
     """One visitor's tour of Home, Dataset, Draw (one prediction) and Models (evaluations), RSS after each."""
-    import shutil
-
     from playwright.sync_api import sync_playwright
 
     sys.path.insert(0, str(benchlib.PROJECT_ROOT / "tests" / "e2e"))
@@ -125,16 +122,9 @@ def browse(args) -> None:
 
     print_header("bench_memory --scenario browse")
     store = tempfile.TemporaryDirectory(prefix="mnist-lab-bench-")
-    for path in (benchlib.PROJECT_ROOT / "models").iterdir():
-        if path.suffix in (".keras", ".json", ".tflite") and not path.name.startswith("."):
-            shutil.copy2(path, store.name)
+    copy_shipped_models(Path(store.name))
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true", f"--server.port={port}",
-         "--server.address=127.0.0.1", "--browser.gatherUsageStats=false"],
-        cwd=benchlib.PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MNIST_LAB_MODELS_DIR": store.name},
-    )
+    server = start_app(port, env={"MNIST_LAB_MODELS_DIR": store.name})
     rows = []
 
     def record(moment: str) -> None:
@@ -168,7 +158,7 @@ def browse(args) -> None:
         time.sleep(2)
         record("2 s after the visitor left")
     finally:
-        stop_server(server)
+        stop_app(server)
         store.cleanup()
 
     print("## RSS of the app's server while one visitor browses, both shipped models in the store\n")
@@ -209,8 +199,6 @@ def family_rss(pid: int) -> tuple[float, float, int]:
 
 def lifecycle(args) -> None:
     """A training's life seen from memory: Train page, cold and warm starts, the end, the idle time."""
-    import shutil
-
     from playwright.sync_api import sync_playwright
 
     sys.path.insert(0, str(benchlib.PROJECT_ROOT / "tests" / "e2e"))
@@ -218,17 +206,9 @@ def lifecycle(args) -> None:
 
     print_header("bench_memory --scenario lifecycle")
     store = tempfile.TemporaryDirectory(prefix="mnist-lab-bench-")
-    for path in (benchlib.PROJECT_ROOT / "models").iterdir():
-        if path.suffix in (".keras", ".json", ".tflite") and not path.name.startswith("."):
-            shutil.copy2(path, store.name)
+    copy_shipped_models(Path(store.name))
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true", f"--server.port={port}",
-         "--server.address=127.0.0.1", "--browser.gatherUsageStats=false"],
-        cwd=benchlib.PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MNIST_LAB_MODELS_DIR": store.name,
-             "MNIST_LAB_WORKER_IDLE_S": str(IDLE_SECONDS)},
-    )
+    server = start_app(port, env={"MNIST_LAB_MODELS_DIR": store.name, "MNIST_LAB_WORKER_IDLE_S": str(IDLE_SECONDS)})
     rows, starts = [], []
     peaks = {"server": 0.0, "family": 0.0}
     stop_sampling = threading.Event()
@@ -281,7 +261,7 @@ def lifecycle(args) -> None:
             browser.close()
     finally:
         stop_sampling.set()
-        stop_server(server)
+        stop_app(server)
         store.cleanup()
 
     print("## Server and training workers through a training's life (default preset)\n")
@@ -318,12 +298,7 @@ def main() -> None:
     print_header("bench_memory")
     port = free_port()
     store = tempfile.TemporaryDirectory(prefix="mnist-lab-bench-")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true", f"--server.port={port}",
-         "--server.address=127.0.0.1", "--browser.gatherUsageStats=false"],
-        cwd=benchlib.PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MNIST_LAB_MODELS_DIR": store.name},
-    )
+    server = start_app(port, env={"MNIST_LAB_MODELS_DIR": store.name})
     rows = []
     sampler = Sampler(server.pid)
     try:
@@ -349,7 +324,7 @@ def main() -> None:
             browser.close()
     finally:
         sampler.stop()
-        stop_server(server)
+        stop_app(server)
         store.cleanup()
 
     peak = max(row[2] for row in rows)

@@ -22,16 +22,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import benchlib
-from benchlib import median, print_header, print_table, verdict
+from benchlib import (
+    free_port, median, print_header, print_table, start_app, stop_app, verdict, wait_for_health, wait_for_port,
+)
 
 TARGET_SECONDS = 5.0
 FIRST_VISIT_TARGET_SECONDS = 1.5
@@ -57,55 +55,16 @@ CHROMIUM_ARGS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port: int, server: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited with code {server.returncode} before it listened")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.02)
-    raise TimeoutError(f"nothing listened on port {port} within {timeout} s")
-
-
 def tensorflow_libraries(pid: int) -> list[str]:
     """TensorFlow's shared libraries mapped into process `pid` ([] when TensorFlow was never imported)."""
     maps = Path(f"/proc/{pid}/maps").read_text()
     return sorted({line.split()[-1] for line in maps.splitlines() if "tensorflow" in line and "/" in line})
 
 
-def start_server(port: int, script: str = "app.py") -> subprocess.Popen:
-    command = [
-        sys.executable, "-m", "streamlit", "run", script,
-        "--server.headless=true", f"--server.port={port}", "--server.address=127.0.0.1",
-        "--browser.gatherUsageStats=false",
-    ]
-    return subprocess.Popen(
-        command, cwd=benchlib.PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-
-
 def one_cold_start(browser) -> dict:
     port = free_port()
     started = time.perf_counter()
-    server = start_server(port)
+    server = start_app(port)
     try:
         wait_for_port(port, server)
         listening = time.perf_counter() - started
@@ -124,31 +83,14 @@ def one_cold_start(browser) -> dict:
         context.close()
         return {"listening": listening, "title": title, "grid": grid, "finished": finished, "tensorflow": libraries}
     finally:
-        stop_server(server)
-
-
-def wait_for_health(port: int, server: subprocess.Popen, timeout: float = 60) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited with code {server.returncode} before it answered")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"no health answer on port {port} within {timeout} s")
+        stop_app(server)
 
 
 def one_first_visit(browser, path: str, floor_script: Path | None = None) -> float:
     """Seconds from the first request of a fresh, healthy server for `path` to that page's content shown (with
     `floor_script`: the first request of a server running that script instead, to its metric shown)."""
     port = free_port()
-    server = start_server(port, str(floor_script or "app.py"))
+    server = start_app(port, script=str(floor_script or "app.py"))
     try:
         wait_for_health(port, server)
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -161,7 +103,7 @@ def one_first_visit(browser, path: str, floor_script: Path | None = None) -> flo
         context.close()
         return seconds
     finally:
-        stop_server(server)
+        stop_app(server)
 
 
 def main() -> None:

@@ -117,11 +117,12 @@ def time_pages(runs: int) -> list[list[object]]:
 
 
 def time_pages_in_chromium(rounds: int) -> list[list[object]]:
-    from bench_startup import CHROMIUM_ARGS, free_port, start_server, stop_server, wait_for_port
+    from bench_startup import CHROMIUM_ARGS
+    from benchlib import free_port, start_app, stop_app, wait_for_port
     from playwright.sync_api import sync_playwright
 
     port = free_port()
-    server = start_server(port)  # inherits MNIST_LAB_MODELS_DIR
+    server = start_app(port)  # inherits MNIST_LAB_MODELS_DIR
     seconds: dict[str, list[float]] = {page: [] for page in TITLES}
     try:
         wait_for_port(port, server)
@@ -147,7 +148,7 @@ def time_pages_in_chromium(rounds: int) -> list[list[object]]:
             page.keyboard.press("Escape")
             browser.close()
     finally:
-        stop_server(server)
+        stop_app(server)
     print(f"  (the active-model picker opened with {shown} option(s) drawn)")
     return [[name, f"{median(values):.3f}", f"{max(values):.3f}", verdict(median(values) <= TARGET_SECONDS)]
             for name, values in seconds.items()]

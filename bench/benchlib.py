@@ -8,9 +8,14 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shutil
+import signal
+import socket
 import statistics
+import subprocess
 import sys
 import time
+import urllib.request
 from datetime import date
 from pathlib import Path
 
@@ -125,3 +130,76 @@ class Stopwatch:
         self.seconds = time.perf_counter() - self.started
         self.cpu_seconds = time.process_time() - self.cpu_started
         self.cores = self.cpu_seconds / self.seconds if self.seconds > 0 else 0.0
+
+
+# --- an app server of its own ------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def copy_shipped_models(destination: Path) -> Path:
+    """A copy of the shipped models (.keras, .json, .tflite) in `destination`, for a server's scratch store."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for path in (PROJECT_ROOT / "models").iterdir():
+        if path.suffix in (".keras", ".json", ".tflite") and not path.name.startswith(".") and ".tmp" not in path.name:
+            shutil.copy2(path, destination / path.name)
+    return destination
+
+
+def start_app(port: int, *, script: str = "app.py", env: dict[str, str] | None = None, cores: str | None = None,
+              log_path: Path | None = None) -> subprocess.Popen:
+    """`streamlit run script` on 127.0.0.1:`port` from the project root, with `env` added to this environment; with
+    `cores` ("0", "0,1") under `taskset -c cores`, as a host with fewer cores would run it. Returns at once."""
+    command = [sys.executable, "-m", "streamlit", "run", script, "--server.headless=true", f"--server.port={port}",
+               "--server.address=127.0.0.1", "--browser.gatherUsageStats=false"]
+    if cores is not None:
+        command = ["taskset", "-c", cores, *command]
+    output = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(command, cwd=PROJECT_ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
+                                stdout=output, stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL)
+    finally:
+        if log_path:
+            output.close()  # the server has its own copy of the file
+
+
+def wait_for_port(port: int, server: subprocess.Popen, timeout: float = 60) -> None:
+    """Until something listens on `port` (the server process is up, maybe before it serves pages)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited with code {server.returncode} before it listened")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise TimeoutError(f"nothing listened on port {port} within {timeout} s")
+
+
+def wait_for_health(port: int, server: subprocess.Popen, timeout: float = 90) -> None:
+    """Until the server answers /_stcore/health (it is up, as a hosted app is when a visitor arrives)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited with code {server.returncode} before it answered")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"no health answer on port {port} within {timeout} s")
+
+
+def stop_app(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()

@@ -115,6 +115,7 @@ export default function (component) {
   state.seen = Math.max(state.seen, Number(data.seen) || 0);
   state.send = (retry = 0) => {
     state.seq += 1;
+    console.debug(`digit canvas: send ${state.seq} (${state.strokes.length} strokes, seen ${state.seen})`);
     setStateValue("drawing", {
       png: state.strokes.length ? state.canvas.toDataURL("image/png") : null,
       strokes: state.strokes,

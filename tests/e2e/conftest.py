@@ -220,9 +220,12 @@ def page(browser, request, tmp_path_factory):
     context = browser.new_context(viewport=VIEWPORT)
     tab = context.new_page()
     tab.set_default_timeout(30_000)
+    console: list[str] = []  # what the page's scripts said (the canvas tells when it mounts and resends)
+    tab.on("console", lambda message: console.append(f"{time.strftime('%H:%M:%S')} {message.type}: {message.text}"))
     yield tab
     call_report = getattr(request.node, "report_call", None)
     if call_report is not None and call_report.failed:
+        print("the page's console (last 40):\n" + "\n".join(console[-40:]), file=sys.stderr)
         failure_dir = tmp_path_factory.getbasetemp() / "e2e-failures"
         failure_dir.mkdir(exist_ok=True)
         path = failure_dir / f"{request.node.name}.png"
