@@ -89,6 +89,9 @@ def new_visitor(browser, base_url: str, path: str):
     page.add_init_script(LATENCY_PROBE)
     CONSOLE[id(page)] = log = []
     page.on("console", lambda message: log.append(f"{time.strftime('%H:%M:%S')} {message.type}: {message.text}"))
+    page.on("crash", lambda _: log.append(f"{time.strftime('%H:%M:%S')} the page crashed"))
+    page.on("framenavigated", lambda frame: log.append(f"{time.strftime('%H:%M:%S')} navigated to {frame.url}")
+            if frame == page.main_frame else None)
     open_page(page, base_url, path)
     return page
 
@@ -220,11 +223,14 @@ def clear_canvas(page) -> None:
     """Press the canvas' own Clear button once: the prediction must go (it clears in the browser and sends the
     empty canvas; no page rerun to race, which is how a Clear was once lost under this load with the old canvas)."""
     clear = page.get_by_role("button", name="Clear")
-    if not clear.is_enabled():
-        shown = " ".join(page.locator(MAIN).inner_text().split())[:400]
+    try:
+        expect(clear).to_be_enabled(timeout=30_000)
+    except AssertionError:
+        state = "disabled (the canvas is empty)" if clear.count() else "missing (no canvas on the page)"
+        shown = " ".join(page.locator("body").inner_text(timeout=5_000).split())[:400]
         raise AssertionError(
-            f"the canvas is already empty before Clear; probe {page.evaluate(READ_PROBE)}; the page shows {shown!r}; "
-            "its console:\n" + "\n".join(CONSOLE.get(id(page), [])[-30:]))
+            f"Clear is {state}; probe {page.evaluate(READ_PROBE)}; the page shows {shown!r}; its console:\n"
+            + "\n".join(CONSOLE.get(id(page), [])[-40:])) from None
     clear.click()
     expect(page.locator(MAIN).get_by_text(PREDICTION)).to_have_count(0, timeout=20_000)
     wait_for_app(page)
