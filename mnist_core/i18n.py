@@ -101,6 +101,11 @@ def ngettext(singular: str, plural: str, count: int) -> str:
     return translations(current_language()).ngettext(singular, plural, count)
 
 
+def pgettext(context: str, message: str) -> str:
+    """`message` as meant in `context` (one English word, two Chinese ones: "Train" the page, "Train" the split)."""
+    return translations(current_language()).pgettext(context, message)
+
+
 def N_(message: str) -> str:  # noqa: N802 - gettext's own name for "mark for extraction, translate later"
     """Mark `message` for the catalog without translating it now (constants, translated where they are shown)."""
     return message
