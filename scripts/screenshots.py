@@ -9,6 +9,10 @@ Run from the project root (a few minutes; needs Debian's chromium and the playwr
 
     .venv/bin/python scripts/screenshots.py
     .venv/bin/python scripts/screenshots.py --only phone-draw home
+    .venv/bin/python scripts/screenshots.py --language zh_Hans     # the Chinese ones, docs/screenshots/*-zh.png
+
+The Chinese shots need a CJK font where Chromium runs (Debian: fonts-noto-cjk; .ci/run installs it), or every
+character shows as a box.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from e2e_helpers import (  # noqa: E402  (the browser tests' own helpers: one wa
 OUT = PROJECT_ROOT / "docs" / "screenshots"
 DESKTOP = {"width": 1400, "height": 1000}
 PHONE = {"width": 390, "height": 844}
+SUFFIX = ""  # "-zh" for the Chinese shots (--language zh_Hans)
 SEVEN = [(0.28, 0.25), (0.5, 0.24), (0.72, 0.25), (0.62, 0.45), (0.53, 0.62), (0.46, 0.8)]  # a "7", as a mouse draws it
 
 
@@ -83,8 +88,9 @@ def shoot(page, name: str, height: int | None = None) -> None:
     page.mouse.move(1, 1)
     page.wait_for_timeout(400)
     OUT.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(OUT / f"{name}.png"))
-    print(f"wrote {OUT / f'{name}.png'}")
+    path = OUT / f"{name}{SUFFIX}.png"
+    page.screenshot(path=str(path))
+    print(f"wrote {path}")
 
 
 def charts_drawn(page, count: int = 1) -> None:
@@ -154,7 +160,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", choices=[*SHOTS, *PHONE_SHOTS], help="take only these")
     parser.add_argument("--chromium", default=os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+    parser.add_argument("--language", choices=["en", "zh_Hans"], default="en",
+                        help="the browser's language (the app follows it): zh_Hans writes NAME-zh.png")
     args = parser.parse_args()
+    global SUFFIX
+    SUFFIX = "-zh" if args.language == "zh_Hans" else ""
+    locale = "zh-CN" if args.language == "zh_Hans" else "en-US"
     wanted = set(args.only or [*SHOTS, *PHONE_SHOTS])
     from playwright.sync_api import sync_playwright
 
@@ -168,7 +179,7 @@ def main() -> None:
                                                                        {"is_mobile": True, "has_touch": True})):
                     for name, take in shots.items():
                         if name in wanted:
-                            context = browser.new_context(viewport=viewport, **extra)
+                            context = browser.new_context(viewport=viewport, locale=locale, **extra)
                             take(context.new_page(), base)
                             context.close()
                 browser.close()

@@ -17,7 +17,7 @@ CHINESE_TITLES = {"home": "MNIST Lab", "dataset": "数据集", "train": "训练"
                   "my_digits": "我的数字"}
 ENGLISH_TITLES = {"home": "MNIST Lab", "dataset": "Dataset", "train": "Train", "draw": "Draw", "models": "Models",
                   "my_digits": "My digits"}
-TRANSLATED_PAGES = ["home", "dataset"]
+TRANSLATED_PAGES = ["home", "dataset", "draw"]
 HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -81,3 +81,33 @@ def test_an_english_browser_gets_english(store):
     assert_ran_cleanly(at)
     assert at.sidebar.selectbox(key="language_picker").value == "en"
     assert at.subheader[0].value == "Where to go"
+
+
+def test_a_drawing_is_answered_in_chinese_with_the_canvas_in_chinese(app, monkeypatch):
+    from test_pages import forge_canvas, texts
+    from test_preprocess import drawn_canvas_url
+
+    at = open_page(in_chinese(app(model="cnn")), "draw")
+    sent = {}
+    import widgets.digit_canvas
+
+    def canvas(**options):
+        sent.update(options["data"])
+        return {"drawing": {"png": one, "strokes": [{"width": 20, "points": [[140, 50], [140, 230]]}]}}
+
+    one = drawn_canvas_url(draw=lambda pen: pen.line([(140, 50), (140, 230)], fill=(255, 255, 255, 255), width=20))
+    monkeypatch.setattr(widgets.digit_canvas, "_component", canvas)
+    at.run()
+    assert_ran_cleanly(at)
+    assert "### 预测结果：1" in texts(at.markdown)
+    assert sent["labels"]["undo"]["text"] == "撤销" and sent["labels"]["clear"]["text"] == "清空"
+    captions = [caption for image in at.image for caption in image.captions]
+    assert captions[0] == "1. 笔迹" and "模型看到的图像" in captions[4]
+    assert [element.value for element in at.subheader][:2] == ["网络看到的图像", "它为什么这么认为"]
+    # a small dot: the hint above the answer, in Chinese, with the note that confidence is not correctness
+    dot = drawn_canvas_url(draw=lambda pen: pen.ellipse([130, 130, 140, 140], fill=(255, 255, 255, 255)))
+    forge_canvas(monkeypatch, {"png": dot, "strokes": [{"width": 20, "points": [[135, 135]]}]})
+    at.run()
+    assert_ran_cleanly(at)
+    [warning] = texts(at.warning)
+    assert "写得太小了" in warning and "置信度不等于正确率" in warning
