@@ -17,7 +17,7 @@ CHINESE_TITLES = {"home": "MNIST Lab", "dataset": "数据集", "train": "训练"
                   "my_digits": "我的数字"}
 ENGLISH_TITLES = {"home": "MNIST Lab", "dataset": "Dataset", "train": "Train", "draw": "Draw", "models": "Models",
                   "my_digits": "My digits"}
-TRANSLATED_PAGES = ["home", "dataset", "draw"]
+TRANSLATED_PAGES = ["home", "dataset", "draw", "models"]
 HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
