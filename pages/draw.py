@@ -162,13 +162,14 @@ def saliency_view(model_name: str, image, predicted: int) -> None:
     if isinstance(result, Failed):
         st.warning(_("No saliency map: {reason}").format(reason=result.message))
         return
+    # Translated now, in the visitor's run: a format_func is also called outside it (AppTest), in no language.
     methods = {INTEGRATED_GRADIENTS: _("Integrated gradients"), GRAD_CAM: "Grad-CAM"}
+    its_answer = _("its answer ({digit})").format(digit=predicted)
     method = st.segmented_control(_("Method"), [INTEGRATED_GRADIENTS, GRAD_CAM], default=INTEGRATED_GRADIENTS,
                                   format_func=methods.get, key="saliency_method")
     choice = st.segmented_control(
         _("Map for the digit"), [ITS_ANSWER, *range(len(CLASS_NAMES))], default=ITS_ANSWER, key="saliency_digit",
-        format_func=lambda option: _("its answer ({digit})").format(digit=predicted) if option == ITS_ANSWER
-        else str(option),
+        format_func=lambda option: its_answer if option == ITS_ANSWER else str(option),
         help=_("What in this drawing argues for (or against) a digit: pick another one to ask what would make it, "
                "say, a 4."))
     digit = predicted if choice in (None, ITS_ANSWER) else int(choice)

@@ -241,7 +241,8 @@ if not deletable:
                  "trained them.") + ("" if who.admin else " " + _("An admin (a teacher) can delete any of them.")))
 else:
     target = st.selectbox(_("Model to delete"), deletable,
-                          format_func=lambda n: n + (_(" (broken)") if any(e.name == n for e in broken) else ""))
+                          format_func=lambda n, broken_mark=_(" (broken)"): n + (
+                              broken_mark if any(e.name == n for e in broken) else ""))
     confirm = st.checkbox(_("Yes, delete {name} for good").format(name=target))
     if st.button(_("Delete"), icon=":material/delete_forever:", disabled=not confirm):
         try:
