@@ -14,6 +14,8 @@ from here (marked `_` so that extraction finds them), in the language current at
 cleaner than translating at the boundary: a message such as "Epochs must be 1 to 50" is formatted with its numbers
 where it is raised, and the boundary only ever sees the finished sentence, which no catalog can match. A message
 made in a worker process (a training's error) is made there in English: the worker does not know the visitor.
+One exception, by necessity: preprocess.py caches a decoded picture, or its error, for every visitor, so its fixed
+messages are only marked (N_) and the Draw page translates them as it shows them (`_(str(error))`).
 """
 
 from __future__ import annotations

@@ -183,3 +183,19 @@ def test_numbers_percentages_and_durations_follow_the_language():
     assert i18n.format_duration(125, language="zh_Hans") == "2分钟"
     assert i18n.format_duration(float("nan"), language="en") == "n/a"
     assert i18n.format_percent(None, language="en") == "n/a"
+
+
+def test_core_errors_speak_the_visitors_language(speaking):
+    """mnist_core's messages are made in the language current when they are raised (the visitor's, in the app)."""
+    import numpy as np
+
+    from mnist_core.finetune import FinetuneError, check_drawings
+    from mnist_core.store import InvalidModelName, validate_name
+
+    with pytest.raises(InvalidModelName, match="is not a valid model name"):
+        validate_name("two words")
+    speaking("zh_Hans")
+    with pytest.raises(InvalidModelName, match="不是有效的模型名称"):
+        validate_name("two words")
+    with pytest.raises(FinetuneError, match="微调至少需要 10 个手写数字"):
+        check_drawings(np.zeros((3, 28, 28), np.uint8), np.zeros(3, np.uint8))
