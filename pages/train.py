@@ -289,10 +289,10 @@ def live_view() -> None:
             st.info(_("No training yet. Pick settings in the sidebar (or a preset) and press **Start training**."))
         return
     snapshot = current.snapshot()
-    owner = _("you") if who.owns(snapshot.owner_id) else snapshot.owner
-    st.markdown(_("{name} · {architecture} · started by {owner} · {elapsed} elapsed").format(
-        name=ui.literal(snapshot.model_name), architecture=snapshot.config.architecture, owner=owner,
-        elapsed=ui.format_duration(snapshot.elapsed_seconds)))
+    started = (_("{name} · {architecture} · started by you · {elapsed} elapsed") if who.owns(snapshot.owner_id) else
+               _("{name} · {architecture} · started by {owner} · {elapsed} elapsed"))
+    st.markdown(started.format(name=ui.literal(snapshot.model_name), architecture=snapshot.config.architecture,
+                               owner=snapshot.owner, elapsed=ui.format_duration(snapshot.elapsed_seconds)))
     if snapshot.active:
         label = _("Stopping at the next batch...") if snapshot.stop_requested else ui.progress_text(snapshot)
         if snapshot.status == JobStatus.SAVING:
