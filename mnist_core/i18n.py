@@ -79,10 +79,12 @@ def _english() -> str:
 _language_source: Callable[[], str] = _english
 
 
-def use_language_source(source: Callable[[], str] | None) -> None:
-    """Make `source()` say which language `gettext` and the formatters use (None: English again)."""
+def use_language_source(source: Callable[[], str] | None) -> Callable[[], str]:
+    """Make `source()` say which language `gettext` and the formatters use (None: English again); returns the
+    source it replaces, so that a test can put it back."""
     global _language_source
-    _language_source = source or _english
+    previous, _language_source = _language_source, source or _english
+    return previous
 
 
 def current_language() -> str:

@@ -145,12 +145,15 @@ def test_only_the_apps_languages_pass_the_check():
 
 @pytest.fixture
 def speaking():
-    """Make the core answer in a language for one test, as ui.py's language source does for a visitor."""
+    """Make the core answer in a language for one test, as ui.py's language source does for a visitor; the source
+    in place before (ui.py's, once a page test has imported it) is put back after."""
+    previous = i18n.use_language_source(None)
+
     def use(language: str):
         i18n.use_language_source(lambda: language)
 
     yield use
-    i18n.use_language_source(None)
+    i18n.use_language_source(previous)
 
 
 def test_gettext_answers_in_the_current_language(speaking):
@@ -162,16 +165,13 @@ def test_gettext_answers_in_the_current_language(speaking):
     assert i18n.gettext("Dataset") == "Dataset"
 
 
-def test_a_broken_language_source_means_english():
+def test_a_broken_language_source_means_english(speaking):
     def broken():
         raise RuntimeError("no session")
 
     i18n.use_language_source(broken)
-    try:
-        assert i18n.current_language() == "en"
-        assert i18n.gettext("Dataset") == "Dataset"
-    finally:
-        i18n.use_language_source(None)
+    assert i18n.current_language() == "en"
+    assert i18n.gettext("Dataset") == "Dataset"
 
 
 def test_numbers_percentages_and_durations_follow_the_language():
