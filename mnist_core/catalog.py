@@ -19,6 +19,7 @@ from mnist_core.i18n import CHINESE, DOMAIN, catalog_path
 
 ROOT = Path(__file__).resolve().parents[1]
 MAPPING_FILE = ROOT / "babel.cfg"
+LANGUAGE_NAMES = {"zh_Hans": "Simplified Chinese (简体中文)"}
 
 
 def extract(root: Path = ROOT) -> Catalog:
@@ -42,14 +43,25 @@ def update(language: str = CHINESE) -> Catalog:
     """Bring the language's .po up to date with the code (new entries empty, changed ones fuzzy, gone ones removed)."""
     template = extract()
     path = catalog_path(language)
+    previous_creation = None
     if path.exists():
         catalog = read_catalog(language)
+        previous_creation = catalog.creation_date
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         catalog = Catalog(locale=language, domain=DOMAIN, project="MNIST Lab", charset="utf-8")
     catalog.update(template, no_fuzzy_matching=False)
     catalog.obsolete.clear()  # git keeps the history; an obsolete entry in the file only misleads
     catalog.fuzzy = False  # the header: the file is in use, not a draft
+    # A header of our own instead of Babel's placeholders, and no date that changes with every update.
+    catalog.header_comment = (f"# {LANGUAGE_NAMES.get(language, language)} translations of MNIST Lab's visible strings.\n"
+                              "# Words: docs/glossary.md. Update with `python -m mnist_core catalog`; tests/test_i18n.py "
+                              "checks it.")
+    catalog.project, catalog.version = "MNIST Lab", ""
+    catalog.last_translator = catalog.language_team = "MNIST Lab contributors"
+    catalog.msgid_bugs_address = ""
+    if previous_creation is not None:
+        catalog.creation_date = previous_creation
     with path.open("wb") as target:
         # File names without line numbers, so that moving code does not rewrite the catalog.
         pofile.write_po(target, catalog, width=116, sort_by_file=True, include_previous=True, include_lineno=False)
