@@ -9,24 +9,26 @@ def main() -> None:
     import streamlit as st  # imported here, not at the top: see the end of the file
 
     import ui
+    from ui import _
 
     ui.run_as_app()
     st.set_page_config(page_title="MNIST Lab", page_icon=ui.app_icon(), layout="wide")
 
     navigation = st.navigation(
         [
-            st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-            st.Page("pages/dataset.py", title="Dataset", icon=":material/grid_view:"),
-            st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-            st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
-            st.Page("pages/models.py", title="Models", icon=":material/inventory_2:"),
-            st.Page("pages/my_digits.py", title="My digits", icon=":material/collections_bookmark:"),
+            st.Page("pages/home.py", title=_("Home"), icon=":material/home:", default=True),
+            st.Page("pages/dataset.py", title=_("Dataset"), icon=":material/grid_view:"),
+            st.Page("pages/train.py", title=_("Train"), icon=":material/model_training:"),
+            st.Page("pages/draw.py", title=_("Draw"), icon=":material/draw:"),
+            st.Page("pages/models.py", title=_("Models"), icon=":material/inventory_2:"),
+            st.Page("pages/my_digits.py", title=_("My digits"), icon=":material/collections_bookmark:"),
         ]
     )
 
     ui.show_pending_toast()
     with st.sidebar:
         ui.global_style()
+        ui.language_picker()  # issue 21: before anything else in the sidebar, where a lost reader looks first
         ui.active_model_selector()
         ui.sidebar_training_status()
         ui.admin_sign_in()

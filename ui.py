@@ -12,8 +12,10 @@ from pathlib import Path
 
 import streamlit as st
 
+from mnist_core import i18n
 from mnist_core.constants import models_dir
 from mnist_core.data import DatasetError, check_mnist, load_mnist
+from mnist_core.i18n import format_number, format_percent, gettext as _, ngettext
 from mnist_core.store import ModelEntry, list_models, model_path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -93,10 +95,10 @@ def _own_training_line(job_id: str) -> None:
         return
     snapshot = job.snapshot()
     if snapshot.active:
-        st.progress(snapshot.fraction_done, text=f"Your training {literal(snapshot.model_name)}: "
-                                                 f"{progress_text(snapshot)}")
+        st.progress(snapshot.fraction_done, text=_("Your training {name}: {progress}").format(
+            name=literal(snapshot.model_name), progress=progress_text(snapshot)))
     elif snapshot.queued:
-        st.caption(f"Your training {literal(snapshot.model_name)} waits in the queue (Train page).")
+        st.caption(_("Your training {name} waits in the queue (Train page).").format(name=literal(snapshot.model_name)))
     else:
         st.caption(job_outcome(snapshot)[1])
 
@@ -115,7 +117,7 @@ def global_style() -> None:
 
 
 
-@st.cache_resource(show_spinner="Loading MNIST...")
+@st.cache_resource(show_spinner=False)  # the spinner's text is the visitor's language: see mnist()
 def _mnist_cached():
     # cache_resource, not cache_data: the arrays are read-only and 55 MB; copying them on every rerun would be slow.
     return load_mnist()
@@ -124,9 +126,10 @@ def _mnist_cached():
 def mnist():
     """The bundled MNIST, or a page-level error with the fix when the file is missing or damaged (stops the page)."""
     try:
-        return _mnist_cached()
+        with st.spinner(_("Loading MNIST...")):
+            return _mnist_cached()
     except DatasetError as error:
-        st.error(f"**The MNIST data could not be loaded.** {error}")
+        st.error(_("**The MNIST data could not be loaded.** {error}").format(error=error))
         st.stop()
 
 
@@ -136,7 +139,7 @@ def mnist_sizes() -> tuple[int, int]:
     try:
         return check_mnist()
     except DatasetError as error:
-        st.error(f"**The MNIST data could not be loaded.** {error}")
+        st.error(_("**The MNIST data could not be loaded.** {error}").format(error=error))
         st.stop()
 
 
@@ -198,16 +201,16 @@ def admin_sign_in() -> None:
     if not admin_password():
         return
     if st.session_state.get("visitor_admin"):
-        st.caption("Signed in as admin: you may stop, cancel and delete anybody's trainings and models.")
-        if st.button("Sign out of admin", key="admin_sign_out"):
+        st.caption(_("Signed in as admin: you may stop, cancel and delete anybody's trainings and models."))
+        if st.button(_("Sign out of admin"), key="admin_sign_out"):
             st.session_state.visitor_admin = False
             st.rerun()
         return
-    with st.expander("Teacher / admin"):
-        st.text_input("Admin password", type="password", key="admin_password_input")
-        st.button("Sign in", key="admin_sign_in", on_click=_try_admin_password)
+    with st.expander(_("Teacher / admin")):
+        st.text_input(_("Admin password"), type="password", key="admin_password_input")
+        st.button(_("Sign in"), key="admin_sign_in", on_click=_try_admin_password)
         if st.session_state.pop("admin_refused", False):
-            st.error("That is not the admin password.")
+            st.error(_("That is not the admin password."))
 
 
 MAX_MODEL_UPLOAD_MB = 45  # the upload checks' own byte budget (model_upload.MAX_FILE_BYTES) fits in it
@@ -242,8 +245,9 @@ def upload_model(data: bytes, name: str) -> None:
         st.error(str(refused))
         return
     st.session_state.upload_job = job.job_id
-    st.toast(f"{summary.parameters:,} parameters, {summary.model_class}: checked. A worker now evaluates it on the "
-             "test set and stores it.", icon=":material/upload:")
+    st.toast(_("{parameters} parameters, {model_class}: checked. A worker now evaluates it on the test set and stores "
+               "it.").format(parameters=format_number(summary.parameters), model_class=summary.model_class),
+             icon=":material/upload:")
 
 
 @st.fragment(run_every=POLL_SECONDS)
@@ -255,28 +259,28 @@ def upload_status() -> None:
         return
     snapshot = job.snapshot()
     if snapshot.queued:
-        st.info(f"Your upload {literal(snapshot.model_name)} waits for the training that runs now.",
+        st.info(_("Your upload {name} waits for the training that runs now.").format(name=literal(snapshot.model_name)),
                 icon=":material/hourglass_top:")
     elif snapshot.active:
-        st.info(f"Checking {literal(snapshot.model_name)} and evaluating it on the 10,000 test images...",
-                icon=":material/hourglass_top:")
+        st.info(_("Checking {name} and evaluating it on the {count} test images...").format(
+            name=literal(snapshot.model_name), count=format_number(10_000)), icon=":material/hourglass_top:")
     elif snapshot.status.value == "finished":
-        st.success(f"Stored as {literal(snapshot.saved_name)}: test accuracy {snapshot.test_accuracy:.2%}. It is "
-                   "in the sidebar's model list.")
+        st.success(_("Stored as {name}: test accuracy {accuracy}. It is in the sidebar's model list.").format(
+            name=literal(snapshot.saved_name), accuracy=format_percent(snapshot.test_accuracy)))
         if st.session_state.get("upload_seen_end") != job_id:
             st.session_state.upload_seen_end = job_id
             st.rerun(scope="app")  # the table and the sidebar list the new model
     else:
-        st.error(f"The upload was not stored: {snapshot.error}")
+        st.error(_("The upload was not stored: {error}").format(error=snapshot.error))
 
 
 def deleted(name: str) -> None:
     """Remember a deletion for the next run's toast (st.rerun would swallow a toast shown now), and move the active
     model off the deleted one with a word about it."""
-    message = f"Deleted {literal(name)}."
+    message = _("Deleted {name}.").format(name=literal(name))
     if st.session_state.get(ACTIVE_MODEL_KEY) == name:
         st.session_state.pop(ACTIVE_MODEL_KEY)
-        message += " It was the active model: the sidebar now shows the default one."
+        message += " " + _("It was the active model: the sidebar now shows the default one.")
     st.session_state.pending_toast = message
 
 
@@ -324,20 +328,26 @@ def server_summary() -> str:
     from mnist_core.hardware import container
 
     here = container()
-    cpus = f"{here.cpus:g} CPU" + ("" if here.cpus == 1 else "s")
+    cpus = ngettext("{count} CPU", "{count} CPUs", 1 if here.cpus == 1 else 2).format(count=f"{here.cpus:g}")
     ceiling = here.memory_limit or here.memory_total
     if ceiling and here.memory_used is not None:
-        memory = f"{here.memory_used / 1e9:.1f} of {ceiling / 1e9:.1f} GB memory in use"
+        memory = _("{used} of {total} GB memory in use").format(used=format_number(here.memory_used / 1e9, 1),
+                                                                  total=format_number(ceiling / 1e9, 1))
     elif ceiling:
-        memory = f"{ceiling / 1e9:.1f} GB memory"
+        memory = _("{total} GB memory").format(total=format_number(ceiling / 1e9, 1))
     else:
-        memory = "memory unknown"
-    limit = "container limits" if here.source.startswith("cgroup") and (here.memory_limit or here.cpus % 1) else \
-        "the machine's figures"
+        memory = _("memory unknown")
+    limit = _("container limits") if here.source.startswith("cgroup") and (here.memory_limit or here.cpus % 1) else \
+        _("the machine's figures")
     queue = _scheduler(str(store_dir()))
     waiting = len(queue.queued())
-    return (f"This server: {cpus}, {memory} (from {limit}). Training runs in {queue.runner.describe()}"
-            + (f"; {waiting} training(s) waiting." if waiting else "."))
+    # The runner's own description ("1 worker process") is English: it names processes and hosts.
+    if waiting:
+        summary = _("This server: {cpus}, {memory} (from {limit}). Training runs in {runner}; {count} training(s) "
+                    "waiting.")
+    else:
+        summary = _("This server: {cpus}, {memory} (from {limit}). Training runs in {runner}.")
+    return summary.format(cpus=cpus, memory=memory, limit=limit, runner=queue.runner.describe(), count=waiting)
 
 
 def literal(text: str) -> str:
@@ -361,7 +371,7 @@ def _file_stamp(name: str) -> float:
     return path.stat().st_mtime if path.exists() else 0.0
 
 
-@st.cache_resource(max_entries=6, show_spinner="Loading the model (converted for LiteRT first if it never was)...")
+@st.cache_resource(max_entries=6, show_spinner=False)  # spinner in classifier(), in the visitor's language
 def _classifier(directory: str, name: str, stamp: float):
     from mnist_core.inference import Classifier
 
@@ -370,10 +380,11 @@ def _classifier(directory: str, name: str, stamp: float):
 
 def classifier(name: str):
     """The Classifier for a stored model, cached until its file changes; raises StoreError if it can't load."""
-    return _classifier(str(store_dir()), name, _file_stamp(name))
+    with st.spinner(_("Loading the model (converted for LiteRT first if it never was)...")):
+        return _classifier(str(store_dir()), name, _file_stamp(name))
 
 
-@st.cache_resource(max_entries=4, show_spinner="Evaluating on the 10,000 test images...")
+@st.cache_resource(max_entries=4, show_spinner=False)  # spinner in evaluation(), in the visitor's language
 def _evaluation(directory: str, name: str, stamp: float):
     from mnist_core.evaluation import evaluate
 
@@ -382,7 +393,8 @@ def _evaluation(directory: str, name: str, stamp: float):
 
 
 def evaluation(name: str):
-    return _evaluation(str(store_dir()), name, _file_stamp(name))
+    with st.spinner(_("Evaluating on the {count} test images...").format(count=format_number(10_000))):
+        return _evaluation(str(store_dir()), name, _file_stamp(name))
 
 
 def default_model(entries: list[ModelEntry]) -> str | None:
@@ -396,8 +408,8 @@ def default_model(entries: list[ModelEntry]) -> str | None:
 
 def model_label(entry: ModelEntry) -> str:
     accuracy = entry.info.test_accuracy if entry.info else None
-    shown = f" ({accuracy:.2%})" if accuracy is not None else ""
-    return f"{entry.name}{shown}" + (" - shipped" if entry.shipped else "")
+    shown = f" ({format_percent(accuracy)})" if accuracy is not None else ""
+    return f"{entry.name}{shown}" + (_(" - shipped") if entry.shipped else "")
 
 
 def active_model_selector(container=st.sidebar) -> str | None:
@@ -405,21 +417,21 @@ def active_model_selector(container=st.sidebar) -> str | None:
     entries = working_models()
     names = [entry.name for entry in entries]
     if not names:
-        container.warning("No working model in the store: train one on the Train page.")
+        container.warning(_("No working model in the store: train one on the Train page."))
         return None
     if st.session_state.get(ACTIVE_MODEL_KEY) not in names:
         st.session_state[ACTIVE_MODEL_KEY] = default_model(entries)
     labels = {entry.name: model_label(entry) for entry in entries}
     return container.selectbox(
-        "Active model", names, key=ACTIVE_MODEL_KEY, format_func=labels.get,
-        help="The model the Draw and Models pages use. Shipped models are trained by the CLI and come with the app.",
+        _("Active model"), names, key=ACTIVE_MODEL_KEY, format_func=labels.get,
+        help=_("The model the Draw and Models pages use. Shipped models are trained by the CLI and come with the app."),
     )
 
 
 def format_duration(seconds: float) -> str:
     """"1:02:03" or "2:03"; "n/a" for a duration that is not a finite number of seconds (never raises)."""
     if not isinstance(seconds, numbers.Real) or not math.isfinite(seconds) or seconds < 0:
-        return "n/a"
+        return _("n/a")
     minutes, seconds = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
@@ -429,28 +441,30 @@ def progress_text(snapshot) -> str:
     """"Epoch 2/5 · step 120/469 · 5,400 img/s · ETA 0:42" for a job snapshot."""
     latest = snapshot.latest
     if latest is None:
-        return "Preparing the data and the model..."
-    return (
-        f"Epoch {latest.epoch}/{latest.epochs} · step {latest.step}/{latest.steps} · "
-        f"{latest.images_per_second:,.0f} img/s · ETA {format_duration(latest.eta_seconds)}"
-    )
+        return _("Preparing the data and the model...")
+    return _("Epoch {epoch}/{epochs} · step {step}/{steps} · {speed} img/s · ETA {eta}").format(
+        epoch=latest.epoch, epochs=latest.epochs, step=latest.step, steps=latest.steps,
+        speed=format_number(latest.images_per_second), eta=format_duration(latest.eta_seconds))
 
 
 def job_outcome(snapshot) -> tuple[str, str]:
     """(kind, message) for an ended job: kind is 'success', 'warning' or 'error'."""
     from mnist_core.jobs import JobStatus
 
-    accuracy = f", test accuracy {snapshot.test_accuracy:.2%}" if snapshot.test_accuracy is not None else ""
+    accuracy = (_(", test accuracy {accuracy}").format(accuracy=format_percent(snapshot.test_accuracy))
+                if snapshot.test_accuracy is not None else "")
     if snapshot.status == JobStatus.FINISHED:
-        return "success", f"Training finished: saved as {literal(snapshot.saved_name)}{accuracy}."
+        return "success", _("Training finished: saved as {name}{accuracy}.").format(
+            name=literal(snapshot.saved_name), accuracy=accuracy)
     if snapshot.status == JobStatus.STOPPED:
         if snapshot.saved_name:
-            return "warning", (f"Training stopped: the model so far is saved as {literal(snapshot.saved_name)}"
-                               f"{accuracy}.")
-        return "warning", f"Training stopped. {snapshot.error or ''}"
+            return "warning", _("Training stopped: the model so far is saved as {name}{accuracy}.").format(
+                name=literal(snapshot.saved_name), accuracy=accuracy)
+        return "warning", _("Training stopped. {reason}").format(reason=snapshot.error or "")
     if snapshot.status == JobStatus.CANCELLED:
-        return "warning", f"Training {literal(snapshot.model_name)} cancelled. {snapshot.error or ''}"
-    return "error", f"Training failed: {snapshot.error}"
+        return "warning", _("Training {name} cancelled. {reason}").format(name=literal(snapshot.model_name),
+                                                                          reason=snapshot.error or "")
+    return "error", _("Training failed: {error}").format(error=snapshot.error)
 
 
 TRAINING_KINDS = ("train", "finetune")  # the jobs the Train page and the sidebar show (not uploads)
@@ -478,14 +492,18 @@ def sidebar_training_status() -> None:
     snapshot = job.snapshot()
     mine = who.owns(snapshot.owner_id)
     if snapshot.active:
-        by = " (yours)" if mine else f" by {snapshot.owner}"
-        st.caption(f"Training {literal(snapshot.model_name)}{by}" + (f" · {waiting} waiting" if waiting else ""))
+        if mine:
+            line = _("Training {name} (yours)").format(name=literal(snapshot.model_name))
+        else:
+            line = _("Training {name} by {owner}").format(name=literal(snapshot.model_name), owner=snapshot.owner)
+        st.caption(line + (_(" · {count} waiting").format(count=waiting) if waiting else ""))
         st.progress(snapshot.fraction_done, text=progress_text(snapshot))
     elif snapshot.queued and mine:
         entry = next((entry for entry in queue.queue_view() if entry.snapshot.job_id == snapshot.job_id), None)
         if entry is not None:
-            st.caption(f"Your training {literal(snapshot.model_name)} is number {entry.position} in the queue, "
-                       f"starts in about {format_duration(entry.starts_in_seconds)}.")
+            st.caption(_("Your training {name} is number {position} in the queue, starts in about {wait}.").format(
+                name=literal(snapshot.model_name), position=entry.position,
+                wait=format_duration(entry.starts_in_seconds)))
     elif mine:
         kind, message = job_outcome(snapshot)
         st.caption(message)
@@ -528,3 +546,48 @@ def comparison_classifiers(names) -> dict:
         except StoreError as error:
             loaded[name] = error
     return loaded
+
+
+# --- issue 21 (helper "i18n"): the visitor's language --------------------------------------------------------------
+
+LANGUAGE_KEY = "language"
+
+
+def language() -> str:
+    """The visitor's language ("en" or "zh_Hans"): the one they picked (kept in a cookie across reloads), else their
+    browser's (st.context.locale: zh* is Chinese)."""
+    if LANGUAGE_KEY not in st.session_state:
+        from widgets.language_cookie import LANGUAGE_COOKIE
+
+        chosen = i18n.checked_language(st.context.cookies.get(LANGUAGE_COOKIE))
+        st.session_state[LANGUAGE_KEY] = chosen or i18n.language_for_locale(st.context.locale)
+    return st.session_state[LANGUAGE_KEY]
+
+
+def _language_of_this_session() -> str:
+    # mnist_core.i18n asks this from any thread: outside a script run (a scheduler callback) there is no visitor.
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    if get_script_run_ctx(suppress_warning=True) is None:
+        return i18n.DEFAULT_LANGUAGE
+    return language()
+
+
+i18n.use_language_source(_language_of_this_session)
+
+
+def _language_picked() -> None:
+    st.session_state[LANGUAGE_KEY] = st.session_state.language_picker
+    st.session_state.language_to_keep = st.session_state.language_picker
+
+
+def language_picker() -> None:
+    """The sidebar's language picker (app.py); its label is in both languages, so either reader finds it."""
+    if st.session_state.get("language_picker") != language():
+        st.session_state.language_picker = language()
+    st.selectbox("Language · 语言", list(i18n.LANGUAGES), format_func=i18n.LANGUAGES.get, key="language_picker",
+                 on_change=_language_picked)
+    if chosen := st.session_state.pop("language_to_keep", None):
+        from widgets.language_cookie import keep_language
+
+        keep_language(chosen)

@@ -14,12 +14,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mnist_core.constants import IMAGE_SIZE, NUM_CLASSES
+from mnist_core.i18n import N_
 
 
 @dataclass(frozen=True)
 class Architecture:
     name: str
-    title: str
+    title: str  # title, description and source in English, marked for the catalog: pages show _(them)
     description: str
     source: str  # where the design comes from
     build_layers: Callable[[], list]
@@ -140,45 +141,45 @@ ARCHITECTURES: dict[str, Architecture] = {
     for architecture in (
         Architecture(
             "mlp",
-            "MLP",
-            "Flatten, one hidden layer of 128 ReLU units, 10 outputs: the classic first network (about 97.7%).",
-            "seeds 001 and 004",
+            N_("MLP"),
+            N_("Flatten, one hidden layer of 128 ReLU units, 10 outputs: the classic first network (about 97.7%)."),
+            N_("seeds 001 and 004"),
             _mlp,
         ),
         Architecture(
             "cnn",
-            "Simple CNN",
-            "Two conv+pool stages (32, 64 filters) then Dense 64: small and quick, about 99.2%.",
-            "seed 000",
+            N_("Simple CNN"),
+            N_("Two conv+pool stages (32, 64 filters) then Dense 64: small and quick, about 99.2%."),
+            N_("seed 000"),
             _cnn,
         ),
         Architecture(
             "quick",
-            "Quick CNN",
-            "Conv 32 (5x5, stride 2), conv 48, pool, 10 outputs: about half the seed CNN's work per image; "
-            "99.1-99.2% after 2 epochs.",
-            "issue 10: the fast preset's network",
+            N_("Quick CNN"),
+            N_("Conv 32 (5x5, stride 2), conv 48, pool, 10 outputs: about half the seed CNN's work per image; "
+               "99.1-99.2% after 2 epochs."),
+            N_("issue 10: the fast preset's network"),
             _quick,
         ),
         Architecture(
             "cnn3",
-            "Three-conv CNN",
-            "Conv 32-pool-conv 64-pool-conv 64, then Dense 64: one more convolution than the simple CNN.",
-            "seed 003",
+            N_("Three-conv CNN"),
+            N_("Conv 32-pool-conv 64-pool-conv 64, then Dense 64: one more convolution than the simple CNN."),
+            N_("seed 003"),
             _cnn3,
         ),
         Architecture(
             "lenet5",
-            "LeNet-5",
-            "LeCun's 1998 design: conv 6 and conv 16 with 5x5 kernels, then Dense 120 and 84.",
-            "LeCun et al. 1998, mentioned in seed 003",
+            N_("LeNet-5"),
+            N_("LeCun's 1998 design: conv 6 and conv 16 with 5x5 kernels, then Dense 120 and 84."),
+            N_("LeCun et al. 1998, mentioned in seed 003"),
             _lenet5,
         ),
         Architecture(
             "strong",
-            "Strong CNN",
-            "VGG-style: two double-conv stages with batch norm and dropout, global pooling; >= 99.5% with augmentation.",
-            "modern practice (batch norm, dropout, augmentation)",
+            N_("Strong CNN"),
+            N_("VGG-style: two double-conv stages with batch norm and dropout, global pooling; >= 99.5% with augmentation."),
+            N_("modern practice (batch norm, dropout, augmentation)"),
             _strong,
         ),
     )

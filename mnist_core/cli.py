@@ -408,6 +408,24 @@ def run_finetune(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def add_catalog_parser(commands) -> argparse.ArgumentParser:
+    return commands.add_parser(
+        "catalog", help="update the Chinese translation catalog from the code (issue 21)",
+        description="Extract every visible string (babel.cfg) and update locales/zh_Hans/LC_MESSAGES/messages.po: "
+                    "new strings get an empty translation, changed ones are marked fuzzy, gone ones are removed. "
+                    "Then translate the empty and fuzzy entries; tests/test_i18n.py fails until they are done.")
+
+
+def run_catalog(args: argparse.Namespace, argv: list[str]) -> int:
+    from mnist_core import catalog
+
+    updated = catalog.update()
+    todo = [message for message in updated if message.id and (not message.string or message.fuzzy)]
+    print(f"{sum(1 for message in updated if message.id)} strings; {len(todo)} to translate or check (empty or fuzzy) in "
+          f"{catalog.catalog_path(catalog.CHINESE)}")
+    return 0
+
+
 # --- the entry -----------------------------------------------------------------------------------------------------
 
 Command = tuple[Callable, Callable[[argparse.Namespace, list[str]], int]]
@@ -418,6 +436,7 @@ COMMANDS: dict[str, Command] = {
     "export": (add_export_parser, run_export),
     "convert": (add_convert_parser, run_convert),
     "finetune": (add_finetune_parser, run_finetune),
+    "catalog": (add_catalog_parser, run_catalog),
 }
 
 

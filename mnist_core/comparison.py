@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mnist_core.i18n import gettext as _, ngettext
+
 MAX_MODELS = 12  # rows of the Draw page's table: the answers stay one glance, and each model's interpreter is kept
 
 
@@ -66,10 +68,12 @@ def models_to_compare(entries: Sequence, visitor=None, active: str | None = None
 def agreement(model_answers: Sequence[ModelAnswer]) -> str:
     """One line on how the models agree: "All 3 models say 7." or "The models disagree: 2 say 7, 1 says 1."."""
     if not model_answers:
-        return "No model to ask."
+        return _("No model to ask.")
     counts = Counter(answer.digit for answer in model_answers).most_common()
     if len(counts) == 1:
         digit, count = counts[0]
-        return f"All {count} models say {digit}." if count > 1 else f"The only model says {digit}."
-    parts = [f"{count} say{'s' if count == 1 else ''} {digit}" for digit, count in counts]
-    return "The models disagree: " + ", ".join(parts) + "."
+        return (_("All {count} models say {digit}.").format(count=count, digit=digit) if count > 1
+                else _("The only model says {digit}.").format(digit=digit))
+    parts = [ngettext("{count} says {digit}", "{count} say {digit}", count).format(count=count, digit=digit)
+             for digit, count in counts]
+    return _("The models disagree: {answers}.").format(answers=_(", ").join(parts))

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_core.constants import DATA_PATH, IMAGE_SIZE, MNIST_SHA256, NUM_CLASSES
+from mnist_core.i18n import gettext as _
 
 _EXPECTED_KEYS = ("x_train", "y_train", "x_test", "y_test")
 _RESTORE_HINT = (
@@ -144,7 +145,7 @@ def checked_pick(value, count: int) -> tuple[int, float] | None:
     at = value.get("at") if isinstance(value, dict) else None
     if (isinstance(position, bool) or not isinstance(position, int) or not 0 <= position < count
             or isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at)):
-        raise ValueError(f"The grid sent a pick that is not one of its {count} images.")
+        raise ValueError(_("The grid sent a pick that is not one of its {count} images.").format(count=count))
     return position, float(at)
 
 

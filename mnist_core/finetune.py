@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_core.constants import IMAGE_SIZE, NUM_CLASSES
+from mnist_core.i18n import gettext as _
 from mnist_core.training import TrainConfig, with_overrides
 
 MIN_DRAWINGS = 10  # fewer leave nothing to hold out per digit, or nothing to learn from
@@ -86,12 +87,13 @@ def check_drawings(x: np.ndarray, y: np.ndarray) -> None:
     """FinetuneError unless the collection can be fine-tuned on: enough drawings, and some digit drawn twice (so
     something is held out)."""
     if len(y) < MIN_DRAWINGS:
-        raise FinetuneError(f"Fine-tuning needs at least {MIN_DRAWINGS} drawings; this collection has {len(y)}.")
+        raise FinetuneError(_("Fine-tuning needs at least {needed} drawings; this collection has {count}.").format(
+            needed=MIN_DRAWINGS, count=len(y)))
     if x.dtype != np.uint8 or x.shape != (len(y), IMAGE_SIZE, IMAGE_SIZE) or y.dtype != np.uint8 or \
             (len(y) and y.max() >= NUM_CLASSES):
-        raise FinetuneError("The drawings are not 28x28 uint8 images with labels 0-9.")
+        raise FinetuneError(_("The drawings are not 28x28 uint8 images with labels 0-9."))
     if len(held_out_split(y).held_out) == 0:
-        raise FinetuneError("Draw some digit at least twice: one of each pair is held out to measure the gain.")
+        raise FinetuneError(_("Draw some digit at least twice: one of each pair is held out to measure the gain."))
 
 
 def finetune_config(architecture: str, epochs: int = DEFAULT_EPOCHS, mnist_images: int = DEFAULT_MNIST_IMAGES,

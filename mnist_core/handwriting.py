@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_core.constants import IMAGE_SIZE, NUM_CLASSES, data_dir
+from mnist_core.i18n import format_number, gettext as _
 
 FILE_NAME = "handwriting.sqlite3"
 APPLICATION_ID = 0x4D4E4457  # "MNDW": MNIST Lab's drawings; any other value is somebody else's SQLite file
@@ -182,18 +183,18 @@ def checked_name(value) -> str:
     unique without regard to case ("Anna" and "anna" are one name).
     """
     if not isinstance(value, str):
-        raise InvalidInput("Give the collection a name.")
+        raise InvalidInput(_("Give the collection a name."))
     name = value.strip()
     if not name:
-        raise InvalidInput("Give the collection a name.")
+        raise InvalidInput(_("Give the collection a name."))
     if len(name) > MAX_NAME_LENGTH:
-        raise InvalidInput(f"Collection names are at most {MAX_NAME_LENGTH} characters long.")
+        raise InvalidInput(_("Collection names are at most {count} characters long.").format(count=MAX_NAME_LENGTH))
     # NFKC first: full-width letters and look-alike dots would otherwise pass as something else.
     if unicodedata.normalize("NFKC", name) != name or not name.isascii() or not NAME_PATTERN.fullmatch(name):
-        raise InvalidInput("Use letters, digits, spaces, '-', '_' and '.' in a collection name, starting with a "
-                           "letter or digit.")
+        raise InvalidInput(_("Use letters, digits, spaces, '-', '_' and '.' in a collection name, starting with a "
+                             "letter or digit."))
     if "  " in name:
-        raise InvalidInput("One space at a time in a collection name.")
+        raise InvalidInput(_("One space at a time in a collection name."))
     return name
 
 
@@ -336,9 +337,10 @@ def _checked_digit_arrays(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np
     if y.ndim != 1 or len(y) != len(x):
         raise InvalidInput(f"y must be one label per image, shaped ({len(x)},), not {y.shape}.")
     if len(x) == 0:
-        raise InvalidInput("The file holds no drawings.")
+        raise InvalidInput(_("The file holds no drawings."))
     if len(x) > MAX_DRAWINGS:
-        raise InvalidInput(f"The file holds {len(x):,} drawings; a collection holds at most {MAX_DRAWINGS:,}.")
+        raise InvalidInput(_("The file holds {count} drawings; a collection holds at most {limit}.").format(
+            count=format_number(len(x)), limit=format_number(MAX_DRAWINGS)))
     if y.min() < 0 or y.max() >= NUM_CLASSES:
         raise InvalidInput(f"Labels must be digits 0 to 9; this file has labels from {y.min()} to {y.max()}.")
     return np.ascontiguousarray(x), y.astype(np.uint8)
@@ -382,13 +384,13 @@ def checked_import(data) -> ImportedDigits:
     and every PNG is checked by its signature and size.
     """
     if not isinstance(data, (bytes, bytearray)) or not data:
-        raise InvalidInput("The file is empty.")
+        raise InvalidInput(_("The file is empty."))
     if len(data) > MAX_IMPORT_BYTES:
-        raise InvalidInput(f"The file is larger than {MAX_IMPORT_BYTES // 1_000_000} MB.")
+        raise InvalidInput(_("The file is larger than {mb} MB.").format(mb=MAX_IMPORT_BYTES // 1_000_000))
     try:
         archive = zipfile.ZipFile(io.BytesIO(bytes(data)))
     except zipfile.BadZipFile:
-        raise InvalidInput("The file is neither a .npz nor a .zip exported from My digits.") from None
+        raise InvalidInput(_("The file is neither a .npz nor a .zip exported from My digits.")) from None
     with archive:
         members = archive.infolist()
         if len(members) > _MAX_IMPORT_ENTRIES:
@@ -401,8 +403,8 @@ def checked_import(data) -> ImportedDigits:
             return ImportedDigits(x, y, nothing, nothing, nothing, nothing, nothing)
         npz_names = [name for name in by_name if name.endswith(".npz") and "/" not in name]
         if len(npz_names) != 1:
-            raise InvalidInput("The file is neither a .npz (arrays x and y) nor a .zip exported from My digits "
-                               "(one .npz with drawings.json and the PNGs).")
+            raise InvalidInput(_("The file is neither a .npz (arrays x and y) nor a .zip exported from My digits "
+                                 "(one .npz with drawings.json and the PNGs)."))
         inner = _read_member(archive, by_name[npz_names[0]], MAX_IMPORT_BYTES, npz_names[0])
         x, y = _checked_digit_arrays(_npz_arrays(inner, npz_names[0]))
         if "drawings.json" not in by_name:
@@ -609,7 +611,7 @@ class Handwriting:
     def _get(self, connection, collection_id: int) -> Collection:
         row = connection.execute(self._COLLECTION_QUERY + "WHERE c.id = ?", (int(collection_id),)).fetchone()
         if row is None:
-            raise CollectionNotFound("That collection no longer exists (it was deleted).")
+            raise CollectionNotFound(_("That collection no longer exists (it was deleted)."))
         return self._collection(row)
 
     def own(self, visitor) -> Collection | None:
@@ -625,7 +627,7 @@ class Handwriting:
         with self._connection() as connection:
             row = connection.execute(self._COLLECTION_QUERY + "WHERE c.name = ?", (name,)).fetchone()
         if row is None:
-            raise CollectionNotFound(f"There is no collection named {name!r} on this server.")
+            raise CollectionNotFound(_("There is no collection named {name} on this server.").format(name=repr(name)))
         return self._collection(row)
 
     def _own_or_new(self, connection, visitor) -> int:
@@ -657,8 +659,8 @@ class Handwriting:
     def _check_may_change(self, connection, collection_id: int, by) -> Collection:
         collection = self._get(connection, collection_id)
         if by is None or not by.may_manage(collection.owner_id):
-            raise NotYourCollectionError(f"{collection.name!r} belongs to {collection.owner_name or 'somebody else'}:"
-                                         " only they (or an admin) can change it.")
+            raise NotYourCollectionError(_("{name} belongs to {owner}: only they (or an admin) can change it.").format(
+                name=repr(collection.name), owner=collection.owner_name or _("somebody else")))
         return collection
 
     def rename(self, collection_id: int, name, by) -> Collection:
@@ -669,7 +671,8 @@ class Handwriting:
                 self._check_may_change(connection, collection_id, by)
                 connection.execute("UPDATE collections SET name = ?, named = 1 WHERE id = ?", (name, collection_id))
         except sqlite3.IntegrityError:
-            raise NameTakenError(f"The name {name!r} is taken on this server: pick another.") from None
+            raise NameTakenError(_("The name {name} is taken on this server: pick another.").format(
+                name=repr(name))) from None
         return self.get(collection_id)
 
     def delete_collection(self, collection_id: int, by) -> None:
@@ -711,9 +714,12 @@ class Handwriting:
         size = connection.execute("SELECT count(*) FROM drawings WHERE collection_id = ?",
                                   (collection_id,)).fetchone()[0]
         if size + more > MAX_DRAWINGS:
-            raise CollectionFullError(f"A collection holds at most {MAX_DRAWINGS:,} drawings; this one has {size:,}"
-                                      + (f" and the file adds {more:,}." if more > 1 else ".")
-                                      + " Delete some first, or start another collection.")
+            raise CollectionFullError(
+                (_("A collection holds at most {limit} drawings; this one has {size} and the file adds {more}. Delete "
+                   "some first, or start another collection.") if more > 1 else
+                 _("A collection holds at most {limit} drawings; this one has {size}. Delete some first, or start "
+                   "another collection.")).format(limit=format_number(MAX_DRAWINGS), size=format_number(size),
+                                                  more=format_number(more)))
 
     def drawings(self, collection_id: int) -> list[StoredDrawing]:
         """The collection's drawings, oldest first (without their PNGs: see `png`)."""
@@ -730,7 +736,7 @@ class Handwriting:
         with self._connection() as connection:
             row = connection.execute("SELECT png FROM drawings WHERE id = ?", (int(drawing_id),)).fetchone()
         if row is None:
-            raise CollectionNotFound("That drawing no longer exists.")
+            raise CollectionNotFound(_("That drawing no longer exists."))
         return bytes(row[0])
 
     def arrays(self, collection_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -765,7 +771,7 @@ class Handwriting:
             deleted = connection.execute("DELETE FROM drawings WHERE id = ? AND collection_id = ?",
                                          (int(drawing_id), int(collection_id))).rowcount
         if not deleted:
-            raise CollectionNotFound("That drawing is no longer in the collection.")
+            raise CollectionNotFound(_("That drawing is no longer in the collection."))
 
     # --- export and import ------------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from mnist_core.constants import MNIST_BOX
+from mnist_core.i18n import N_, format_percent, gettext as _
 from mnist_core.preprocess import PEN_SCALE, PreprocessSteps
 
 # Thresholds (bench/bench_ink.py shows where MNIST, drawn digits and junk fall for each).
@@ -45,9 +46,9 @@ LOOP_SHARE = 0.02  # a hole counts when it is at least this share of the ink's b
 MIN_PEN = 1 / PEN_SCALE  # the finest width the preprocessing measures (a pixel at 4x)
 PIECES_SIDE = 56  # the ink's box is looked at this small to find its separate pieces (fast, and specks vanish)
 
-CONFIDENCE_NOTE = ("A model always picks one of the ten digits, whatever it is shown: its percentage says how "
-                   "strongly it prefers that digit to the other nine, not whether it is right. Confidence is not "
-                   "correctness.")
+CONFIDENCE_NOTE = N_("A model always picks one of the ten digits, whatever it is shown: its percentage says how "
+                     "strongly it prefers that digit to the other nine, not whether it is right. Confidence is not "
+                     "correctness.")  # translated where it is shown: _(CONFIDENCE_NOTE)
 
 
 @dataclass(frozen=True)
@@ -105,24 +106,25 @@ def ink_hints(steps: PreprocessSteps, canvas: bool = True) -> list[InkHint]:
     features = measure(steps)
     hints = []
     if features.stroke_length < MIN_STROKE_LENGTH:
-        hints.append(InkHint("dot", "That is only a dot or a short dash: too little ink to read a digit from. "
-                                    "Draw a whole digit."))
+        hints.append(InkHint("dot", _("That is only a dot or a short dash: too little ink to read a digit from. "
+                                      "Draw a whole digit.")))
     elif canvas and features.canvas_share < MIN_CANVAS_SHARE:
-        hints.append(InkHint("small", f"The drawing is very small ({features.canvas_share:.0%} of the canvas): "
-                                      "draw bigger, about as tall as the canvas."))
+        hints.append(InkHint("small", _("The drawing is very small ({share} of the canvas): draw bigger, about as "
+                                        "tall as the canvas.").format(share=format_percent(features.canvas_share, 0))))
     elif features.pen_share > MAX_PEN_SHARE or (
             canvas and features.canvas_share < SMALLISH_CANVAS_SHARE and features.pen_share > SMALLISH_PEN_SHARE):
-        hints.append(InkHint("thick", "The strokes are very thick for a digit this size: draw bigger"
-                                      + (" or pick a thinner stroke width." if canvas else ".")))
+        hints.append(InkHint("thick", _("The strokes are very thick for a digit this size: draw bigger or pick a "
+                                        "thinner stroke width.") if canvas else
+                             _("The strokes are very thick for a digit this size: draw bigger.")))
     if features.parts_side_by_side >= 2:
-        hints.append(InkHint("several", f"There are {features.parts_side_by_side} separate pieces side by side: "
-                                        "draw one digit only."))
+        hints.append(InkHint("several", _("There are {count} separate pieces side by side: draw one digit only.").format(
+            count=features.parts_side_by_side)))
     elif features.aspect > MAX_ASPECT:
-        hints.append(InkHint("wide", "The drawing is much wider than a digit: draw one digit only."))
+        hints.append(InkHint("wide", _("The drawing is much wider than a digit: draw one digit only.")))
     elif (features.path_length > MAX_PATH_LENGTH or features.loops > MAX_LOOPS
           or (features.loops == 0 and features.path_length > MAX_OPEN_PATH_LENGTH)):
-        hints.append(InkHint("scribble", "That is a lot of ink going back and forth for one digit (a scribble or "
-                                         "a zigzag?): draw one digit with a few clear strokes."))
+        hints.append(InkHint("scribble", _("That is a lot of ink going back and forth for one digit (a scribble or "
+                                           "a zigzag?): draw one digit with a few clear strokes.")))
     return hints
 
 

@@ -16,6 +16,7 @@ from PIL import Image
 from plotly.subplots import make_subplots
 
 from mnist_core.constants import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
+from mnist_core.i18n import N_, format_percent, gettext as _
 
 TRAIN_COLOUR = "#1f77b4"
 VALIDATION_COLOUR = "#ff7f0e"
@@ -93,26 +94,27 @@ def sample_grid(
 
 def class_histogram(train_counts: np.ndarray, test_counts: np.ndarray | None = None) -> go.Figure:
     """Images per digit, training (and test) side by side."""
-    figure = go.Figure(go.Bar(x=list(CLASS_NAMES), y=train_counts, name="train", marker_color=TRAIN_COLOUR,
+    figure = go.Figure(go.Bar(x=list(CLASS_NAMES), y=train_counts, name=_("train"), marker_color=TRAIN_COLOUR,
                               text=train_counts, textposition="outside"))
     if test_counts is not None:
-        figure.add_bar(x=list(CLASS_NAMES), y=test_counts, name="test", marker_color=VALIDATION_COLOUR,
+        figure.add_bar(x=list(CLASS_NAMES), y=test_counts, name=_("test"), marker_color=VALIDATION_COLOUR,
                        text=test_counts, textposition="outside")
     figure.update_layout(
-        title="Images per digit", xaxis_title="digit", yaxis_title="images", barmode="group",
+        title=_("Images per digit"), xaxis_title=_("digit"), yaxis_title=_("images"), barmode="group",
         margin=_MARGIN, height=360, legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"),
     )
     figure.update_xaxes(type="category")
     return figure
 
 
-def digit_counts(counts: np.ndarray, title: str = "Drawings per digit") -> go.Figure:
+def digit_counts(counts: np.ndarray, title: str | None = None) -> go.Figure:
     """How many drawings of each digit a collection holds, one bar per digit (0 to 9, empty ones too)."""
+    title = _("Drawings per digit") if title is None else title
     counts = np.asarray(counts)
     figure = go.Figure(go.Bar(x=list(CLASS_NAMES), y=counts, marker_color=TRAIN_COLOUR, text=counts,
                               textposition="outside", cliponaxis=False))
     most = max(1, int(counts.max(initial=0)))
-    figure.update_layout(title=title, xaxis_title="digit", yaxis_title="drawings", margin=_MARGIN, height=300,
+    figure.update_layout(title=title, xaxis_title=_("digit"), yaxis_title=_("drawings"), margin=_MARGIN, height=300,
                          yaxis=dict(range=[0, most * 1.2], dtick=max(1, math.ceil(most / 5))))  # whole drawings
     figure.update_xaxes(type="category")
     return figure
@@ -135,7 +137,7 @@ def pixel_heatmap(image: np.ndarray, title: str | None = None) -> go.Figure:
             textfont=dict(size=7),
             colorscale="Blues",
             showscale=False,
-            hovertemplate="row %{y}, column %{x}: %{z}<extra></extra>",
+            hovertemplate=_("row %{y}, column %{x}: %{z}") + "<extra></extra>",
         )
     )
     # The column numbers sit on top (where a reader looks first), so the title goes above them with room of its own.
@@ -257,13 +259,14 @@ def training_curves(history: Sequence, references: Sequence = ()) -> go.Figure:
     """
     history = [event for event in history if _epoch_values([event], "complete")[0] is not False]
     epochs = _epoch_values(history, "epoch")
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
+    figure = make_subplots(rows=1, cols=2, subplot_titles=(_("Loss"), _("Accuracy")))
+    names = {"loss": (_("train loss"), _("validation loss")), "accuracy": (_("train accuracy"), _("validation accuracy"))}
     for column, metric in ((1, "loss"), (2, "accuracy")):
-        figure.add_scatter(x=epochs, y=_epoch_values(history, metric), name=f"train {metric}", mode="lines+markers",
+        figure.add_scatter(x=epochs, y=_epoch_values(history, metric), name=names[metric][0], mode="lines+markers",
                            line=dict(color=TRAIN_COLOUR), row=1, col=column)
-        figure.add_scatter(x=epochs, y=_epoch_values(history, f"val_{metric}"), name=f"validation {metric}",
+        figure.add_scatter(x=epochs, y=_epoch_values(history, f"val_{metric}"), name=names[metric][1],
                            mode="lines+markers", line=dict(color=VALIDATION_COLOUR, dash="dash"), row=1, col=column)
-    figure.update_xaxes(title_text="epoch", dtick=_epoch_step(max(epochs, default=1)))
+    figure.update_xaxes(title_text=_("epoch"), dtick=_epoch_step(max(epochs, default=1)))
     figure.update_layout(margin=_MARGIN, height=340, legend=dict(orientation="h", y=-0.25))
     add_reference_lines(figure, references, row=1, col=2)
     return figure
@@ -272,12 +275,12 @@ def training_curves(history: Sequence, references: Sequence = ()) -> go.Figure:
 def batch_curves(batches: Sequence) -> go.Figure:
     """Running loss and accuracy after each batch, on a continuous epoch axis (1.5 = half of epoch 2)."""
     position = [event.epoch - 1 + event.step / event.steps for event in batches]
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("Batch loss", "Batch accuracy"))
-    figure.add_scatter(x=position, y=[event.loss for event in batches], name="loss", mode="lines",
+    figure = make_subplots(rows=1, cols=2, subplot_titles=(_("Batch loss"), _("Batch accuracy")))
+    figure.add_scatter(x=position, y=[event.loss for event in batches], name=_("loss"), mode="lines",
                        line=dict(color=TRAIN_COLOUR), row=1, col=1)
-    figure.add_scatter(x=position, y=[event.accuracy for event in batches], name="accuracy", mode="lines",
+    figure.add_scatter(x=position, y=[event.accuracy for event in batches], name=_("accuracy"), mode="lines",
                        line=dict(color=VALIDATION_COLOUR), row=1, col=2)
-    figure.update_xaxes(title_text="epoch")
+    figure.update_xaxes(title_text=_("epoch"))
     figure.update_layout(margin=_MARGIN, height=300, showlegend=False)
     return figure
 
@@ -290,11 +293,11 @@ def probability_bars(probabilities: np.ndarray) -> go.Figure:
     figure = go.Figure(
         go.Bar(x=list(CLASS_NAMES), y=probabilities, marker_color=colours,
                text=[f"{p:.0%}" if p >= 0.005 else "" for p in probabilities], textposition="outside",
-               hovertemplate="digit %{x}: %{y:.2%}<extra></extra>")
+               hovertemplate=_("digit %{x}: %{y:.2%}") + "<extra></extra>")
     )
-    figure.update_layout(title="What the network thinks", margin=_MARGIN, height=320,
-                         yaxis=dict(range=[0, 1.1], tickformat=".0%", title="probability"),
-                         xaxis=dict(type="category", title="digit"))
+    figure.update_layout(title=_("What the network thinks"), margin=_MARGIN, height=320,
+                         yaxis=dict(range=[0, 1.1], tickformat=".0%", title=_("probability")),
+                         xaxis=dict(type="category", title=_("digit")))
     return figure
 
 
@@ -332,14 +335,15 @@ def confusion_matrix(confusion: np.ndarray) -> go.Figure:
         x=[CLASS_NAMES[c] for c in columns.ravel()], y=[CLASS_NAMES[r] for r in rows.ravel()], mode="markers",
         marker=dict(symbol="square", size=30, color="rgba(0,0,0,0)", line=dict(width=0)),
         selected=dict(marker=dict(color="rgba(0,0,0,0.25)")), unselected=dict(marker=dict(opacity=0)),
-        customdata=confusion.ravel(), hovertemplate="true %{y}, predicted %{x}: %{customdata}<extra></extra>",
+        customdata=confusion.ravel(),
+        hovertemplate=_("true %{y}, predicted %{x}: %{customdata}") + "<extra></extra>",
         showlegend=False,
     )
-    figure.update_layout(title="Confusion matrix (rows: true digit, columns: prediction)", margin=_MARGIN, height=460,
+    figure.update_layout(title=_("Confusion matrix (rows: true digit, columns: prediction)"), margin=_MARGIN, height=460,
                          clickmode="event+select")
     # Fixed ranges: the markers would otherwise pad the axes and shrink the cells.
-    figure.update_xaxes(title_text="predicted", type="category", side="bottom", range=[-0.5, 9.5], showgrid=False)
-    figure.update_yaxes(title_text="true", type="category", range=[9.5, -0.5], scaleanchor="x", showgrid=False)
+    figure.update_xaxes(title_text=_("predicted"), type="category", side="bottom", range=[-0.5, 9.5], showgrid=False)
+    figure.update_yaxes(title_text=_("true"), type="category", range=[9.5, -0.5], scaleanchor="x", showgrid=False)
     return figure
 
 
@@ -348,9 +352,10 @@ def per_class_accuracy(accuracy: np.ndarray) -> go.Figure:
     figure = go.Figure(go.Bar(x=list(CLASS_NAMES), y=accuracy, marker_color=TRAIN_COLOUR,
                               text=[f"{value:.1%}" for value in accuracy], textposition="outside"))
     low = float(np.floor(max(0.0, accuracy.min() - 0.02) * 50) / 50) if len(accuracy) else 0.0
-    title = "Accuracy per digit" + (f" (the axis starts at {low:.0%})" if low > 0 else "")
+    title = (_("Accuracy per digit (the axis starts at {low})").format(low=format_percent(low, 0)) if low > 0
+             else _("Accuracy per digit"))
     figure.update_layout(title=title, margin=_MARGIN, height=320,
-                         yaxis=dict(range=[low, 1.005], tickformat=".0%"), xaxis=dict(type="category", title="digit"))
+                         yaxis=dict(range=[low, 1.005], tickformat=".0%"), xaxis=dict(type="category", title=_("digit")))
     return figure
 
 
@@ -376,6 +381,11 @@ def _epoch_step(last_epoch: int) -> int:
     return max(1, math.ceil(last_epoch / 10))
 
 
+# The metrics compare_curves is asked for (saved histories' keys), their names marked for the catalog.
+METRIC_NAMES = {"val_accuracy": N_("val accuracy"), "accuracy": N_("accuracy"), "val_loss": N_("val loss"),
+                "loss": N_("loss")}
+
+
 def compare_curves(histories: dict[str, Sequence], metric: str = "val_accuracy",
                    references: Sequence = ()) -> go.Figure:
     """One line per model of a per-epoch metric (from each model's saved history), to compare models; for an
@@ -385,7 +395,9 @@ def compare_curves(histories: dict[str, Sequence], metric: str = "val_accuracy",
         figure.add_scatter(x=_epoch_values(history, "epoch"), y=_epoch_values(history, metric), name=name,
                            mode="lines+markers")
     # The legend goes under the chart: on its right it took 40% of a phone's width.
-    figure.update_layout(title=f"{metric.replace('_', ' ')} per epoch", xaxis_title="epoch", yaxis_title=metric,
+    metric_name = METRIC_NAMES.get(metric, metric.replace("_", " "))
+    figure.update_layout(title=_("{metric} per epoch").format(metric=_(metric_name)), xaxis_title=_("epoch"),
+                         yaxis_title=_(metric_name),
                          margin=_MARGIN, height=400, legend=dict(orientation="h", x=0, y=-0.22, yanchor="top"))
     last = max((max(_epoch_values(history, "epoch"), default=1) for history in histories.values()), default=1)
     figure.update_xaxes(dtick=_epoch_step(last))
@@ -410,7 +422,7 @@ def reference_groups(references: Sequence) -> list[tuple[float, str]]:
             groups[-1].append(reference)
         else:
             groups.append([reference])
-    return [(group[0].accuracy, " · ".join(f"{item.label} {item.accuracy:.2%}" for item in group)) for group in groups]
+    return [(group[0].accuracy, " · ".join(f"{_(item.label)} {format_percent(item.accuracy)}" for item in group)) for group in groups]
 
 
 # One pattern per line, so that the legend tells them apart.
@@ -476,7 +488,7 @@ def digit_panel(images: np.ndarray, labels: Sequence[int], predictions: Sequence
     """The fixed test digits with each one's predicted label and confidence over it ("7 · 98%"), green where the
     prediction is the label, red where it is not; without predictions yet, the labels in grey ("label 7")."""
     if predictions is None:
-        titles = [f"label {label}" for label in labels]
+        titles = [_("label {label}").format(label=label) for label in labels]
         colours = ["#7f7f7f"] * len(labels)
     else:
         titles = [f"{prediction} · {confidence:.0%}" for prediction, confidence in zip(predictions, confidences)]
@@ -493,7 +505,7 @@ def augmentation_grid(originals: np.ndarray, labels: Sequence[int], distorted: n
     """Each training digit (top row) over what augmentation made of it (one row per random draw)."""
     rows = [np.asarray(originals), *np.asarray(distorted)]
     images = np.concatenate(rows)
-    titles = [f"{label}" for label in labels] + [f"draw {row}" if column == 0 else ""
+    titles = [f"{label}" for label in labels] + [_("draw {row}").format(row=row) if column == 0 else ""
                                                   for row in range(1, len(rows)) for column in range(len(labels))]
     return sample_grid(images, titles, columns=len(labels))
 
@@ -511,10 +523,11 @@ def filter_mosaic(kernels: np.ndarray, layer_name: str, columns: int = 8) -> go.
     rows = -(-len(filters) // columns)
     figure = go.Figure(go.Heatmap(
         z=tiled, customdata=weights, colorscale="RdBu", reversescale=True, zmin=-1, zmax=1, zmid=0, showscale=False,
-        hovertemplate="weight %{customdata:.3f}<extra></extra>",
+        hovertemplate=_("weight %{customdata:.3f}") + "<extra></extra>",
     ))
     figure.update_layout(
-        title=f"{layer_name}: {len(filters)} filters of {kernels.shape[0]} x {kernels.shape[1]}",
+        title=_("{layer}: {count} filters of {height} x {width}").format(
+            layer=layer_name, count=len(filters), height=kernels.shape[0], width=kernels.shape[1]),
         margin=dict(l=5, r=5, t=40, b=5), height=60 + rows * 70,
     )
     figure.update_xaxes(visible=False, constrain="domain")

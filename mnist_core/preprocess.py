@@ -35,6 +35,7 @@ from PIL import Image, ImageOps
 
 from mnist_core.constants import CANVAS_SIZE, IMAGE_SIZE, MNIST_BOX
 from mnist_core.hardware import usable_cores
+from mnist_core.i18n import N_
 
 MAX_PIXELS = 25_000_000
 
@@ -59,8 +60,10 @@ DECODE_WAIT_SECONDS = 30.0  # a visitor waits this long for a decoder thread bef
 DECODED_CACHE_BYTES = 64_000_000
 
 _log = logging.getLogger(__name__)
-_UPLOAD_UNREADABLE = "The file could not be read as an image: only PNG, JPEG, GIF, BMP and WebP files are accepted."
-_CANVAS_UNREADABLE = "The drawing could not be read: the canvas sent something that is not a PNG picture."
+# Messages in English, marked (N_) for the catalog and translated by the page that shows them: a decoded picture or
+# its error is cached for every visitor (_decode_once), so it cannot carry one visitor's language.
+_UPLOAD_UNREADABLE = N_("The file could not be read as an image: only PNG, JPEG, GIF, BMP and WebP files are accepted.")
+_CANVAS_UNREADABLE = N_("The drawing could not be read: the canvas sent something that is not a PNG picture.")
 
 # Ink must differ from the background by at least this much of the full scale; anything fainter is a blank
 # picture (an empty canvas, a uniform photo), not a digit.
@@ -80,7 +83,7 @@ _REDUCIBLE_MODES = {"L", "LA", "La", "RGB", "RGBA", "RGBa", "CMYK", "YCbCr", "I"
 class BlankImageError(ValueError):
     """The picture has no ink to read a digit from."""
 
-    def __init__(self, message: str = "The picture is blank: draw or upload a digit first.") -> None:
+    def __init__(self, message: str = N_("The picture is blank: draw or upload a digit first.")) -> None:
         super().__init__(message)
 
 
@@ -188,25 +191,25 @@ def checked_strokes(value) -> list[dict]:
     if value is None:
         return []
     if not isinstance(value, list) or len(value) > MAX_STROKES:
-        raise ValueError("The canvas sent strokes in a form it never sends.")
+        raise ValueError(N_("The canvas sent strokes in a form it never sends."))
     strokes, total = [], 0
     for stroke in value:
         if not isinstance(stroke, dict):
-            raise ValueError("The canvas sent strokes in a form it never sends.")
+            raise ValueError(N_("The canvas sent strokes in a form it never sends."))
         width, points = stroke.get("width"), stroke.get("points")
         if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= MAX_STROKE_WIDTH:
-            raise ValueError("The canvas sent a stroke with an impossible width.")
+            raise ValueError(N_("The canvas sent a stroke with an impossible width."))
         if not isinstance(points, list) or not points:
-            raise ValueError("The canvas sent a stroke without points.")
+            raise ValueError(N_("The canvas sent a stroke without points."))
         total += len(points)
         if total > MAX_STROKE_POINTS:
-            raise ValueError("The canvas sent more stroke points than any drawing has.")
+            raise ValueError(N_("The canvas sent more stroke points than any drawing has."))
         checked = []
         for point in points:
             if (not isinstance(point, list) or len(point) != 2
                     or not all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c)
                                for c in point)):
-                raise ValueError("The canvas sent a stroke point that is not a pair of numbers.")
+                raise ValueError(N_("The canvas sent a stroke point that is not a pair of numbers."))
             checked.append([float(point[0]), float(point[1])])
         strokes.append({"width": float(width), "points": checked})
     return strokes
@@ -231,10 +234,10 @@ _UPLOAD_LIMITS = _Limits(
     max_pixels=MAX_PIXELS,
     max_side=MAX_PIXELS,
     what="file",
-    empty="The file is empty.",
+    empty=N_("The file is empty."),
     too_large=f"The image is too large{{size}}; the limit is {MAX_PIXELS // 1_000_000} megapixels.",
     unreadable=_UPLOAD_UNREADABLE,
-    damaged="The file could not be read as an image: it is damaged or incomplete.",
+    damaged=N_("The file could not be read as an image: it is damaged or incomplete."),
 )
 _CANVAS_LIMITS = _Limits(
     max_bytes=MAX_CANVAS_BYTES,
@@ -244,7 +247,7 @@ _CANVAS_LIMITS = _Limits(
     empty=_CANVAS_UNREADABLE,
     too_large=f"The drawing is too large{{size}}; the canvas is at most {MAX_CANVAS_SIDE} x {MAX_CANVAS_SIDE} pixels.",
     unreadable=_CANVAS_UNREADABLE,
-    damaged="The drawing could not be read: its PNG is damaged or incomplete.",
+    damaged=N_("The drawing could not be read: its PNG is damaged or incomplete."),
 )
 
 
@@ -318,7 +321,7 @@ def _decode_once(data, formats: tuple[str, ...], limits: _Limits) -> np.ndarray:
             decoded = pending.result(timeout=DECODE_WAIT_SECONDS)
         except FutureTimeout:
             pending.cancel()  # still queued: dropped; already decoding: kept for this visitor's next rerun
-            raise DecoderBusyError("The server is busy reading other pictures: try again in a moment.") from None
+            raise DecoderBusyError(N_("The server is busy reading other pictures: try again in a moment.")) from None
     if isinstance(decoded, str):
         raise UnreadableImageError(decoded)
     return decoded

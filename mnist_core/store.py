@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from mnist_core.constants import MODELS_DIR
+from mnist_core.i18n import gettext as _
 
 try:
     import fcntl
@@ -205,17 +206,19 @@ class ModelEntry:
 def validate_name(name: str) -> str:
     """Return `name` if it is a safe model name, else raise InvalidModelName saying what is allowed."""
     if not isinstance(name, str) or not name:
-        raise InvalidModelName("Give the model a name.")
+        raise InvalidModelName(_("Give the model a name."))
     if len(name) > MAX_NAME_LENGTH:
-        raise InvalidModelName(f"Model names are at most {MAX_NAME_LENGTH} characters long.")
+        raise InvalidModelName(_("Model names are at most {count} characters long.").format(count=MAX_NAME_LENGTH))
     # NFKC folds look-alikes (full-width dots and slashes) so none slips past the ASCII check below.
     # fullmatch, not match: `$` would also accept a name ending in a newline.
     if unicodedata.normalize("NFKC", name) != name or not name.isascii() or not NAME_PATTERN.fullmatch(name):
         raise InvalidModelName(
-            f"{name!r} is not a valid model name: use letters, digits, '-', '_' and '.', starting with a letter or digit."
+            _("{name} is not a valid model name: use letters, digits, '-', '_' and '.', starting with a letter or "
+              "digit.").format(name=repr(name))
         )
     if ".." in name or name.endswith("."):
-        raise InvalidModelName(f"{name!r} is not a valid model name: no '..' and no trailing dot.")
+        raise InvalidModelName(_("{name} is not a valid model name: no '..' and no trailing dot.").format(
+            name=repr(name)))
     return name
 
 

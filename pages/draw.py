@@ -9,6 +9,7 @@ from mnist_core.explainer import Failed, Pending
 from mnist_core.filters import shown_layer_name
 from mnist_core.constants import CANVAS_SIZE, CLASS_NAMES
 from mnist_core.handwriting import Handwriting, HandwritingError, new_drawing, picture_png
+from mnist_core.i18n import format_number, format_percent, gettext as _, ngettext
 from mnist_core.preprocess import BlankImageError, decode_upload, preprocess_steps
 from mnist_core.store import StoreError
 from widgets.digit_canvas import digit_canvas, forget_drawing
@@ -20,9 +21,9 @@ INTEGRATED_GRADIENTS, GRAD_CAM = "Integrated gradients", "Grad-CAM"
 ITS_ANSWER = "its answer"
 
 ui.page_header(
-    "Draw",
-    "Draw one digit, large or small, anywhere on the canvas: it is cropped, fitted into 20 x 20 and centred "
-    "in 28 x 28 as MNIST's digits were, and the active model (sidebar) says what it sees.",
+    _("Draw"),
+    _("Draw one digit, large or small, anywhere on the canvas: it is cropped, fitted into 20 x 20 and centred "
+      "in 28 x 28 as MNIST's digits were, and the active model (sidebar) says what it sees."),
 )
 
 
@@ -30,28 +31,30 @@ def picture_from_the_visitor():
     """(the picture to classify (an RGBA canvas or a decoded upload), its PNG (the canvas' own; None for an upload),
     "canvas" or "upload"), or (None, None, source) with nothing to classify yet, or (None, None, "refused") when
     what the visitor sent was refused (the reason is shown)."""
-    source = st.segmented_control("Source", ["Draw", "Upload a photo"], default="Draw",
+    sources = {"Draw": _("Draw"), "Upload a photo": _("Upload a photo")}
+    source = st.segmented_control(_("Source"), list(sources), default="Draw", format_func=sources.get,
                                   label_visibility="collapsed", key="draw_source")
     if source == "Upload a photo":
         upload = st.file_uploader(
-            "A photo or scan of one digit (PNG, JPEG, GIF, BMP, WebP)",
+            _("A photo or scan of one digit (PNG, JPEG, GIF, BMP, WebP)"),
             type=["png", "jpg", "jpeg", "gif", "bmp", "webp"],
-            help="Dark ink on light paper or light ink on dark: both work. Crop close to the digit for best results.",
+            help=_("Dark ink on light paper or light ink on dark: both work. Crop close to the digit for best "
+                   "results."),
         )
         if upload is None:
             return None, None, "upload"
         try:
             picture = decode_upload(upload.getvalue())
         except ValueError as error:
-            st.error(str(error))
+            st.error(_(str(error)))  # preprocess's messages are marked for the catalog, in English (cached for all)
             return None, None, "refused"
         st.image(plots.fit_within(picture, CANVAS_SIZE), caption=upload.name)
         return picture, None, "upload"
-    stroke = st.slider("Stroke width", min_value=8, max_value=40, value=20, step=2, key="draw_stroke_width")
+    stroke = st.slider(_("Stroke width"), min_value=8, max_value=40, value=20, step=2, key="draw_stroke_width")
     try:
         drawing = digit_canvas(stroke)
     except ValueError as error:  # a tampered browser: say so, keep the page working
-        st.error(str(error))
+        st.error(_(str(error)))
         return None, None, "refused"
     return drawing.picture, drawing.png, "canvas"
 
@@ -62,13 +65,15 @@ def show_prediction(classifier, model_name: str, steps) -> tuple[int, float]:
     digit = int(probabilities.argmax())
     confidence = float(probabilities[digit])
     runner_up = int(probabilities.argsort()[-2])
-    st.markdown(f"### Prediction: {digit}")
-    st.markdown(
-        f"**{confidence:.1%}** sure, according to `{model_name}`"
-        + (f"; next best {runner_up} ({probabilities[runner_up]:.1%})" if confidence < 0.9 else "")
-    )
+    st.markdown(_("### Prediction: {digit}").format(digit=digit))
+    if confidence < 0.9:
+        sure = _("**{confidence}** sure, according to {model}; next best {runner_up} ({runner_up_confidence})")
+    else:
+        sure = _("**{confidence}** sure, according to {model}")
+    st.markdown(sure.format(confidence=format_percent(confidence, 1), model=ui.literal(model_name),
+                            runner_up=runner_up, runner_up_confidence=format_percent(probabilities[runner_up], 1)))
     if confidence < 0.6:
-        st.caption("The network is unsure: a digit drawn larger, thicker or more upright usually helps.")
+        st.caption(_("The network is unsure: a digit drawn larger, thicker or more upright usually helps."))
     st.plotly_chart(plots.probability_bars(probabilities), width="stretch", config={"displayModeBar": False})
     return digit, confidence
 
@@ -77,7 +82,7 @@ def show_ink_hints(steps, source: str) -> None:
     """Above the prediction: what makes this ink unlike one digit (a dot, too small, two digits...), if anything."""
     hints = ink.ink_hints(steps, canvas=source == "canvas")
     if hints:
-        st.warning(" ".join(hint.message for hint in hints) + "\n\n" + ink.CONFIDENCE_NOTE)
+        st.warning(" ".join(hint.message for hint in hints) + "\n\n" + _(ink.CONFIDENCE_NOTE))
 
 
 RIGHT, IT_IS_A = "Right", "It is a"
@@ -97,10 +102,13 @@ def save_drawing(picture, png, source: str, image, predicted: int, confidence: f
         return
     collection, size = ui.literal(result.collection.name), result.collection.size
     if result.added:
-        message = (f"Saved as {'an' if label == 8 else 'a'} {label} in your collection {collection} "
-                   f"({size} drawing{'' if size == 1 else 's'}).")
+        drawings = ngettext("{count} drawing", "{count} drawings", size).format(count=format_number(size))
+        message = (_("Saved as an {label} in your collection {collection} ({drawings}).") if label == 8 else
+                   _("Saved as a {label} in your collection {collection} ({drawings}).")).format(
+            label=label, collection=collection, drawings=drawings)
     else:
-        message = f"Already in your collection {collection}: its label is now {label}."
+        message = _("Already in your collection {collection}: its label is now {label}.").format(
+            collection=collection, label=label)
     # Shown by the fragment's run (draw_and_predict), not here: an element from a fragment's callback is unsupported.
     st.session_state.save_toast = message
     st.session_state.save_verdict = RIGHT
@@ -111,19 +119,20 @@ def save_drawing(picture, png, source: str, image, predicted: int, confidence: f
 
 def save_controls(picture, png, source: str, steps, predicted: int, confidence: float, model_name: str) -> None:
     """Under the prediction: "Right" or "It is a [digit]", and Save into the visitor's collection (My digits)."""
-    st.markdown("**Keep it** in your collection of digits (see **My digits**): is the prediction right?")
-    verdict_column, digit_column, save_column, _ = st.columns([1.1, 0.7, 0.8, 0.6], vertical_alignment="bottom")
-    verdict = verdict_column.segmented_control("Is it right?", [RIGHT, IT_IS_A], default=RIGHT, key="save_verdict",
-                                               label_visibility="collapsed")
-    true_label = digit_column.selectbox("True digit", range(len(CLASS_NAMES)), index=None, placeholder="0-9",
+    st.markdown(_("**Keep it** in your collection of digits (see **My digits**): is the prediction right?"))
+    verdict_column, digit_column, save_column, _spare = st.columns([1.1, 0.7, 0.8, 0.6], vertical_alignment="bottom")
+    verdicts = {RIGHT: _("Right"), IT_IS_A: _("It is a")}
+    verdict = verdict_column.segmented_control(_("Is it right?"), [RIGHT, IT_IS_A], default=RIGHT, key="save_verdict",
+                                               format_func=verdicts.get, label_visibility="collapsed")
+    true_label = digit_column.selectbox(_("True digit"), range(len(CLASS_NAMES)), index=None, placeholder="0-9",
                                         key="save_true_label", disabled=verdict != IT_IS_A,
                                         label_visibility="collapsed")
     save_column.button(
-        "Save", icon=":material/bookmark_add:", key="save_drawing",
+        _("Save"), icon=":material/bookmark_add:", key="save_drawing",
         disabled=verdict is None or (verdict == IT_IS_A and true_label is None),
         on_click=save_drawing, args=(picture, png, source, steps.centered, predicted, confidence, model_name),
-        help="Saves the drawing, the 28x28 image the model saw, its true label and this model's answer. "
-             "Saving the same drawing again only changes its label.",
+        help=_("Saves the drawing, the 28x28 image the model saw, its true label and this model's answer. "
+               "Saving the same drawing again only changes its label."),
     )
     if problem := st.session_state.pop("save_problem", None):
         st.error(problem)
@@ -137,7 +146,7 @@ def what_made_it_say_that(model_name: str, image, predicted: int) -> None:
     again (a fragment cannot stop its own polling; a rerun of the whole page to stop it raced the canvas under
     load). The digits are buttons, not a list: a poll would close an open list under the pointer.
     """
-    st.subheader("What made it say that")
+    st.subheader(_("What made it say that"))
     known = ui.explainer().explanation(model_name, ui.store_dir(), image)
     poll = EXPLAIN_POLL_SECONDS if isinstance(known, Pending) else None
     st.fragment(saliency_view, run_every=poll)(model_name, image, predicted)
@@ -147,71 +156,85 @@ def saliency_view(model_name: str, image, predicted: int) -> None:
     """The map of one method for one digit (all maps come in one answer: choosing another is instant)."""
     result = ui.explainer().explanation(model_name, ui.store_dir(), image)
     if isinstance(result, Pending):
-        st.caption("Starting the explainer (it loads TensorFlow once, a few seconds)..." if result.starting
-                   else "Computing the saliency maps...")
+        st.caption(_("Starting the explainer (it loads TensorFlow once, a few seconds)...") if result.starting
+                   else _("Computing the saliency maps..."))
         return
     if isinstance(result, Failed):
-        st.warning(f"No saliency map: {result.message}")
+        st.warning(_("No saliency map: {reason}").format(reason=result.message))
         return
-    method = st.segmented_control("Method", [INTEGRATED_GRADIENTS, GRAD_CAM], default=INTEGRATED_GRADIENTS,
-                                  key="saliency_method")
+    # Translated now, in the visitor's run: a format_func is also called outside it (AppTest), in no language.
+    methods = {INTEGRATED_GRADIENTS: _("Integrated gradients"), GRAD_CAM: "Grad-CAM"}
+    its_answer = _("its answer ({digit})").format(digit=predicted)
+    method = st.segmented_control(_("Method"), [INTEGRATED_GRADIENTS, GRAD_CAM], default=INTEGRATED_GRADIENTS,
+                                  format_func=methods.get, key="saliency_method")
     choice = st.segmented_control(
-        "Map for the digit", [ITS_ANSWER, *range(len(CLASS_NAMES))], default=ITS_ANSWER, key="saliency_digit",
-        format_func=lambda option: f"{option} ({predicted})" if option == ITS_ANSWER else str(option),
-        help="What in this drawing argues for (or against) a digit: pick another one to ask what would make it, "
-             "say, a 4.")
+        _("Map for the digit"), [ITS_ANSWER, *range(len(CLASS_NAMES))], default=ITS_ANSWER, key="saliency_digit",
+        format_func=lambda option: its_answer if option == ITS_ANSWER else str(option),
+        help=_("What in this drawing argues for (or against) a digit: pick another one to ask what would make it, "
+               "say, a 4."))
     digit = predicted if choice in (None, ITS_ANSWER) else int(choice)
     if method == GRAD_CAM and result.grad_cam is None:
-        st.caption(f"{ui.literal(model_name)} has no convolution layer for Grad-CAM: integrated gradients instead.")
+        st.caption(_("{model} has no convolution layer for Grad-CAM: integrated gradients instead.").format(
+            model=ui.literal(model_name)))
         method = INTEGRATED_GRADIENTS
     if method == GRAD_CAM:
         picture = plots.saliency_overlay(image, result.map_for("grad_cam", digit), signed=False, side=SALIENCY_SIDE)
-        caption = (f"Grad-CAM for {digit} from {shown_layer_name(result.grad_cam_layer)}: bright where that layer "
-                   f"found what speaks for a {digit}")
+        caption = _("Grad-CAM for {digit} from {layer}: bright where that layer found what speaks for a {digit}").format(
+            digit=digit, layer=shown_layer_name(result.grad_cam_layer))
     else:
         picture = plots.saliency_overlay(image, result.map_for("integrated_gradients", digit), signed=True,
                                          side=SALIENCY_SIDE)
-        caption = f"Integrated gradients for {digit}: red ink argues for a {digit}, blue ink against"
+        caption = _("Integrated gradients for {digit}: red ink argues for a {digit}, blue ink against").format(
+            digit=digit)
     st.image(picture, caption=caption, width=SALIENCY_SIDE)
-    took = f"{result.seconds * 1000:.0f} ms" if result.seconds < 1 else f"{result.seconds:.1f} s (a first drawing)"
-    st.caption(f"{result.probabilities[digit]:.1%} for {digit} · computed in {took} by the explainer process")
+    took = (_("{ms} ms").format(ms=format_number(result.seconds * 1000)) if result.seconds < 1 else
+            _("{seconds} s (a first drawing)").format(seconds=format_number(result.seconds, 1)))
+    st.caption(_("{probability} for {digit} · computed in {took} by the explainer process").format(
+        probability=format_percent(result.probabilities[digit], 1), digit=digit, took=took))
 
 
 def every_model_on_this_drawing(model_name: str, image) -> None:
     """Each stored working model's answer for this drawing (LiteRT, here: a fraction of a millisecond each)."""
-    st.subheader("Every model on this drawing")
+    st.subheader(_("Every model on this drawing"))
     names, left_out = models_to_compare(ui.working_models(), ui.visitor(), active=model_name)
     rows, answers = [], []
     for name, classifier_or_error in ui.comparison_classifiers(names).items():
         if isinstance(classifier_or_error, Exception):
             rows.append({"model": name, "says": None, "sure": None,
-                         "second guess": f"not loaded: {classifier_or_error}"})
+                         "second guess": _("not loaded: {reason}").format(reason=classifier_or_error)})
             continue
         answer = answer_of(name, classifier_or_error.predict_proba(image)[0])
         answers.append(answer)
         rows.append({"model": name, "says": answer.digit, "sure": answer.confidence * 100,
-                     "second guess": f"{answer.runner_up} ({answer.runner_up_confidence:.1%})"})
+                     "second guess": f"{answer.runner_up} ({format_percent(answer.runner_up_confidence, 1)})"})
     st.markdown(f"**{agreement(answers)}**")
     st.dataframe(rows, hide_index=True, width="stretch", key="every_model", column_config={
-        "says": st.column_config.NumberColumn(format="%d"),
-        "sure": st.column_config.ProgressColumn(format="%.1f%%", min_value=0, max_value=100),
+        "model": st.column_config.TextColumn(_("model")),
+        "says": st.column_config.NumberColumn(_("says"), format="%d"),
+        "sure": st.column_config.ProgressColumn(_("sure"), format="%.1f%%", min_value=0, max_value=100),
+        "second guess": st.column_config.TextColumn(_("second guess")),
     })
     if left_out:
-        st.caption(f"{left_out} more model{'s' if left_out != 1 else ''} in the store not asked (the active one, "
-                   "the shipped ones, yours and the newest come first).")
+        st.caption(ngettext("{count} more model in the store not asked (the active one, the shipped ones, yours and "
+                            "the newest come first).",
+                            "{count} more models in the store not asked (the active one, the shipped ones, yours and "
+                            "the newest come first).", left_out).format(count=left_out))
 
 
 def show_what_the_network_sees(classifier, model_name: str, steps, predicted: int) -> None:
-    st.subheader("What the network sees")
+    st.subheader(_("What the network sees"))
     columns = st.columns(5)
     for column, (image, caption) in zip(
         columns,
         [
-            (steps.ink, "1. the ink"),
-            (steps.cropped, f"2. cropped to the ink: {steps.cropped.shape[1]} x {steps.cropped.shape[0]}"),
-            (steps.pen, "3. pen made MNIST-like: {:.1f} -> {:.1f} px wide in 20 x 20".format(*steps.pen_width)),
-            (steps.fitted, f"4. longer side fitted to 20: {steps.fitted.shape[1]} x {steps.fitted.shape[0]}"),
-            (steps.centered, "5. centred by mass in 28 x 28: what the model sees"),
+            (steps.ink, _("1. the ink")),
+            (steps.cropped, _("2. cropped to the ink: {width} x {height}").format(
+                width=steps.cropped.shape[1], height=steps.cropped.shape[0])),
+            (steps.pen, _("3. pen made MNIST-like: {before} -> {after} px wide in 20 x 20").format(
+                before=format_number(steps.pen_width[0], 1), after=format_number(steps.pen_width[1], 1))),
+            (steps.fitted, _("4. longer side fitted to 20: {width} x {height}").format(
+                width=steps.fitted.shape[1], height=steps.fitted.shape[0])),
+            (steps.centered, _("5. centred by mass in 28 x 28: what the model sees")),
         ],
     ):
         column.image(plots.thumbnail(image, STEP_SIDE), caption=caption, width=STEP_SIDE)
@@ -222,14 +245,16 @@ def show_what_the_network_sees(classifier, model_name: str, steps, predicted: in
     with comparison:
         every_model_on_this_drawing(model_name, steps.centered)
 
-    st.subheader("Feature maps")
+    st.subheader(_("Feature maps"))
     if not classifier.conv_layer_names:
-        st.caption(f"`{model_name}` has no convolution layers (an MLP sees the 784 pixels directly).")
+        st.caption(_("{model} has no convolution layers (an MLP sees the 784 pixels directly).").format(
+            model=ui.literal(model_name)))
         return
-    st.caption("What each convolution layer responds to in your drawing (first 16 filters, each scaled to its range).")
+    st.caption(_("What each convolution layer responds to in your drawing (first 16 filters, each scaled to its "
+                 "range)."))
     for maps in classifier.feature_maps(steps.centered):
-        st.image(plots.feature_map_image(maps.maps),
-                 caption=f"{maps.layer_name}: {maps.maps.shape[-1]} filters, {maps.maps.shape[0]} x {maps.maps.shape[1]}")
+        st.image(plots.feature_map_image(maps.maps), caption=_("{layer}: {count} filters, {height} x {width}").format(
+            layer=maps.layer_name, count=maps.maps.shape[-1], height=maps.maps.shape[0], width=maps.maps.shape[1]))
 
 
 @st.fragment
@@ -242,17 +267,18 @@ def draw_and_predict(classifier, model_name: str) -> None:
         picture, png, source = picture_from_the_visitor()
     with right:
         if picture is None:
-            st.info({"refused": "No prediction: what was sent could not be read (the message says why).",
-                     "upload": "Upload a photo of one digit to see the prediction."}.get(
-                source, "Draw a digit on the canvas (or upload a photo) to see the prediction."), icon=":material/draw:")
+            st.info({"refused": _("No prediction: what was sent could not be read (the message says why)."),
+                     "upload": _("Upload a photo of one digit to see the prediction.")}.get(
+                source, _("Draw a digit on the canvas (or upload a photo) to see the prediction.")),
+                icon=":material/draw:")
             return
         try:
             steps = preprocess_steps(picture)
         except BlankImageError as error:
-            st.info(str(error), icon=":material/draw:")
+            st.info(_(str(error)), icon=":material/draw:")
             return
         except ValueError as error:
-            st.error(str(error))
+            st.error(_(str(error)))
             return
         show_ink_hints(steps, source)
         predicted, confidence = show_prediction(classifier, model_name, steps)
@@ -262,12 +288,13 @@ def draw_and_predict(classifier, model_name: str) -> None:
 
 model_name = st.session_state.get(ui.ACTIVE_MODEL_KEY)
 if model_name is None:
-    st.warning("No model to ask: train one on the Train page first.")
+    st.warning(_("No model to ask: train one on the Train page first."))
     st.stop()
 try:
     classifier = ui.classifier(model_name)
 except StoreError as error:
-    st.error(f"The model {model_name!r} could not be loaded: {error} Pick another one in the sidebar.")
+    st.error(_("The model {name} could not be loaded: {error} Pick another one in the sidebar.").format(
+        name=repr(model_name), error=error))
     st.stop()
 
 ui.explainer().warm_up()  # its worker loads TensorFlow while the person draws, not after the first stroke

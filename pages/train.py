@@ -9,6 +9,7 @@ from mnist_core import plots
 from mnist_core.architectures import ARCHITECTURES, PRECISIONS, recorded_summary
 from mnist_core.hardware import native_bfloat16
 from mnist_core.explainer import Failed, Pending
+from mnist_core.i18n import N_, format_number, format_percent, gettext as _, ngettext
 from mnist_core.jobs import JobRefused, JobStatus
 from mnist_core.panel import PANEL_COLUMNS, panel_digits
 from mnist_core.references import reference_accuracies
@@ -28,27 +29,28 @@ from mnist_core.training import (
 LEARNING_RATES = [0.0001, 0.0003, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.03, 0.1]
 CUSTOM = "custom"
 # Short enough for the sidebar's dropdown; the detail is the caption under it.
+# Labels and help texts in English, marked for the catalog (N_) and translated where shown (_).
 PRESET_LABELS = {
-    CUSTOM: "Your own settings",
-    "demo": "Quick demo (about 5 s)",
-    "fast": "Fast: 99% in seconds",
-    "seed": "The tutorial's script",
-    "shipped-cnn": "The shipped cnn's recipe",
-    "strong": "Strongest: 99.5%, slow",
+    CUSTOM: N_("Your own settings"),
+    "demo": N_("Quick demo (about 5 s)"),
+    "fast": N_("Fast: 99% in seconds"),
+    "seed": N_("The tutorial's script"),
+    "shipped-cnn": N_("The shipped cnn's recipe"),
+    "strong": N_("Strongest: 99.5%, slow"),
 }
 PRESET_HELP = {
-    CUSTOM: "Settings you chose yourself.",
-    "demo": "The quick CNN for one pass over 20,000 images: about 97.8% on the test set, a whole training in "
-            "about 5 s on a quiet 2-core machine. For a class that wants to see one finish.",
-    "fast": "The quick CNN, 2 passes over all 60,000 images, the learning rate warmed up then lowered: about 99.1%, "
-            "13 CPU-seconds (18 s measured on 2 busy cores).",
-    "seed": "Seed tutorial 000's script as written: the seed CNN, batch 32, 10 passes. Several minutes.",
-    "shipped-cnn": "How the shipped 'cnn' was made: 10 passes at batch 64 with distorted copies of the digits, "
-                   "the learning rate lowered along a curve. About 12 minutes.",
-    "strong": "The strong CNN with distorted copies of the digits, 15 passes: 99.5% or more, about half an hour.",
+    CUSTOM: N_("Settings you chose yourself."),
+    "demo": N_("The quick CNN for one pass over 20,000 images: about 97.8% on the test set, a whole training in "
+               "about 5 s on a quiet 2-core machine. For a class that wants to see one finish."),
+    "fast": N_("The quick CNN, 2 passes over all 60,000 images, the learning rate warmed up then lowered: about "
+               "99.1%, 13 CPU-seconds (18 s measured on 2 busy cores)."),
+    "seed": N_("Seed tutorial 000's script as written: the seed CNN, batch 32, 10 passes. Several minutes."),
+    "shipped-cnn": N_("How the shipped 'cnn' was made: 10 passes at batch 64 with distorted copies of the digits, "
+                      "the learning rate lowered along a curve. About 12 minutes."),
+    "strong": N_("The strong CNN with distorted copies of the digits, 15 passes: 99.5% or more, about half an hour."),
 }
-SCHEDULE_LABELS = {"constant": "constant", "cosine": "lowered", "onecycle": "warm-up, lowered"}
-SCHEDULE_HELP = (
+SCHEDULE_LABELS = {"constant": N_("constant"), "cosine": N_("lowered"), "onecycle": N_("warm-up, lowered")}
+SCHEDULE_HELP = N_(
     "How the learning rate moves during training. Constant: the same all the way. Lowered (cosine): it falls "
     "smoothly to zero by the last batch, so the end settles. Warm-up, lowered (one-cycle): it climbs from a tenth "
     "over the first batches, then falls to zero; lets a high rate be used safely."
@@ -59,12 +61,14 @@ FIELDS = (
     "architecture", "epochs", "batch_size", "optimizer", "learning_rate", "train_size", "augment", "schedule",
     "precision",
 )
-PRECISION_LABELS = {"float32": "exact (float32)", "bfloat16": "faster (bfloat16)"}
+PRECISION_LABELS = {"float32": N_("exact (float32)"), "bfloat16": N_("faster (bfloat16)")}
 PRECISION_HELP = {
-    True: "How precisely the numbers are computed. This CPU computes bfloat16 (mixed precision) in hardware: the CNNs train about 1.4x as fast, to the same accuracy. "
-          "Weights stay float32 and the model is saved in float32.",
-    False: "How precisely the numbers are computed. This CPU has no bfloat16 hardware: TensorFlow would emulate it, which is usually slower than float32. "
-           "Weights stay float32 and the model is saved in float32 either way.",
+    True: N_("How precisely the numbers are computed. This CPU computes bfloat16 (mixed precision) in hardware: the "
+             "CNNs train about 1.4x as fast, to the same accuracy. Weights stay float32 and the model is saved in "
+             "float32."),
+    False: N_("How precisely the numbers are computed. This CPU has no bfloat16 hardware: TensorFlow would emulate "
+              "it, which is usually slower than float32. Weights stay float32 and the model is saved in float32 "
+              "either way."),
 }
 
 
@@ -107,46 +111,60 @@ if "train_architecture" not in st.session_state:
 def show_architecture(name: str) -> None:
     architecture = ARCHITECTURES[name]
     summary = recorded_summary(name)  # recorded beside the registry: no TensorFlow on the request path
-    st.caption(f"{architecture.description} ({architecture.source}) · **{summary.parameters:,} parameters**")
-    with st.expander("Layers"):
+    st.caption(_("{description} ({source}) · **{parameters} parameters**").format(
+        description=_(architecture.description), source=_(architecture.source),
+        parameters=format_number(summary.parameters)))
+    with st.expander(_("Layers")):
         # A Markdown table: st.dataframe would import pandas and pyarrow on a fresh server's first Train page
         # (0.3 s), for a table of a dozen rows whose text is all ours.
-        st.markdown("| layer | type | output shape | parameters |\n|---|---|---|---:|\n" + "\n".join(
-            f"| {row.name} | {row.kind} | {row.output_shape} | {row.parameters:,} |" for row in summary.layers))
+        st.markdown(_("| layer | type | output shape | parameters |") + "\n|---|---|---|---:|\n" + "\n".join(
+            f"| {row.name} | {row.kind} | {row.output_shape} | {format_number(row.parameters)} |"
+            for row in summary.layers))
 
 
 def settings_sidebar() -> tuple[TrainConfig | None, str, str]:
     """The training controls; returns the config (None if invalid), the model name and what is wrong ("" if
     nothing: the page shows it beside Start, where a phone user, whose sidebar is folded, sees it)."""
-    st.sidebar.header("Training settings")
-    st.sidebar.selectbox("Preset", [CUSTOM, *PRESETS], key="train_preset", on_change=_apply_preset,
-                         format_func=lambda name: PRESET_LABELS.get(name, name))
-    st.sidebar.caption(PRESET_HELP.get(st.session_state.train_preset, ""))
+    # Translated now, in the visitor's run: a format_func is also called outside it (AppTest), in no language.
+    presets = {name: _(label) for name, label in PRESET_LABELS.items()}
+    architectures = {name: f"{name}: {_(architecture.title)}" for name, architecture in ARCHITECTURES.items()}
+    schedules = {name: _(label) for name, label in SCHEDULE_LABELS.items()}
+    precisions = {name: _(label) for name, label in PRECISION_LABELS.items()}
+    st.sidebar.header(_("Training settings"))
+    st.sidebar.selectbox(_("Preset"), [CUSTOM, *PRESETS], key="train_preset", on_change=_apply_preset,
+                         format_func=lambda name: presets.get(name, name))
+    st.sidebar.caption(_(PRESET_HELP[st.session_state.train_preset])
+                       if st.session_state.train_preset in PRESET_HELP else "")
     with st.sidebar:
-        architecture = st.selectbox("Architecture", list(ARCHITECTURES), key="train_architecture",
+        architecture = st.selectbox(_("Architecture"), list(ARCHITECTURES), key="train_architecture",
                                     on_change=_architecture_changed,
-                                    format_func=lambda name: f"{name}: {ARCHITECTURES[name].title}")
+                                    format_func=architectures.get)
         show_architecture(architecture)
-        st.number_input("Epochs", min_value=1, max_value=MAX_EPOCHS, step=1, key="train_epochs", on_change=_mark_custom)
-        st.select_slider("Batch size", options=list(BATCH_SIZES), key="train_batch_size", on_change=_mark_custom)
-        st.selectbox("Optimizer", list(OPTIMIZERS), key="train_optimizer", on_change=_mark_custom)
-        st.select_slider("Learning rate", options=LEARNING_RATES, key="train_learning_rate", on_change=_mark_custom)
-        st.number_input("Training images", min_value=MIN_TRAIN_SIZE, max_value=FULL_TRAIN_SIZE, step=1000,
-                        key="train_train_size", on_change=_mark_custom, help="A random subset of the 60,000 training images.")
-        st.toggle("Augmentation", key="train_augment", on_change=_mark_custom,
-                  help="Random pen widths, turns, slants, zooms, shifts and elastic wobbles, and MNIST's rare "
-                       "flagged 1s shown more often: slower per epoch, better on drawn digits.")
-        st.radio("Learning-rate schedule", list(SCHEDULES), key="train_schedule", horizontal=True,
-                 on_change=_mark_custom, format_func=SCHEDULE_LABELS.get, help=SCHEDULE_HELP)
-        st.radio("Precision", list(PRECISIONS), key="train_precision", horizontal=True, on_change=_mark_custom,
-                 format_func=PRECISION_LABELS.get, help=PRECISION_HELP[native_bfloat16()])
-        st.radio("Validate on", ["test", "split"], key="train_validation", horizontal=True,
-                 format_func={"test": "test set (10k)", "split": "10% held out"}.get)
-        st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="train_seed",
-                        help="The same settings and seed give the same curves, with augmentation off "
-                             "(its random distortions run in parallel, in a varying order).")
-        name = st.text_input("Model name", key="train_model_name", max_chars=64,
-                             help="Letters, digits, '-', '_' and '.'; a number is added if the name is taken.")
+        st.number_input(_("Epochs"), min_value=1, max_value=MAX_EPOCHS, step=1, key="train_epochs",
+                        on_change=_mark_custom)
+        st.select_slider(_("Batch size"), options=list(BATCH_SIZES), key="train_batch_size", on_change=_mark_custom)
+        st.selectbox(_("Optimizer"), list(OPTIMIZERS), key="train_optimizer", on_change=_mark_custom)
+        st.select_slider(_("Learning rate"), options=LEARNING_RATES, key="train_learning_rate",
+                         on_change=_mark_custom)
+        st.number_input(_("Training images"), min_value=MIN_TRAIN_SIZE, max_value=FULL_TRAIN_SIZE, step=1000,
+                        key="train_train_size", on_change=_mark_custom,
+                        help=_("A random subset of the 60,000 training images."))
+        st.toggle(_("Augmentation"), key="train_augment", on_change=_mark_custom,
+                  help=_("Random pen widths, turns, slants, zooms, shifts and elastic wobbles, and MNIST's rare "
+                         "flagged 1s shown more often: slower per epoch, better on drawn digits."))
+        st.radio(_("Learning-rate schedule"), list(SCHEDULES), key="train_schedule", horizontal=True,
+                 on_change=_mark_custom, format_func=schedules.get,
+                 help=_(SCHEDULE_HELP))
+        st.radio(_("Precision"), list(PRECISIONS), key="train_precision", horizontal=True, on_change=_mark_custom,
+                 format_func=precisions.get,
+                 help=_(PRECISION_HELP[native_bfloat16()]))
+        st.radio(_("Validate on"), ["test", "split"], key="train_validation", horizontal=True,
+                 format_func={"test": _("test set (10k)"), "split": _("10% held out")}.get)
+        st.number_input(_("Seed"), min_value=0, max_value=2**31 - 1, step=1, key="train_seed",
+                        help=_("The same settings and seed give the same curves, with augmentation off "
+                               "(its random distortions run in parallel, in a varying order)."))
+        name = st.text_input(_("Model name"), key="train_model_name", max_chars=64,
+                             help=_("Letters, digits, '-', '_' and '.'; a number is added if the name is taken."))
     try:
         config = TrainConfig(
             **{field: st.session_state[f"train_{field}"] for field in FIELDS},
@@ -167,7 +185,7 @@ def start(config: TrainConfig, name: str) -> None:
         st.toast(str(error), icon=":material/block:")  # a refusal is news once, not a box that stays
         return
     if job.status == JobStatus.QUEUED:
-        st.toast("Your training is in the queue: it starts by itself when the one running ends.",
+        st.toast(_("Your training is in the queue: it starts by itself when the one running ends."),
                  icon=":material/hourglass_top:")
 
 
@@ -183,10 +201,10 @@ def try_the_model(name: str) -> None:
 
 
 ui.page_header(
-    "Train",
-    "Training runs on the server in the background: switch pages or close the tab and it carries on; "
-    "when it ends the model is saved and appears on the Draw and Models pages. When someone else is training, "
-    "yours waits in a queue and starts by itself.",
+    _("Train"),
+    _("Training runs on the server in the background: switch pages or close the tab and it carries on; "
+      "when it ends the model is saved and appears on the Draw and Models pages. When someone else is training, "
+      "yours waits in a queue and starts by itself."),
     own_training=False,  # this page shows it in full
 )
 
@@ -199,27 +217,32 @@ mine_pending = mine is not None and not mine.done
 
 buttons = st.columns([1, 1, 4])
 buttons[0].button(
-    "Start training", type="primary", icon=":material/play_arrow:", disabled=config is None or mine_pending,
+    _("Start training"), type="primary", icon=":material/play_arrow:", disabled=config is None or mine_pending,
     on_click=start, args=(config, model_name),
-    help="Starts now if no training is running, else waits in the queue; one training per person at a time.",
+    help=_("Starts now if no training is running, else waits in the queue; one training per person at a time."),
 )
 buttons[1].button(
-    "Cancel" if mine_pending and mine.status == JobStatus.QUEUED else "Stop training",
+    _("Cancel") if mine_pending and mine.status == JobStatus.QUEUED else _("Stop training"),
     icon=":material/stop:", disabled=not mine_pending,
     on_click=stop_or_cancel, args=(mine.job_id if mine_pending else "",),
-    help="Stop: training ends at the next batch and the model so far is saved. Cancel: leave the queue.",
+    help=_("Stop: training ends at the next batch and the model so far is saved. Cancel: leave the queue."),
 )
 if problem:
-    st.error(f"{problem} (Training settings, in the sidebar.)", icon=":material/error:")
+    st.error(_("{problem} (Training settings, in the sidebar.)").format(problem=problem), icon=":material/error:")
 elif not mine_pending:  # what Start will do, for a phone whose sidebar is folded away
-    st.caption(f"Start trains {ui.literal(model_name)}: {PRESET_LABELS[st.session_state.train_preset]} · "
-               f"{config.architecture}, {config.epochs} epoch{'s' if config.epochs != 1 else ''} on "
-               f"{config.train_size:,} images. Change the settings in the sidebar.")
+    st.caption(ngettext("Start trains {name}: {preset} · {architecture}, {epochs} epoch on {images} images. Change "
+                        "the settings in the sidebar.",
+                        "Start trains {name}: {preset} · {architecture}, {epochs} epochs on {images} images. Change "
+                        "the settings in the sidebar.", config.epochs).format(
+        name=ui.literal(model_name), preset=_(PRESET_LABELS[st.session_state.train_preset]),
+        architecture=config.architecture, epochs=config.epochs, images=format_number(config.train_size)))
 
 
 def describe(config: TrainConfig) -> str:
-    return (f"{config.architecture}, {config.epochs} epoch{'s' if config.epochs != 1 else ''}, "
-            f"{config.train_size:,} images, batch {config.batch_size}")
+    return ngettext("{architecture}, {epochs} epoch, {images} images, batch {batch}",
+                    "{architecture}, {epochs} epochs, {images} images, batch {batch}", config.epochs).format(
+        architecture=config.architecture, epochs=config.epochs, images=format_number(config.train_size),
+        batch=config.batch_size)
 
 
 @st.fragment(run_every=ui.POLL_SECONDS)
@@ -229,17 +252,21 @@ def queue_view() -> None:
         return
     own = next((entry for entry in entries if who.owns(entry.snapshot.owner_id)), None)
     if own is not None:
-        st.info(f"Your training {ui.literal(own.snapshot.model_name)} is number {own.position} in the queue: it "
-                f"starts in about {ui.format_duration(own.starts_in_seconds)}, by itself, even if you leave.",
+        st.info(_("Your training {name} is number {position} in the queue: it starts in about {wait}, by itself, "
+                  "even if you leave.").format(name=ui.literal(own.snapshot.model_name), position=own.position,
+                                               wait=ui.format_duration(own.starts_in_seconds)),
                 icon=":material/hourglass_top:")
-    st.markdown(f"**Queue** ({len(entries)} waiting)")
+    st.markdown(_("**Queue** ({count} waiting)").format(count=len(entries)))
     st.dataframe(
         [{"#": entry.position, "model": entry.snapshot.model_name,
-          "by": "you" if who.owns(entry.snapshot.owner_id) else entry.snapshot.owner,
+          "by": _("you") if who.owns(entry.snapshot.owner_id) else entry.snapshot.owner,
           "settings": describe(entry.snapshot.config) if entry.snapshot.kind == "train" else
-                      f"{entry.snapshot.kind} (not a training)",
+                      _("{kind} (not a training)").format(kind=entry.snapshot.kind),
           "starts in about": ui.format_duration(entry.starts_in_seconds)} for entry in entries],
         hide_index=True, width="stretch",
+        column_config={"model": st.column_config.TextColumn(_("model")), "by": st.column_config.TextColumn(_("by")),
+                       "settings": st.column_config.TextColumn(_("settings")),
+                       "starts in about": st.column_config.TextColumn(_("starts in about"))},
     )
 
 
@@ -259,38 +286,39 @@ def live_view() -> None:
     st.session_state.train_seen_state = seen
     if current is None:
         if own is None:
-            st.info("No training yet. Pick settings in the sidebar (or a preset) and press **Start training**.")
+            st.info(_("No training yet. Pick settings in the sidebar (or a preset) and press **Start training**."))
         return
     snapshot = current.snapshot()
-    owner = "you" if who.owns(snapshot.owner_id) else snapshot.owner
-    st.markdown(f"{ui.literal(snapshot.model_name)} · {snapshot.config.architecture} · started by {owner} · "
-                f"{ui.format_duration(snapshot.elapsed_seconds)} elapsed")
+    started = (_("{name} · {architecture} · started by you · {elapsed} elapsed") if who.owns(snapshot.owner_id) else
+               _("{name} · {architecture} · started by {owner} · {elapsed} elapsed"))
+    st.markdown(started.format(name=ui.literal(snapshot.model_name), architecture=snapshot.config.architecture,
+                               owner=snapshot.owner, elapsed=ui.format_duration(snapshot.elapsed_seconds)))
     if snapshot.active:
-        label = "Stopping at the next batch..." if snapshot.stop_requested else ui.progress_text(snapshot)
+        label = _("Stopping at the next batch...") if snapshot.stop_requested else ui.progress_text(snapshot)
         if snapshot.status == JobStatus.SAVING:
-            label = "Evaluating on the test set and saving..."
+            label = _("Evaluating on the test set and saving...")
         st.progress(snapshot.fraction_done, text=label)
     else:
         kind, message = ui.job_outcome(snapshot)
         getattr(st, kind)(message)
         if snapshot.saved_name and who.owns(snapshot.owner_id):
-            if st.button("Try it on the Draw page", icon=":material/draw:", on_click=try_the_model,
+            if st.button(_("Try it on the Draw page"), icon=":material/draw:", on_click=try_the_model,
                          args=(snapshot.saved_name,)):
                 st.switch_page("pages/draw.py")
 
     latest = snapshot.latest
     if latest is not None:
         metrics = st.columns(4)
-        metrics[0].metric("Batch loss (running)", f"{latest.loss:.4f}")
-        metrics[1].metric("Batch accuracy (running)", f"{latest.accuracy:.2%}")
+        metrics[0].metric(_("Batch loss (running)"), format_number(latest.loss, 4))
+        metrics[1].metric(_("Batch accuracy (running)"), format_percent(latest.accuracy))
         validated = [epoch for epoch in snapshot.epochs if epoch.val_accuracy is not None]
-        metrics[2].metric("Validation accuracy", f"{validated[-1].val_accuracy:.2%}" if validated else "-",
-                          help="After the last epoch that finished its validation.")
-        metrics[3].metric("Images per second", f"{latest.images_per_second:,.0f}")
+        metrics[2].metric(_("Validation accuracy"), format_percent(validated[-1].val_accuracy) if validated else "-",
+                          help=_("After the last epoch that finished its validation."))
+        metrics[3].metric(_("Images per second"), format_number(latest.images_per_second))
         st.plotly_chart(plots.batch_curves(snapshot.batches), width="stretch", key="batch_curves")
     if snapshot.epochs:
-        st.markdown("**Per epoch: training vs validation** (when the validation curve turns up while training "
-                    "keeps falling, the network is overfitting)")
+        st.markdown(_("**Per epoch: training vs validation** (when the validation curve turns up while training "
+                      "keeps falling, the network is overfitting)"))
         st.plotly_chart(plots.training_curves(snapshot.epochs, references=reference_accuracies(ui.models())),
                         width="stretch", key="epoch_curves")
     if snapshot.kind == "train":
@@ -304,22 +332,24 @@ def watch_it_learn(snapshot) -> None:
     """The panel of 20 test digits with what the model in training says about each, as of its last epoch (the
     training job computes them: panel.py); before its first answers, the labels alone."""
     images, labels = panel_digits()
-    st.markdown("**Watch it learn**: 20 test digits the network never trains on, 10 textbook ones on top and 10 "
-                "harder ones below; green where it reads them right, red where not, updated after every epoch")
+    st.markdown(_("**Watch it learn**: 20 test digits the network never trains on, 10 textbook ones on top and 10 "
+                  "harder ones below; green where it reads them right, red where not, updated after every epoch"))
     if not snapshot.panels:
         st.plotly_chart(plots.digit_panel(images, labels, None, None, columns=PANEL_COLUMNS,
-                                          title="Waiting for the first answers..."), width="stretch", key="panel",
+                                          title=_("Waiting for the first answers...")), width="stretch", key="panel",
                         config={"displayModeBar": False})
         return
     latest = snapshot.panels[-1]
-    when = "before training" if latest.epoch == 0 else f"after epoch {latest.epoch}"
-    title = f"{when.capitalize()}: {latest.right(labels)} of {len(labels)} right"
+    title = (_("Before training: {right} of {total} right") if latest.epoch == 0 else
+             _("After epoch {epoch}: {right} of {total} right")).format(
+        epoch=latest.epoch, right=latest.right(labels), total=len(labels))
     st.plotly_chart(plots.digit_panel(images, labels, latest.predictions, latest.confidences, columns=PANEL_COLUMNS,
                                       title=title), width="stretch", key="panel", config={"displayModeBar": False})
     if len(snapshot.panels) > 1:
-        st.caption("Right so far: " + ", ".join(
-            f"{'start' if event.epoch == 0 else f'epoch {event.epoch}'}: {event.right(labels)}"
-            for event in snapshot.panels))
+        st.caption(_("Right so far: {counts}").format(counts=_(", ").join(
+            (_("start: {right}") if event.epoch == 0 else _("epoch {epoch}: {right}")).format(
+                epoch=event.epoch, right=event.right(labels))
+            for event in snapshot.panels)))
 
 
 def _another_augmentation_draw() -> None:
@@ -332,26 +362,26 @@ def augmentation_preview() -> None:
     by the explainer process (training.distort needs TensorFlow), redrawn with new random draws on demand."""
     if not st.session_state.get("train_augment"):
         return
-    with st.expander("See the augmentation", icon=":material/auto_fix_high:",
+    with st.expander(_("See the augmentation"), icon=":material/auto_fix_high:",
                      expanded=st.session_state.get("augmentation_seed") is not None):
         if st.session_state.get("augmentation_seed") is None:
-            st.caption("Ten training digits and what augmentation makes of them: the same random distortions the "
-                       "training applies to every batch.")
-            st.button("Show", key="augmentation_show", icon=":material/visibility:",
+            st.caption(_("Ten training digits and what augmentation makes of them: the same random distortions the "
+                         "training applies to every batch."))
+            st.button(_("Show"), key="augmentation_show", icon=":material/visibility:",
                       on_click=_another_augmentation_draw)
             return
         seed = st.session_state.augmentation_seed
         result = ui.explainer().augmentation(seed)
         if isinstance(result, Pending):
-            st.caption("Distorting (the explainer loads TensorFlow once, a few seconds)..." if result.starting
-                       else "Distorting...")
+            st.caption(_("Distorting (the explainer loads TensorFlow once, a few seconds)...") if result.starting
+                       else _("Distorting..."))
             return
         if isinstance(result, Failed):
-            st.warning(f"No preview: {result.message}")
+            st.warning(_("No preview: {reason}").format(reason=result.message))
             return
         st.plotly_chart(plots.augmentation_grid(result.originals, result.labels, result.distorted), width="stretch",
                         key="augmentation_grid", config={"displayModeBar": False})
-        st.button("Other random draws", key="augmentation_again", icon=":material/refresh:",
+        st.button(_("Other random draws"), key="augmentation_again", icon=":material/refresh:",
                   on_click=_another_augmentation_draw)
 
 

@@ -9,6 +9,10 @@ Run from the project root (a few minutes; needs Debian's chromium and the playwr
 
     .venv/bin/python scripts/screenshots.py
     .venv/bin/python scripts/screenshots.py --only phone-draw home
+    .venv/bin/python scripts/screenshots.py --language zh_Hans     # the Chinese ones, docs/screenshots/*-zh.png
+
+The Chinese shots need a CJK font where Chromium runs (Debian: fonts-noto-cjk; .ci/run installs it), or every
+character shows as a box.
 """
 
 from __future__ import annotations
@@ -42,6 +46,24 @@ from e2e_helpers import (  # noqa: E402  (the browser tests' own helpers: one wa
 OUT = PROJECT_ROOT / "docs" / "screenshots"
 DESKTOP = {"width": 1400, "height": 1000}
 PHONE = {"width": 390, "height": 844}
+SUFFIX = ""  # "-zh" for the Chinese shots (--language zh_Hans)
+# What the shots wait for and click, in each language (the app follows the browser's language).
+TEXTS = {
+    "en": {"epochs": "Epochs", "model_name": "Model name", "start": "Start training", "stop": "Stop training",
+           "per_epoch": "Per epoch: training vs validation", "prediction": "Prediction: {digit}",
+           "explaining": "Starting the explainer|Computing the saliency"},
+    "zh_Hans": {"epochs": "训练轮数", "model_name": "模型名称", "start": "开始训练", "stop": "停止训练",
+                "per_epoch": "每轮：训练集对比验证集", "prediction": "预测结果：{digit}",
+                "explaining": "正在启动解释进程|正在计算显著性图"},
+}
+TEXT = TEXTS["en"]
+
+
+def wait_for_answer(page, digit: int) -> None:
+    if TEXT is TEXTS["en"]:
+        wait_for_prediction(page, digit)
+    else:
+        expect(page.locator(MAIN).get_by_text(TEXT["prediction"].format(digit=digit))).to_be_visible()
 SEVEN = [(0.28, 0.25), (0.5, 0.24), (0.72, 0.25), (0.62, 0.45), (0.53, 0.62), (0.46, 0.8)]  # a "7", as a mouse draws it
 
 
@@ -83,8 +105,9 @@ def shoot(page, name: str, height: int | None = None) -> None:
     page.mouse.move(1, 1)
     page.wait_for_timeout(400)
     OUT.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(OUT / f"{name}.png"))
-    print(f"wrote {OUT / f'{name}.png'}")
+    path = OUT / f"{name}{SUFFIX}.png"
+    page.screenshot(path=str(path))
+    print(f"wrote {path}")
 
 
 def charts_drawn(page, count: int = 1) -> None:
@@ -106,11 +129,10 @@ def dataset(page, base):
 def draw(page, base):
     open_page(page, base, "/draw")
     draw_path(page, find_canvas(page), SEVEN)
-    wait_for_prediction(page, 7)
+    wait_for_answer(page, 7)
     expect(page.locator(MAIN).get_by_test_id("stImage").nth(4)).to_be_visible()  # the five steps
     # what made it say that: the explainer's worker starts TensorFlow once, then the map comes
-    expect(page.locator(MAIN).get_by_text(re.compile("Starting the explainer|Computing the saliency"))).to_have_count(
-        0, timeout=180_000)
+    expect(page.locator(MAIN).get_by_text(re.compile(TEXT["explaining"]))).to_have_count(0, timeout=180_000)
     shoot(page, "draw", 1500)
 
 
@@ -124,15 +146,21 @@ def train(page, base):
     from test_load import set_field, stop_if_running
 
     open_page(page, base, "/train")
-    set_field(page, "Epochs", 3)
-    set_field(page, "Model name", "my-first")
-    page.get_by_role("button", name="Start training").click()
+    set_field(page, TEXT["epochs"], 3)
+    set_field(page, TEXT["model_name"], "my-first")
+    page.get_by_role("button", name=TEXT["start"]).click()
     try:
         # A training in progress with its curves: after its first epoch, before its last.
-        expect(page.locator(MAIN).get_by_text("Per epoch: training vs validation")).to_be_visible(timeout=300_000)
+        expect(page.locator(MAIN).get_by_text(TEXT["per_epoch"])).to_be_visible(timeout=300_000)
         shoot(page, "train", 1500)
     finally:
-        stop_if_running(page)
+        if TEXT is TEXTS["en"]:
+            stop_if_running(page)
+        else:  # the same as stop_if_running, with the Chinese button names
+            stop = page.get_by_role("button", name=TEXT["stop"])
+            if stop.is_enabled():
+                stop.click()
+            expect(page.get_by_role("button", name=TEXT["start"])).to_be_enabled(timeout=120_000)
 
 
 def phone_home(page, base):
@@ -143,7 +171,7 @@ def phone_home(page, base):
 def phone_draw(page, base):
     open_page(page, base, "/draw")
     draw_path(page, find_canvas(page), SEVEN)
-    wait_for_prediction(page, 7)
+    wait_for_answer(page, 7)
     shoot(page, "phone-draw", 1300)
 
 
@@ -155,7 +183,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", choices=[*SHOTS, *PHONE_SHOTS], help="take only these")
     parser.add_argument("--chromium", default=os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+    parser.add_argument("--language", choices=["en", "zh_Hans"], default="en",
+                        help="the browser's language (the app follows it): zh_Hans writes NAME-zh.png")
     args = parser.parse_args()
+    global SUFFIX, TEXT
+    SUFFIX = "-zh" if args.language == "zh_Hans" else ""
+    TEXT = TEXTS[args.language]
+    locale = "zh-CN" if args.language == "zh_Hans" else "en-US"
     wanted = set(args.only or [*SHOTS, *PHONE_SHOTS])
     from playwright.sync_api import sync_playwright
 
@@ -169,7 +203,7 @@ def main() -> None:
                                                                        {"is_mobile": True, "has_touch": True})):
                     for name, take in shots.items():
                         if name in wanted:
-                            context = browser.new_context(viewport=viewport, **extra)
+                            context = browser.new_context(viewport=viewport, locale=locale, **extra)
                             take(context.new_page(), base)
                             context.close()
                 browser.close()

@@ -94,6 +94,16 @@ export default function (component) {
     console.debug(`digit canvas: mounted (generation ${data.generation}, ${(data.strokes || []).length} kept strokes)`);
   }
   state.strokeWidth = data.strokeWidth;
+  // The buttons' words in the visitor's language: Python sends them translated (the HTML holds the English).
+  const labels = data.labels || {};
+  for (const button of parentElement.querySelectorAll("button[data-action]")) {
+    const words = labels[button.dataset.action];
+    if (words && button.textContent !== words.text) {
+      button.textContent = words.text;
+      button.title = words.title;
+    }
+  }
+  if (labels.canvas) state.canvas.setAttribute("aria-label", labels.canvas);
   if (state.canvas.width !== data.size) {
     state.canvas.width = state.canvas.height = data.size;
   }

@@ -20,6 +20,7 @@ import numpy as np
 import streamlit as st
 
 from mnist_core.constants import CANVAS_SIZE
+from mnist_core.i18n import gettext as _
 from mnist_core.preprocess import CANVAS_PNG_PREFIX, checked_strokes, decode_canvas
 
 _HERE = Path(__file__).parent
@@ -73,6 +74,11 @@ def digit_canvas(stroke_width: int, key: str = "digit_canvas", size: int = CANVA
             "generation": st.session_state[generation_key],
             # which send this run has read: the browser sends again what is not acknowledged (digit_canvas.js)
             "seen": seq if isinstance(seq, int) and not isinstance(seq, bool) else 0,
+            "labels": {  # the HTML's English words, translated (digit_canvas.js puts them in)
+                "undo": {"text": _("Undo"), "title": _("Take back the last stroke")},
+                "clear": {"text": _("Clear"), "title": _("Start again on an empty canvas")},
+                "canvas": _("drawing canvas: draw one digit"),
+            },
         },
         on_drawing_change=lambda: None,
     )
@@ -87,7 +93,7 @@ def digit_canvas(stroke_width: int, key: str = "digit_canvas", size: int = CANVA
         # Back from the Upload source: the canvas redraws the kept strokes, and the page answers for them again.
         return Drawing(decode_canvas(png, size), strokes, base64.b64decode(png[len(CANVAS_PNG_PREFIX):]))
     if not isinstance(value, dict):
-        raise ValueError("The canvas sent something that is not a drawing.")
+        raise ValueError(_("The canvas sent something that is not a drawing."))
     strokes = checked_strokes(value.get("strokes"))
     st.session_state[kept_key] = strokes
     png = value.get("png")

@@ -22,7 +22,7 @@ from mnist_core.plots import tile_urls
 _HERE = Path(__file__).parent
 _component = st.components.v2.component(
     "mnist_lab.digit_grid",
-    html='<div class="digit-grid" role="group" aria-label="digits: pick one to look at it closely"></div>',
+    html='<div class="digit-grid" role="group"></div>',
     css=(_HERE / "digit_grid.css").read_text(encoding="utf-8"),
     js=(_HERE / "digit_grid.js").read_text(encoding="utf-8"),
 )
@@ -41,13 +41,14 @@ def new_pick(key: str, count: int) -> int | None:
     return pick[0]
 
 
-def digit_grid(images: np.ndarray, captions: Sequence[str], labels: Sequence[str], key: str, columns: int = 10,
-               highlighted: int | None = None) -> None:
+def digit_grid(images: np.ndarray, captions: Sequence[str], labels: Sequence[str], key: str, label: str,
+               columns: int = 10, highlighted: int | None = None) -> None:
     """Show `images` (28 x 28) as a grid of buttons captioned `captions` and named `labels` (for screen readers and
-    tests), the one at position `highlighted` marked as the one looked at; read picks with `new_pick(key, ...)`."""
+    tests), the grid itself named `label`, the one at position `highlighted` marked as the one looked at; read picks
+    with `new_pick(key, ...)`."""
     _component(
         key=key,
-        data={"tiles": tile_urls(images), "captions": list(captions), "labels": list(labels), "columns": columns,
-              "picked": highlighted},
+        data={"tiles": tile_urls(images), "captions": list(captions), "labels": list(labels), "label": label,
+              "columns": columns, "picked": highlighted},
         on_picked_change=lambda: None,
     )

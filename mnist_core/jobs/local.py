@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mnist_core.hardware import container, usable_cores
+from mnist_core.i18n import gettext as _
 from mnist_core.jobs.job import Job, JobOutcome, JobStatus, NotEnoughMemoryError
 from mnist_core.jobs.memory import fits
 from mnist_core.jobs.work import SAVING
@@ -129,8 +130,8 @@ class LocalRunner:
     def describe(self) -> str:
         with self._lock:
             running = len(self._idle) + len(self._busy)
-        return (f"worker processes on this server: {self.slots} at a time, {self.threads} CPU thread(s) each, "
-                f"{running} running now")
+        return _("worker processes on this server: {slots} at a time, {threads} CPU thread(s) each, {running} "
+                 "running now").format(slots=self.slots, threads=self.threads, running=running)
 
     def shutdown(self) -> None:
         with self._lock:

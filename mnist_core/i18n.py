@@ -1,0 +1,140 @@
+"""The app's two languages: English (the source strings) and Simplified Chinese, with gettext catalogs and Babel.
+
+The catalog is `locales/zh_Hans/LC_MESSAGES/messages.po` in the repository, the only file a translator edits.
+It is compiled here, in memory, the first time a process asks for Chinese (Babel's .po reader and .mo writer), so
+there is no .mo file to forget to rebuild and nothing to run after an edit but a restart. Fuzzy entries are not
+compiled (they show in English); tests/test_i18n.py fails on them, on missing and on obsolete entries.
+
+Which language is current: the core does not know who is asking (it never imports Streamlit), so `gettext` asks a
+*language source*, a function the app installs once (`use_language_source`; ui.py's reads the visitor's session).
+Without one (the CLI, tests, worker processes) the language is English.
+
+mnist_core's person-written messages (errors, chart titles) are translated where they are made, with `gettext`
+from here (marked `_` so that extraction finds them), in the language current at that moment. That was judged
+cleaner than translating at the boundary: a message such as "Epochs must be 1 to 50" is formatted with its numbers
+where it is raised, and the boundary only ever sees the finished sentence, which no catalog can match. A message
+made in a worker process (a training's error) is made there in English: the worker does not know the visitor.
+One exception, by necessity: preprocess.py caches a decoded picture, or its error, for every visitor, so its fixed
+messages are only marked (N_) and the Draw page translates them as it shows them (`_(str(error))`).
+"""
+
+from __future__ import annotations
+
+import functools
+import gettext as _gettext
+import io
+import math
+import numbers
+from pathlib import Path
+from typing import Callable
+
+from babel import Locale, dates
+from babel import numbers as babel_numbers
+from babel.messages import mofile, pofile
+
+ENGLISH = "en"
+CHINESE = "zh_Hans"
+LANGUAGES = {ENGLISH: "English", CHINESE: "简体中文"}  # each language named in itself, for the picker
+DEFAULT_LANGUAGE = ENGLISH
+LOCALES_DIR = Path(__file__).resolve().parents[1] / "locales"
+DOMAIN = "messages"
+
+
+def catalog_path(language: str) -> Path:
+    return LOCALES_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+def checked_language(value) -> str | None:
+    """`value` if it names one of the app's languages ("en", "zh_Hans"), else None (the one check for a cookie)."""
+    return value if isinstance(value, str) and value in LANGUAGES else None
+
+
+def language_for_locale(locale: str | None) -> str:
+    """The app's language for a browser locale ("zh-CN", "zh-TW", "zh" -> Chinese; anything else -> English).
+
+    Traditional Chinese readers get Simplified Chinese too: closer to them than English.
+    """
+    if isinstance(locale, str) and locale.strip().lower().replace("_", "-").split("-")[0] == "zh":
+        return CHINESE
+    return DEFAULT_LANGUAGE
+
+
+@functools.cache
+def translations(language: str) -> _gettext.NullTranslations:
+    """The compiled catalog of `language` (English: the source strings themselves), compiled once per process."""
+    if language == ENGLISH or checked_language(language) is None:
+        return _gettext.NullTranslations()
+    with catalog_path(language).open("rb") as source:
+        catalog = pofile.read_po(source, locale=language, domain=DOMAIN)
+    compiled = io.BytesIO()
+    mofile.write_mo(compiled, catalog, use_fuzzy=False)
+    compiled.seek(0)
+    return _gettext.GNUTranslations(compiled)
+
+
+def _english() -> str:
+    return DEFAULT_LANGUAGE
+
+
+_language_source: Callable[[], str] = _english
+
+
+def use_language_source(source: Callable[[], str] | None) -> Callable[[], str]:
+    """Make `source()` say which language `gettext` and the formatters use (None: English again); returns the
+    source it replaces, so that a test can put it back."""
+    global _language_source
+    previous, _language_source = _language_source, source or _english
+    return previous
+
+
+def current_language() -> str:
+    """The language of whoever is being answered now (English without a language source or when it fails)."""
+    try:
+        return checked_language(_language_source()) or DEFAULT_LANGUAGE
+    except Exception:  # noqa: BLE001 - a message must still be shown, in English, if the source cannot tell
+        return DEFAULT_LANGUAGE
+
+
+def gettext(message: str) -> str:
+    """`message` in the current language (itself when it has no translation)."""
+    return translations(current_language()).gettext(message)
+
+
+def ngettext(singular: str, plural: str, count: int) -> str:
+    """The singular or plural form for `count`, in the current language (Chinese has one form)."""
+    return translations(current_language()).ngettext(singular, plural, count)
+
+
+def pgettext(context: str, message: str) -> str:
+    """`message` as meant in `context` (one English word, two Chinese ones: "Train" the page, "Train" the split)."""
+    return translations(current_language()).pgettext(context, message)
+
+
+def N_(message: str) -> str:  # noqa: N802 - gettext's own name for "mark for extraction, translate later"
+    """Mark `message` for the catalog without translating it now (constants, translated where they are shown)."""
+    return message
+
+
+def _babel_locale(language: str | None) -> Locale:
+    return Locale.parse(language or current_language())
+
+
+def format_number(value, decimals: int = 0, language: str | None = None) -> str:
+    """60000 -> "60,000"; with `decimals`, that many digits after the point (Babel, the language's own grouping)."""
+    pattern = "#,##0" + ("." + "0" * decimals if decimals > 0 else "")
+    return babel_numbers.format_decimal(value, format=pattern, locale=_babel_locale(language))
+
+
+def format_percent(fraction: float | None, decimals: int = 2, language: str | None = None) -> str:
+    """0.9922 -> "99.22%" (None or not finite -> "n/a", translated)."""
+    if fraction is None or not isinstance(fraction, numbers.Real) or not math.isfinite(fraction):
+        return gettext("n/a")
+    pattern = "#,##0" + ("." + "0" * decimals if decimals > 0 else "") + "%"
+    return babel_numbers.format_percent(fraction, format=pattern, locale=_babel_locale(language))
+
+
+def format_duration(seconds: float | None, language: str | None = None) -> str:
+    """125 -> "2 minutes" / "2分钟": a duration in words, rounded to its largest unit ("n/a" when unknown)."""
+    if seconds is None or not isinstance(seconds, numbers.Real) or not math.isfinite(seconds) or seconds < 0:
+        return gettext("n/a")
+    return dates.format_timedelta(seconds, threshold=1.5, locale=_babel_locale(language))
