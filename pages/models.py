@@ -9,7 +9,7 @@ from mnist_core.conversion import ensure_export_report
 from mnist_core.data import DatasetError
 from mnist_core.export import cached_report, export_path
 from mnist_core.filters import FiltersError, first_layer_filters
-from mnist_core.i18n import format_number, format_percent, gettext as _, ngettext
+from mnist_core.i18n import format_number, format_percent, gettext as _
 from mnist_core.references import reference_accuracies
 from mnist_core.store import StoreError, delete_model, model_path
 from mnist_core.training import precision_of
