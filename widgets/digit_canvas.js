@@ -8,6 +8,9 @@
 // Python echoes the last `seq` it read as `data.seen`. Under load a send was seen to get no rerun at all (about one
 // Clear in 50 with a few visitors: the prediction stayed); so a send that is not acknowledged within RESEND_MS is
 // sent again, with a new seq, waiting twice as long each time (a slow server is not flooded), until it is.
+// Keyed by the canvas' own root element, not by the parentElement: should Streamlit put the component's HTML in again
+// under the same parent, the new canvas gets its own listeners instead of a state whose listeners are on a canvas no
+// longer on the page (strokes on it would draw and send nothing).
 const STATES = new WeakMap();
 const RESEND_MS = 1500;
 
@@ -87,10 +90,10 @@ function redraw(state) {
 
 export default function (component) {
   const { data, parentElement, setStateValue } = component;
-  let state = STATES.get(parentElement);
+  let state = STATES.get(parentElement.querySelector(".digit-canvas"));
   if (!state) {
     state = setup(parentElement);
-    STATES.set(parentElement, state);
+    STATES.set(state.root, state);
     console.debug(`digit canvas: mounted (generation ${data.generation}, ${(data.strokes || []).length} kept strokes)`);
   }
   state.strokeWidth = data.strokeWidth;

@@ -3,7 +3,7 @@
 // click on the same tile is a new value, and a new run}. Python passes `data` =
 // {tiles: [data: URLs of 28 x 28 PNGs], captions: [text], labels: [accessible names], label: the grid's name,
 // columns, picked: the position shown as picked, or null}. Captions and names are set as text, never as HTML.
-const SHOWN = new WeakMap(); // parentElement -> the tiles it shows, so a rerun with the same tiles rebuilds nothing
+const SHOWN = new WeakMap(); // the grid's root -> the tiles it shows, so a rerun with the same tiles rebuilds nothing
 
 export default function (component) {
   const { data, parentElement, setStateValue } = component;
@@ -11,8 +11,8 @@ export default function (component) {
   root.style.setProperty("--columns", String(data.columns));
   root.setAttribute("aria-label", data.label);
   const signature = JSON.stringify([data.tiles, data.captions, data.labels]);
-  if (SHOWN.get(parentElement) !== signature) {
-    SHOWN.set(parentElement, signature);
+  if (SHOWN.get(root) !== signature) {
+    SHOWN.set(root, signature);
     root.replaceChildren(...data.tiles.map((url, position) => {
       const button = document.createElement("button");
       button.type = "button";

@@ -13,6 +13,10 @@ try:
     from playwright.sync_api import expect
 except ImportError:  # conftest skips (or, in CI, fails) every browser test before any of them uses these
     PlaywrightError, expect = Exception, None
+else:
+    # What a page shows after its script run also waits for Streamlit to fetch the code of each kind of element;
+    # on a busy 2-core CI machine that took more than Playwright's default 5 s (a Chinese page's heading, once).
+    expect.set_options(timeout=20_000)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS_DIR = PROJECT_ROOT / "docs" / "screenshots"

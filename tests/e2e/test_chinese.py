@@ -39,6 +39,10 @@ def pick_language(page, language: str, attempts: int = 3) -> None:
             if attempt == attempts - 1:
                 raise
     wait_for_app(page)
+    # The choice is kept by a cookie the page writes from its script once the rerun has drawn: a page load before
+    # that would open in the old language (a person is never that quick; a test is).
+    code = {"简体中文": "zh_Hans", "English": "en"}[language]
+    page.wait_for_function(f"() => document.cookie.split('; ').includes('mnist_lab_language={code}')")
 
 
 def expect_chinese_page(page, name: str) -> None:
