@@ -41,8 +41,10 @@ def save_drawing(page, points, expected_count: int, label: int | None = None) ->
     toast = page.get_by_text(SAVED).last
     expect(toast).to_contain_text(f"({expected_count} drawing{'' if expected_count == 1 else 's'})")
     text = toast.inner_text()
-    # The canvas is empty again, ready for the next digit.
+    # The canvas is empty again, ready for the next digit; the run that says so has ended (until then the page is
+    # still shrinking from the analysis to the hint, and the next stroke would land where the canvas was).
     expect(main.get_by_text("Draw a digit on the canvas")).to_be_visible()
+    wait_for_app(page)
     return text
 
 
