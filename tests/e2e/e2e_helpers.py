@@ -39,6 +39,20 @@ def wait_for_app(page, timeout: int = APP_RUN_TIMEOUT_MS) -> None:
     )
 
 
+def choose(page, combobox, option: str, attempts: int = 3) -> None:
+    """Pick `option` in a select box. The sidebar's training status reruns every few seconds, and a rerun can close
+    an open list before the click lands: open it again then."""
+    for attempt in range(attempts):
+        combobox.click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=5_000)
+            break
+        except PlaywrightError:
+            if attempt == attempts - 1:
+                raise
+    wait_for_app(page)
+
+
 def open_page(page, base_url: str, path: str) -> None:
     """Navigate to a page of the app ("/", "/draw", ...) and wait for its first run to finish."""
     page.goto(base_url + path)

@@ -7,14 +7,13 @@ import re
 
 from e2e_helpers import (
     MAIN,
-    PlaywrightError,
+    choose,
     draw_path,
     exception_messages,
     expect,
     find_canvas,
     open_page,
     screenshot,
-    wait_for_app,
 )
 from test_pages_open import PAGES
 
@@ -27,18 +26,9 @@ CHINESE_ON_PAGE = {"home": "从这里开始", "dataset": "逐个像素看一个�
 SEVEN = [(0.28, 0.25), (0.5, 0.24), (0.72, 0.25), (0.62, 0.45), (0.53, 0.62), (0.46, 0.8)]
 
 
-def pick_language(page, language: str, attempts: int = 3) -> None:
-    """Choose in the sidebar's "Language · 语言" box, as a visitor does (a sidebar rerun may close the open list)."""
-    picker = page.locator(SIDEBAR).get_by_role("combobox", name=re.compile("Language"))
-    for attempt in range(attempts):
-        picker.click()
-        try:
-            page.get_by_role("option", name=language, exact=True).click(timeout=5_000)
-            break
-        except PlaywrightError:
-            if attempt == attempts - 1:
-                raise
-    wait_for_app(page)
+def pick_language(page, language: str) -> None:
+    """Choose in the sidebar's "Language · 语言" box, as a visitor does."""
+    choose(page, page.locator(SIDEBAR).get_by_role("combobox", name=re.compile("Language")), language)
     # The choice is kept by a cookie the page writes from its script once the rerun has drawn: a page load before
     # that would open in the old language (a person is never that quick; a test is).
     code = {"简体中文": "zh_Hans", "English": "en"}[language]

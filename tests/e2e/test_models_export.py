@@ -1,22 +1,8 @@
 """Models page: convert a model to TensorFlow Lite, read the measured table, download a quantized file that works."""
 
-from e2e_helpers import MAIN, PlaywrightError, exception_messages, expect, open_page, screenshot, wait_for_app
+from e2e_helpers import MAIN, choose, exception_messages, expect, open_page, screenshot, wait_for_app
 
 CONVERSION_TIMEOUT_MS = 600_000  # four conversions and five 10k evaluations in a worker, on a busy 2-core machine
-
-
-def choose(page, combobox, option: str, attempts: int = 3) -> None:
-    """Pick `option` in a select box. The sidebar's training status reruns every few seconds, and a rerun can close
-    an open list before the click lands: open it again then."""
-    for attempt in range(attempts):
-        combobox.click()
-        try:
-            page.get_by_role("option", name=option, exact=True).click(timeout=5_000)
-            break
-        except PlaywrightError:
-            if attempt == attempts - 1:
-                raise
-    wait_for_app(page)
 
 
 def test_export_table_and_a_downloaded_int8_model_that_classifies(page, app_server, mnist, tmp_path):
