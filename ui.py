@@ -522,7 +522,7 @@ def _explainer():
 
 def explainer():
     """The process-wide Explainer (saliency maps, augmentation previews): its answers are Pending until its worker
-    process has computed them, so a page shows them from a polling fragment."""
+    process has computed them, so a page waits for them in short steps (Draw) or polls from a fragment (Train)."""
     return _explainer()
 
 

@@ -143,7 +143,7 @@ class Explainer:
 
     def explanation(self, name: str, models_dir: Path, image: np.ndarray, wait: float = 0.0):
         """The saliency.Explanation of the stored model `name` for one (28, 28) image in [0, 1], or Pending, or
-        Failed. With `wait` > 0, blocks up to that many seconds for it (tests, benchmarks; pages never wait)."""
+        Failed. With `wait` > 0, blocks up to that many seconds for it (the Draw page waits in short steps)."""
         from mnist_core.store import StoreError, model_path
 
         image = np.ascontiguousarray(image, dtype=np.float32)

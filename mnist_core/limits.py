@@ -35,6 +35,7 @@ class Limits:
     training_slots: int = 1  # trainings that run at once (each in its own worker process)
     worker_memory_mb: int = 0  # address-space limit of a training worker (0: none); a job past it fails alone
     explainer_idle_s: float = 120.0  # seconds the idle explainer process (saliency, augmentation) waits, then exits
+    explain_wait_s: float = 60.0  # seconds the Draw page waits for a saliency map, then offers to ask again
 
     # (lowest, highest) allowed for each number
     BOUNDS = {
@@ -50,6 +51,7 @@ class Limits:
         "training_slots": (1, 64),
         "worker_memory_mb": (0, 1_000_000),
         "explainer_idle_s": (0.0, 86_400.0),
+        "explain_wait_s": (0.0, 600.0),
     }
 
     @classmethod

@@ -1,5 +1,7 @@
 """Draw: draw a digit (or upload a photo of one) and see what the active model thinks, step by step."""
 
+import time
+
 import streamlit as st
 
 import ui
@@ -16,7 +18,7 @@ from widgets.digit_canvas import digit_canvas, forget_drawing
 
 STEP_SIDE = 140  # pixels of each "What the network sees" thumbnail
 SALIENCY_SIDE = 224  # pixels of the saliency picture (8 screen pixels per input pixel)
-EXPLAIN_POLL_SECONDS = 0.5  # how often the saliency view looks for the explainer's answer
+EXPLAIN_STEP_SECONDS = 0.25  # the saliency caption's update interval while the explainer works
 INTEGRATED_GRADIENTS, GRAD_CAM = "Integrated gradients", "Grad-CAM"
 ITS_ANSWER = "its answer"
 
@@ -140,28 +142,44 @@ def save_controls(picture, png, source: str, steps, predicted: int, confidence: 
 
 def what_made_it_say_that(model_name: str, image, predicted: int) -> None:
     """The saliency map of the image the model saw, for its answer or a digit the person picks. The explainer's
-    worker computes it (TensorFlow, never in this process), so the view polls while it does.
+    worker computes it (TensorFlow, never in this process): this run waits for it, last on the page, showing how long.
 
-    It polls only when the map was not there yet as this drawing arrived, and until the next stroke registers it
-    again (a fragment cannot stop its own polling; a rerun of the whole page to stop it raced the canvas under
-    load). The digits are buttons, not a list: a poll would close an open list under the pointer.
+    Why wait here instead of polling with a nested `run_every` fragment (as before): Streamlit 1.67 can leave a nested
+    auto-rerunning fragment's page behind when the enclosing fragment reruns without it (streamlit#16708): after a
+    Clear or a Save the old analysis stayed on screen under load, and a stroke could land on its table's canvas. The
+    wait is in short steps, each updating the caption: a new stroke interrupts the run at the next step.
     """
     st.subheader(_("What made it say that"))
-    known = ui.explainer().explanation(model_name, ui.store_dir(), image)
-    poll = EXPLAIN_POLL_SECONDS if isinstance(known, Pending) else None
-    st.fragment(saliency_view, run_every=poll)(model_name, image, predicted)
-
-
-def saliency_view(model_name: str, image, predicted: int) -> None:
-    """The map of one method for one digit (all maps come in one answer: choosing another is instant)."""
-    result = ui.explainer().explanation(model_name, ui.store_dir(), image)
+    result = explanation_when_ready(model_name, image)
     if isinstance(result, Pending):
-        st.caption(_("Starting the explainer (it loads TensorFlow once, a few seconds)...") if result.starting
-                   else _("Computing the saliency maps..."))
+        st.caption(_("The explainer is still busy: the map comes with your next stroke, or ask again."))
+        st.button(_("Show the map"), icon=":material/refresh:", key="saliency_again")  # a click reruns the fragment
         return
     if isinstance(result, Failed):
         st.warning(_("No saliency map: {reason}").format(reason=result.message))
         return
+    with st.container():  # a block of its own, as the fragment it was: the digits' buttons wrap in it
+        saliency_view(model_name, image, predicted, result)
+
+
+def explanation_when_ready(model_name: str, image):
+    """The explainer's answer for this image, waiting up to the limit explain_wait_s (Pending if it is still not
+    there), with a caption that says what it waits for and for how long."""
+    status = st.empty()
+    started = time.monotonic()
+    while True:
+        result = ui.explainer().explanation(model_name, ui.store_dir(), image, wait=EXPLAIN_STEP_SECONDS)
+        waited = time.monotonic() - started
+        if not isinstance(result, Pending) or waited >= ui.limits().explain_wait_s:
+            status.empty()
+            return result
+        doing = (_("Starting the explainer (it loads TensorFlow once, a few seconds)...") if result.starting
+                 else _("Computing the saliency maps..."))
+        status.caption(f"{doing} {format_number(waited, 1)} s")
+
+
+def saliency_view(model_name: str, image, predicted: int, result) -> None:
+    """The map of one method for one digit (all maps come in one answer: choosing another computes nothing)."""
     # Translated now, in the visitor's run: a format_func is also called outside it (AppTest), in no language.
     methods = {INTEGRATED_GRADIENTS: _("Integrated gradients"), GRAD_CAM: "Grad-CAM"}
     its_answer = _("its answer ({digit})").format(digit=predicted)
@@ -240,11 +258,14 @@ def show_what_the_network_sees(classifier, model_name: str, steps, predicted: in
         column.image(plots.thumbnail(image, STEP_SIDE), caption=caption, width=STEP_SIDE)
 
     saliency, comparison = st.columns([1, 1.2], gap="large")
-    with saliency:
-        what_made_it_say_that(model_name, steps.centered, predicted)
     with comparison:
         every_model_on_this_drawing(model_name, steps.centered)
+    show_feature_maps(classifier, model_name, steps)
+    with saliency:  # filled last: it may wait for the explainer, and everything else is on the page meanwhile
+        what_made_it_say_that(model_name, steps.centered, predicted)
 
+
+def show_feature_maps(classifier, model_name: str, steps) -> None:
     st.subheader(_("Feature maps"))
     if not classifier.conv_layer_names:
         st.caption(_("{model} has no convolution layers (an MLP sees the 784 pixels directly).").format(

@@ -3,7 +3,8 @@ one drawing (Draw), the live test-digit panel, reference lines and the augmentat
 layer's filters and reference lines (Models).
 
 The fixtures and helpers are test_pages.py's. The saliency maps and the augmentation preview come from the real
-explainer process (TensorFlow loads there once); the page polls for them, so the tests rerun it until they appear.
+explainer process (TensorFlow loads there once); a page run waits for them a while, so the tests rerun it until
+they appear.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from test_pages import (  # noqa: F401  (app and store are fixtures)
 )
 from test_preprocess import drawn_canvas_url
 
+from mnist_core.explainer import Failed, Pending
 from mnist_core.panel import PANEL_INDICES, panel_digits
 
 WHITE = (255, 255, 255, 255)
@@ -63,6 +65,50 @@ def every_model_table(at):
     tables = [table.value for table in at.dataframe if "second guess" in table.value.columns]
     assert len(tables) == 1, "expected the table of every model's answer"
     return tables[0]
+
+
+class BusyExplainer:
+    """An explainer whose worker never answers (still importing TensorFlow), then one that gives up with a reason."""
+
+    def __init__(self):
+        self.answer = Pending(starting=True)
+        self.asked = 0
+
+    def explanation(self, name, models_dir, image, wait=0.0):
+        self.asked += 1
+        return self.answer
+
+    def warm_up(self):
+        pass
+
+
+def test_draw_says_when_the_saliency_map_is_late_and_asks_again_on_request(app, monkeypatch):
+    import ui
+
+    busy = BusyExplainer()
+    monkeypatch.setattr(ui, "explainer", lambda: busy)
+    monkeypatch.setenv("MNIST_LAB_EXPLAIN_WAIT_S", "0.3")
+    ui.limits.clear()
+    try:
+        at = open_page(app(model="cnn"), "draw")
+        forge_canvas(monkeypatch, ONE)
+        at.run()
+        assert_ran_cleanly(at)
+        # The prediction and everything else are there; the map is not, and the page says so instead of waiting on.
+        assert "### Prediction: 1" in texts(at.markdown)
+        assert "Every model on this drawing" in texts(at.subheader) and "Feature maps" in texts(at.subheader)
+        assert has_message(at.caption, "The explainer is still busy: the map comes with your next stroke")
+        assert busy.asked >= 2  # it waited in steps before giving up
+        assert not any(caption.startswith("Integrated gradients for") for caption in captions(at))
+
+        busy.answer = Failed("the model file went away")
+        by_label(at.button, "Show the map").click()
+        at.run()
+        assert_ran_cleanly(at)
+        assert has_message(at.warning, "No saliency map: the model file went away")
+        assert "### Prediction: 1" in texts(at.markdown)
+    finally:
+        ui.limits.clear()
 
 
 def test_draw_shows_every_models_answer_and_what_made_it_say_that(app, monkeypatch):
