@@ -31,11 +31,15 @@ function setup(parentElement) {
   };
   canvas.addEventListener("pointerdown", (event) => {
     if (event.button !== 0 && event.pointerType === "mouse") return;
-    canvas.setPointerCapture(event.pointerId);
     state.current = { width: state.strokeWidth, points: [point(event)] };
     state.strokes.push(state.current);
     redraw(state);
     event.preventDefault();
+    try { // the rest of the stroke comes here even when it leaves the canvas; without it, it still draws
+      canvas.setPointerCapture(event.pointerId);
+    } catch (error) {
+      console.warn(`digit canvas: no pointer capture (${error}); the stroke ends where it leaves the canvas`);
+    }
   });
   canvas.addEventListener("pointermove", (event) => {
     if (!state.current) return;
@@ -50,6 +54,7 @@ function setup(parentElement) {
   };
   canvas.addEventListener("pointerup", finish);
   canvas.addEventListener("pointercancel", finish);
+  canvas.addEventListener("lostpointercapture", finish); // capture taken away mid-stroke: the stroke ends there
   root.querySelector("[data-action=undo]").addEventListener("click", () => {
     state.strokes.pop();
     redraw(state);

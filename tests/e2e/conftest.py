@@ -222,6 +222,7 @@ def page(browser, request, tmp_path_factory):
     tab.set_default_timeout(30_000)
     console: list[str] = []  # what the page's scripts said (the canvas tells when it mounts and resends)
     tab.on("console", lambda message: console.append(f"{time.strftime('%H:%M:%S')} {message.type}: {message.text}"))
+    tab.on("pageerror", lambda error: console.append(f"{time.strftime('%H:%M:%S')} uncaught: {error}"))
     yield tab
     call_report = getattr(request.node, "report_call", None)
     if call_report is not None and call_report.failed:

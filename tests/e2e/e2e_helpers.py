@@ -81,37 +81,20 @@ def screenshot(page, name: str) -> Path | None:
 
 
 def find_canvas(page, timeout_s: float = 30):
-    """The locator of the drawing surface, whether the component renders in the page or in an iframe.
+    """The locator of the drawing surface: our canvas component's (widgets/digit_canvas.py), once its script runs.
 
-    The Draw page's canvas (widgets/digit_canvas.py) is a components-v2 component: it renders in the page inside
-    an open shadow root (Playwright's CSS locators pierce it). `upper-canvas` is kept for canvases built on
-    Fabric.js, which stacks two canvases of the same box.
+    It renders in the page inside an open shadow root (Playwright's CSS locators pierce it). Only its own <canvas>
+    will do: the Draw page has other canvases (the "Every model" table draws on a larger one), and a stroke on one of
+    them would be lost. Before `data-ready` the canvas' script has not run, and a stroke would draw nothing.
     """
-    deadline = time.monotonic() + timeout_s
-    while True:
-        for scope in [page.locator(MAIN)] + [
-            page.frame_locator(f"{MAIN} iframe").nth(index) for index in range(page.locator(f"{MAIN} iframe").count())
-        ]:
-            if scope.locator(".digit-canvas:not([data-ready])").count():
-                continue  # our canvas' script has not run yet (widgets/digit_canvas.js): a stroke would be lost
-            for selector in ("canvas.upper-canvas", "canvas"):
-                candidates = scope.locator(selector)
-                if candidates.count() > 0:
-                    return _largest(candidates)
-        if time.monotonic() > deadline:
-            shown = " ".join(page.locator(MAIN).inner_text().split())[:300]
-            raise AssertionError(f"no <canvas> on the page within {timeout_s} s; the page shows: {shown!r}")
-        page.wait_for_timeout(250)
-
-
-def _largest(candidates):
-    """The biggest visible canvas: the drawing area, not a chart's small helper canvas."""
-    best, best_area = candidates.first, -1.0
-    for index in range(candidates.count()):
-        box = candidates.nth(index).bounding_box()
-        if box and box["width"] * box["height"] > best_area:
-            best, best_area = candidates.nth(index), box["width"] * box["height"]
-    return best
+    canvas = page.locator(f"{MAIN} .digit-canvas[data-ready] canvas")
+    try:
+        expect(canvas).to_have_count(1, timeout=timeout_s * 1000)
+    except AssertionError:
+        shown = " ".join(page.locator(MAIN).inner_text().split())[:300]
+        raise AssertionError(f"no drawing canvas ready on the page within {timeout_s} s (found "
+                             f"{canvas.count()}); the page shows: {shown!r}") from None
+    return canvas
 
 
 def draw_path(page, canvas, points: list[tuple[float, float]]) -> None:

@@ -89,6 +89,7 @@ def new_visitor(browser, base_url: str, path: str):
     page.add_init_script(LATENCY_PROBE)
     CONSOLE[id(page)] = log = []
     page.on("console", lambda message: log.append(f"{time.strftime('%H:%M:%S')} {message.type}: {message.text}"))
+    page.on("pageerror", lambda error: log.append(f"{time.strftime('%H:%M:%S')} uncaught: {error}"))
     page.on("crash", lambda _: log.append(f"{time.strftime('%H:%M:%S')} the page crashed"))
     page.on("framenavigated", lambda frame: log.append(f"{time.strftime('%H:%M:%S')} navigated to {frame.url}")
             if frame == page.main_frame else None)
@@ -211,12 +212,42 @@ def images_per_second(page) -> str | None:
 # --- the load scenario -------------------------------------------------------------------------------------------
 
 
+# Where a stroke's first point lands, as the page sees it: the element hit there (in the page and in the canvas'
+# shadow root), the canvas' box and the scroll; said when a stroke did not reach the canvas.
+HIT_TEST = """
+(canvas, [x, y]) => {
+  const name = (element) => element ? `${element.tagName.toLowerCase()}.${[...element.classList].join(".")}` +
+      (element.dataset && element.dataset.testid ? `[${element.dataset.testid}]` : "") : null;
+  const root = canvas.getRootNode();
+  const box = canvas.getBoundingClientRect();
+  return {
+    connected: canvas.isConnected, ready: canvas.closest(".digit-canvas")?.dataset.ready ?? null,
+    canvases: root.querySelectorAll ? root.querySelectorAll(".digit-canvas").length : null,
+    box: [box.x, box.y, box.width, box.height].map(Math.round), scrollY: window.scrollY,
+    hitInPage: name(document.elementFromPoint(x, y)),
+    hitInRoot: root.elementFromPoint ? name(root.elementFromPoint(x, y)) : null,
+  };
+}
+"""
+
+
 def draw_digit(page, digit: int) -> None:
+    """Draw `digit` and check that the canvas took the stroke (its Clear button comes on at once in the browser);
+    if not, say where the stroke landed."""
     canvas = find_canvas(page)
     box = canvas.bounding_box()
     points = vertical_stroke() if digit == 1 else closed_loop(radius_px=80, canvas_px=box["width"])
     page.evaluate(ARM_PROBE)
     draw_path(page, canvas, points)
+    clear = page.get_by_role("button", name="Clear")
+    try:
+        expect(clear).to_be_enabled(timeout=10_000)
+    except AssertionError:
+        start = (box["x"] + points[0][0] * box["width"], box["y"] + points[0][1] * box["height"])
+        raise AssertionError(
+            f"the stroke did not reach the canvas (box used {[round(v) for v in box.values()]}, first point "
+            f"{[round(v) for v in start]}); now: {canvas.evaluate(HIT_TEST, list(start))}; probe "
+            f"{page.evaluate(READ_PROBE)}; console:\n" + "\n".join(CONSOLE.get(id(page), [])[-40:])) from None
 
 
 def clear_canvas(page) -> None:

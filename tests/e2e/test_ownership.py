@@ -2,7 +2,7 @@
 
 import uuid
 
-from e2e_helpers import MAIN, PlaywrightError, exception_messages, expect, open_page, wait_for_app
+from e2e_helpers import MAIN, choose, exception_messages, expect, open_page, wait_for_app
 from test_load import SAVE_TIMEOUT_S, new_visitor, start_training, stop_if_running
 
 
@@ -35,17 +35,13 @@ def test_your_model_is_yours_to_delete_and_nobody_elses(browser, app_server):
 
         owner.reload()  # the same visitor after a reload: still theirs
         open_page(owner, app_server, "/models")
-        assert name in delete_options(owner)
+        mine = delete_options(owner)
+        assert name in mine, (
+            f"{name} is not the owner's to delete after a reload (offered: {mine}); cookies "
+            f"{[cookie['name'] + '=' + cookie['value'][:6] for cookie in owner.context.cookies()]}; the table says "
+            f"{[row for row in owner.locator(MAIN).inner_text().splitlines() if name in row]}")
         main = owner.locator(MAIN)
-        picker = main.get_by_role("combobox", name="Model to delete")
-        for attempt in range(3):  # a sidebar rerun can close the list before the click lands
-            picker.click()
-            try:
-                owner.get_by_role("option", name=name, exact=True).click(timeout=5_000)
-                break
-            except PlaywrightError:
-                if attempt == 2:
-                    raise
+        choose(owner, main.get_by_role("combobox", name="Model to delete"), name)
         wait_for_app(owner)
         main.get_by_text(f"Yes, delete {name} for good").click()
         wait_for_app(owner)
