@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import gettext as _gettext
 import io
+import json
 import math
 import numbers
 from pathlib import Path
@@ -176,6 +177,34 @@ class Message:
 
     def __str__(self) -> str:
         return self.render(ENGLISH)
+
+    def to_json(self) -> str:
+        """One line of JSON, for a process that reports through text (the conversion worker's stderr)."""
+        return json.dumps(self._plain(), ensure_ascii=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Message:
+        """The Message `to_json` wrote; ValueError if `text` is not one."""
+        return cls._from_plain(json.loads(text))
+
+    def _plain(self) -> dict:
+        def plain(value):
+            if isinstance(value, Message):
+                return {"message": value._plain()}
+            return value if isinstance(value, (str, int, float)) or value is None else str(value)
+
+        return {"template": self.template, "values": [[key, plain(value)] for key, value in self.values],
+                "plural": self.plural, "count": self.count}
+
+    @classmethod
+    def _from_plain(cls, data) -> Message:
+        if not isinstance(data, dict) or not isinstance(data.get("template"), str):
+            raise ValueError("not a message")
+        values = tuple((str(key), cls._from_plain(value["message"]) if isinstance(value, dict) else value)
+                       for key, value in data.get("values") or ())
+        plural, count = data.get("plural"), data.get("count")
+        return cls(data["template"], values, plural if isinstance(plural, str) else None,
+                   count if isinstance(count, int) else None)
 
 
 def M_(template: str, **values) -> Message:  # noqa: N802 - a gettext-style marker, found by extraction

@@ -236,6 +236,22 @@ def test_a_message_crosses_a_process_boundary_as_template_and_values():
     assert carried.error.render("zh_Hans").startswith("训练进程被终止了（很可能是内存不足）")
 
 
+def test_a_message_crosses_a_text_channel_as_json():
+    """The conversion worker reports through its stderr: one JSON line, nested messages and plurals kept."""
+    inner = i18n.M_("it is not valid JSON ({problem}, line {line}).", problem="Expecting value", line=3)
+    message = i18n.M_("The metadata of {name} is damaged: {reason}", name="'odd'", reason=inner)
+    line = message.to_json()
+    assert "\n" not in line and i18n.Message.from_json(line) == message
+    assert i18n.Message.from_json(line).render("zh_Hans") == "'odd' 的元数据已损坏：它不是有效的 JSON（Expecting value，第 3 行）。"
+    plural = i18n.Mn_("You keep {count} model on this server, its limit per person: delete it on the Models page "
+                      "(download it first if you want to keep it) to train another.",
+                      "You keep {count} models on this server, its limit per person: delete one on the Models page "
+                      "(download it first if you want to keep it) to train another.", 2)
+    assert i18n.Message.from_json(plural.to_json()) == plural
+    with pytest.raises(ValueError):
+        i18n.Message.from_json('{"no": "template"}')
+
+
 def test_extraction_finds_the_message_markers(extracted):
     """babel.cfg's keywords: M_ and Mn_ (with its plural) reach the catalog like _ and ngettext."""
     assert extracted.get("The training queue is full ({count} waiting): try again when some have started.")
@@ -259,6 +275,7 @@ MESSAGE_FILES = ["mnist_core/jobs/job.py", "mnist_core/jobs/queue.py", "mnist_co
                  "mnist_core/jobs/ray.py", "mnist_core/jobs/work.py", "mnist_core/jobs/worker.py",
                  "mnist_core/model_upload.py", "mnist_core/store.py", "mnist_core/training.py", "mnist_core/data.py",
                  "mnist_core/filters.py", "mnist_core/finetune.py", "mnist_core/explainer.py", "mnist_core/export.py",
+                 "mnist_core/conversion.py",
                  "mnist_core/handwriting.py"]
 
 
