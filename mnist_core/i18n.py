@@ -15,11 +15,13 @@ Two kinds of text, two ways, and no third:
 - Every message the core makes for later showing (errors, refusals, how a job ended, a worker's failure) is a
   `Message`: its English template, marked with `M_` (or `Mn_` with a plural) so that extraction finds it, and its
   values. An error carries it as its one argument (`raise QuotaError(M_("... {count} ...", count=3))`); a job's
-  outcome carries it across the pipe or the Ray task as plain picklable data. The page boundary renders it with
-  `render(...)` in the language of the visitor looking at it. Why: a message with values in it cannot be translated
-  after it was formatted (no catalog matches "Epochs must be 1 to 50"); one made in a worker process does not
-  know who will read it, and the same job, or a cached error, is read by several visitors in different languages;
-  and `str(error)` stays English, for the server's log and the CLI, wherever the error was raised.
+  outcome carries it across the pipe or the Ray task as plain picklable data, the conversion worker as a JSON line
+  on its stderr (`to_json`/`from_json`). The page boundary renders it with `render(...)` in the language of the
+  visitor looking at it. Why: a message with values in it cannot be translated after it was formatted (no catalog
+  matches "Epochs must be 1 to 50"); one made in a worker process does not know who will read it, and the same job,
+  or a cached error, is read by several visitors in different languages; and `str(error)` stays English, for the
+  server's log and the CLI, wherever the error was raised. tests/test_i18n.py holds the core's visitor-facing
+  errors to it.
 preprocess.py's fixed messages predate `Message` and are only marked (N_); `render` translates a plain string
 that is a catalog entry, so those still show in the visitor's language.
 """
