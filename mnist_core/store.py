@@ -475,6 +475,16 @@ def _open_regular(path: Path) -> Iterator:
         yield file
 
 
+# NotARegularFile's strerror (plain text, as OSError wants it) as the Message a visitor reads.
+_FILE_KINDS = {"a folder": M_("a folder"), "a FIFO": M_("a FIFO"), "a socket": M_("a socket"),
+               "a device": M_("a device"), "a symbolic link": M_("a symbolic link"),
+               "not a regular file": M_("not a regular file")}
+
+
+def _shown_kind(error: OSError) -> Message | str:
+    return _FILE_KINDS.get(error.strerror, error.strerror)
+
+
 def _kind_of_file(mode: int) -> str:
     kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
              (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISLNK, "a symbolic link")]
@@ -498,7 +508,7 @@ def read_info(name: str, models_dir: Path = MODELS_DIR) -> ModelInfo:
     except FileNotFoundError:
         raise ModelNotFound(M_("There is no model named {name}.", name=repr(name))) from None
     except NotARegularFile as error:
-        raise damaged(M_("it is {kind}, not a regular file.", kind=error.strerror)) from None
+        raise damaged(M_("it is {kind}, not a regular file.", kind=_shown_kind(error))) from None
     except UnicodeDecodeError:
         raise damaged(M_("it is not UTF-8 text.")) from None
     except json.JSONDecodeError as error:
@@ -524,7 +534,7 @@ def _weights_problem(keras_path: Path) -> Message | None:
     except FileNotFoundError:
         return M_("its weights file (.keras) is missing")
     except NotARegularFile as error:
-        return M_("its weights file (.keras) is {kind}, not a regular file", kind=error.strerror)
+        return M_("its weights file (.keras) is {kind}, not a regular file", kind=_shown_kind(error))
     except OSError as error:
         _log.warning("could not read %s: %s", keras_path, error)
         return M_("its weights file (.keras) could not be read")
@@ -645,7 +655,7 @@ def load_model(name: str, models_dir: Path = MODELS_DIR):
         raise ModelNotFound(M_("There is no model named {name}.", name=repr(name))) from None
     except NotARegularFile as error:
         raise BrokenModelError(M_("The model {name} could not be loaded: its file is {kind}.", name=repr(name),
-                                  kind=error.strerror)) from None
+                                  kind=_shown_kind(error))) from None
     import keras  # only now: a missing model is reported without the seconds TensorFlow takes to import
 
     try:
