@@ -129,7 +129,7 @@ def mnist():
         with st.spinner(_("Loading MNIST...")):
             return _mnist_cached()
     except DatasetError as error:
-        st.error(_("**The MNIST data could not be loaded.** {error}").format(error=error))
+        st.error(_("**The MNIST data could not be loaded.** {error}").format(error=i18n.render(error)))
         st.stop()
 
 
@@ -139,7 +139,7 @@ def mnist_sizes() -> tuple[int, int]:
     try:
         return check_mnist()
     except DatasetError as error:
-        st.error(_("**The MNIST data could not be loaded.** {error}").format(error=error))
+        st.error(_("**The MNIST data could not be loaded.** {error}").format(error=i18n.render(error)))
         st.stop()
 
 
@@ -235,14 +235,14 @@ def upload_model(data: bytes, name: str) -> None:
         validate_name(name)
         summary = inspect_keras_file(data)
     except (UploadRefused, StoreError) as refused:
-        st.error(str(refused))
+        st.error(i18n.render(refused))
         return
     staged = stage_upload(data, store_dir())
     try:
         job = scheduler().submit(TrainConfig(), name, visitor(), kind="import", extra=(("upload_path", str(staged)),))
     except JobRefused as refused:
         staged.unlink(missing_ok=True)
-        st.error(str(refused))
+        st.error(i18n.render(refused))
         return
     st.session_state.upload_job = job.job_id
     st.toast(_("{parameters} parameters, {model_class}: checked. A worker now evaluates it on the test set and stores "
@@ -271,7 +271,7 @@ def upload_status() -> None:
             st.session_state.upload_seen_end = job_id
             st.rerun(scope="app")  # the table and the sidebar list the new model
     else:
-        st.error(_("The upload was not stored: {error}").format(error=snapshot.error))
+        st.error(_("The upload was not stored: {error}").format(error=i18n.render(snapshot.error)))
 
 
 def deleted(name: str) -> None:
@@ -460,11 +460,11 @@ def job_outcome(snapshot) -> tuple[str, str]:
         if snapshot.saved_name:
             return "warning", _("Training stopped: the model so far is saved as {name}{accuracy}.").format(
                 name=literal(snapshot.saved_name), accuracy=accuracy)
-        return "warning", _("Training stopped. {reason}").format(reason=snapshot.error or "")
+        return "warning", _("Training stopped. {reason}").format(reason=i18n.render(snapshot.error))
     if snapshot.status == JobStatus.CANCELLED:
         return "warning", _("Training {name} cancelled. {reason}").format(name=literal(snapshot.model_name),
-                                                                          reason=snapshot.error or "")
-    return "error", _("Training failed: {error}").format(error=snapshot.error)
+                                                                          reason=i18n.render(snapshot.error))
+    return "error", _("Training failed: {error}").format(error=i18n.render(snapshot.error))
 
 
 TRAINING_KINDS = ("train", "finetune")  # the jobs the Train page and the sidebar show (not uploads)

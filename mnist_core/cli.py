@@ -22,6 +22,7 @@ from collections.abc import Callable
 from mnist_core.architectures import ARCHITECTURES, PRECISIONS
 from mnist_core.constants import CLASS_NAMES, MODELS_DIR
 from mnist_core.hardware import default_precision
+from mnist_core.i18n import M_, Message, message_of
 from mnist_core.training import OPTIMIZERS, PRESETS, SCHEDULES, BatchEvent, EpochEvent, TrainConfig, with_overrides
 
 PROG = "python -m mnist_core"
@@ -293,6 +294,16 @@ def format_export_report(report) -> str:
     return "\n".join(lines)
 
 
+def report_conversion_error(message) -> None:
+    """An "error: ..." line for a person, then (for a Message) the same as JSON on a "message: ..." line, which the
+    conversion worker's caller (conversion.py) reads to show it in each visitor's language."""
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    if isinstance(message, Message):
+        from mnist_core.conversion import MESSAGE_PREFIX
+
+        print(f"{MESSAGE_PREFIX}{message.to_json()}", file=sys.stderr)
+
+
 def run_convert(args: argparse.Namespace, argv: list[str]) -> int:
     from mnist_core.export import cached_report, litert_model, measure_exports
     from mnist_core.store import (InvalidModelName, ModelNotFound, StoreError, litert_path, load_model, model_path,
@@ -318,11 +329,12 @@ def run_convert(args: argparse.Namespace, argv: list[str]) -> int:
                 report = report or measure_exports(name, args.models_dir)
                 print(f"{name}:\n{format_export_report(report)}")
         except StoreError as error:
-            print(f"error: {error}", file=sys.stderr)
+            report_conversion_error(message_of(error))
             status = 1
         except Exception as error:  # the converter's own errors: say which model, keep going with the others
-            message = " ".join(str(error).split())[:500]  # one line: the conversion worker reads the last one
-            print(f"error: Converting {name!r} failed: {type(error).__name__}: {message}", file=sys.stderr)
+            text = " ".join(str(error).split())[:500]  # one line: the conversion worker reads the last one
+            report_conversion_error(M_("Converting {name} failed: {kind}: {error}", name=repr(name),
+                                       kind=type(error).__name__, error=text))
             status = 1
     return status
 

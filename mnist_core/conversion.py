@@ -16,6 +16,11 @@ import threading
 from pathlib import Path
 
 from mnist_core.constants import MODELS_DIR, PROJECT_ROOT
+from mnist_core.i18n import M_, Message
+
+# The worker's stderr: "error: <English>" for a person, then "message: <JSON>" (i18n.Message.to_json) for the pages,
+# which render it in each visitor's language.
+MESSAGE_PREFIX = "message: "
 
 CONVERT_TIMEOUT_S = 300  # TensorFlow's import and one conversion: seconds; a loaded 2-core machine: under a minute
 MEASURE_TIMEOUT_S = 900  # four conversions and five evaluations of 10,000 images
@@ -64,7 +69,7 @@ def _convert_once(name: str, models_dir: Path, exports: bool) -> None:
 def run_conversion_worker(name: str, models_dir: Path = MODELS_DIR, exports: bool = False) -> None:
     """Run `python -m mnist_core convert NAME` (with `--exports`: the download formats and their measurements) in
     a new process and wait for it. A failure comes back as BrokenModelError (a StoreError, which pages show) with the
-    worker's own message, or what is known of a crash or a timeout.
+    worker's own Message (sent as JSON on its stderr), or what is known of a crash or a timeout.
     """
     from mnist_core.store import BrokenModelError
 
@@ -78,14 +83,23 @@ def run_conversion_worker(name: str, models_dir: Path = MODELS_DIR, exports: boo
         completed = subprocess.run(command, cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True,
                                    timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        raise BrokenModelError(f"Converting {name!r} took longer than {timeout} s and was stopped.") from None
+        raise BrokenModelError(M_("Converting {name} took longer than {seconds} s and was stopped.", name=repr(name),
+                                  seconds=timeout)) from None
     if completed.returncode == 0:
         return
-    errors = [line.removeprefix("error: ") for line in completed.stderr.splitlines() if line.startswith("error: ")]
+    lines = completed.stderr.splitlines()
+    for line in reversed(lines):
+        if line.startswith(MESSAGE_PREFIX):
+            try:
+                raise BrokenModelError(Message.from_json(line.removeprefix(MESSAGE_PREFIX)))
+            except ValueError:  # not one of ours after all: the English line below says it
+                break
+    errors = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
     if errors:
         raise BrokenModelError(errors[-1])
     tail = completed.stderr.strip().splitlines()[-1:] or ["no message"]
-    raise BrokenModelError(f"Converting {name!r} failed (exit code {completed.returncode}): {tail[0]}")
+    raise BrokenModelError(M_("Converting {name} failed (exit code {code}): {error}", name=repr(name),
+                              code=completed.returncode, error=tail[0]))
 
 
 def ensure_litert_model(name: str, models_dir: Path = MODELS_DIR) -> Path:
@@ -97,7 +111,7 @@ def ensure_litert_model(name: str, models_dir: Path = MODELS_DIR) -> Path:
     if path.exists():
         return path
     if not model_path(name, models_dir).exists():
-        raise ModelNotFound(f"There is no model named {name!r}.")
+        raise ModelNotFound(M_("There is no model named {name}.", name=repr(name)))
     with _lock_for(name, models_dir, exports=False):
         if not path.exists():  # another session's conversion may have made it while this one waited
             _convert_once(name, models_dir, exports=False)
@@ -118,5 +132,6 @@ def ensure_export_report(name: str, models_dir: Path = MODELS_DIR):
             _convert_once(name, Path(models_dir), exports=True)
             report = cached_report(name, models_dir)
     if report is None:
-        raise BrokenModelError(f"The exports of {name!r} were made but do not match its file: it changed meanwhile.")
+        raise BrokenModelError(M_("The exports of {name} were made but do not match its file: it changed meanwhile.",
+                                  name=repr(name)))
     return report

@@ -13,13 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from mnist_core.constants import DATA_PATH, IMAGE_SIZE, MNIST_SHA256, NUM_CLASSES
-from mnist_core.i18n import gettext as _
+from mnist_core.i18n import M_
 
 _EXPECTED_KEYS = ("x_train", "y_train", "x_test", "y_test")
-_RESTORE_HINT = (
-    "Restore it with `git checkout -- data/mnist.npz` (or copy shared/data/mnist.npz, "
-    "sha256 " + MNIST_SHA256[:12] + "..., to data/mnist.npz)."
-)
+_RESTORE_HINT = M_("Restore it with `git checkout -- data/mnist.npz` (or copy shared/data/mnist.npz, sha256 "
+                   "{sha}..., to data/mnist.npz).", sha=MNIST_SHA256[:12])
 
 # Paths whose checksum has been verified in this process, keyed by (path, size, mtime) so an edited file is checked again.
 _verified: set[tuple[str, int, int]] = set()
@@ -49,10 +47,9 @@ def _verify_checksum(path: Path, expected_sha256: str) -> None:
             return
     actual = sha256_of(path)
     if actual != expected_sha256:
-        raise DatasetError(
-            f"The MNIST file {path} is damaged: its sha256 is {actual[:12]}..., "
-            f"expected {expected_sha256[:12]}.... {_RESTORE_HINT}"
-        )
+        raise DatasetError(M_("The MNIST file {path} is damaged: its sha256 is {actual}..., expected {expected}.... "
+                              "{hint}", path=str(path), actual=actual[:12], expected=expected_sha256[:12],
+                              hint=_RESTORE_HINT))
     with _verified_lock:
         _verified.add(key)
 
@@ -66,13 +63,14 @@ def load_mnist(path: Path | str = DATA_PATH, expected_sha256: str = MNIST_SHA256
     """
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f"The MNIST file {path} is missing. {_RESTORE_HINT}")
+        raise DatasetError(M_("The MNIST file {path} is missing. {hint}", path=str(path), hint=_RESTORE_HINT))
     _verify_checksum(path, expected_sha256)
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in _EXPECTED_KEYS}
     except (OSError, ValueError, KeyError) as error:
-        raise DatasetError(f"The MNIST file {path} could not be read ({error}). {_RESTORE_HINT}") from error
+        raise DatasetError(M_("The MNIST file {path} could not be read ({error}). {hint}", path=str(path),
+                              error=str(error), hint=_RESTORE_HINT)) from error
     return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
 
 
@@ -81,13 +79,14 @@ def load_test_split(path: Path | str = DATA_PATH, expected_sha256: str = MNIST_S
     55 MB of both splits), for a page that needs a few test digits. Raises DatasetError like load_mnist."""
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f"The MNIST file {path} is missing. {_RESTORE_HINT}")
+        raise DatasetError(M_("The MNIST file {path} is missing. {hint}", path=str(path), hint=_RESTORE_HINT))
     _verify_checksum(path, expected_sha256)
     try:
         with np.load(path, allow_pickle=False) as archive:
             return archive["x_test"], archive["y_test"]
     except (OSError, ValueError, KeyError) as error:
-        raise DatasetError(f"The MNIST file {path} could not be read ({error}). {_RESTORE_HINT}") from error
+        raise DatasetError(M_("The MNIST file {path} could not be read ({error}). {hint}", path=str(path),
+                              error=str(error), hint=_RESTORE_HINT)) from error
 
 
 def check_mnist(path: Path | str = DATA_PATH, expected_sha256: str = MNIST_SHA256) -> tuple[int, int]:
@@ -95,13 +94,14 @@ def check_mnist(path: Path | str = DATA_PATH, expected_sha256: str = MNIST_SHA25
     labels: a page that shows the dataset's figures need not decompress 55 MB of pixels. Raises DatasetError."""
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f"The MNIST file {path} is missing. {_RESTORE_HINT}")
+        raise DatasetError(M_("The MNIST file {path} is missing. {hint}", path=str(path), hint=_RESTORE_HINT))
     _verify_checksum(path, expected_sha256)
     try:
         with np.load(path, allow_pickle=False) as archive:
             return len(archive["y_train"]), len(archive["y_test"])
     except (OSError, ValueError, KeyError) as error:
-        raise DatasetError(f"The MNIST file {path} could not be read ({error}). {_RESTORE_HINT}") from error
+        raise DatasetError(M_("The MNIST file {path} could not be read ({error}). {hint}", path=str(path),
+                              error=str(error), hint=_RESTORE_HINT)) from error
 
 
 def class_counts(labels: np.ndarray) -> np.ndarray:
@@ -145,7 +145,7 @@ def checked_pick(value, count: int) -> tuple[int, float] | None:
     at = value.get("at") if isinstance(value, dict) else None
     if (isinstance(position, bool) or not isinstance(position, int) or not 0 <= position < count
             or isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at)):
-        raise ValueError(_("The grid sent a pick that is not one of its {count} images.").format(count=count))
+        raise ValueError(M_("The grid sent a pick that is not one of its {count} images.", count=count))
     return position, float(at)
 
 

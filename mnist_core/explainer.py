@@ -35,6 +35,7 @@ import numpy as np
 
 from mnist_core.constants import IMAGE_SIZE
 from mnist_core.hardware import usable_cores
+from mnist_core.i18n import M_, Message, message_of
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,9 @@ class Pending:
 
 @dataclass(frozen=True)
 class Failed:
-    """It could not be computed; `message` says why, for a person."""
+    """It could not be computed; `message` says why, for a person (an i18n Message: `render` it to show it)."""
 
-    message: str
+    message: Message | str
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ class _Worker:
     ready: bool = False
     retiring: bool = False  # told to exit: its end is no failure
     in_flight: tuple | None = None  # the key of the request it has
-    broken: str | None = None  # why it could not start, as it said before it exited
+    broken: Message | None = None  # why it could not start, as it said before it exited
 
 
 @dataclass
@@ -154,9 +155,9 @@ class Explainer:
             path = model_path(name, models_dir)  # checks the name
             identity = _file_identity(path)
         except StoreError as error:
-            return Failed(str(error))
+            return Failed(message_of(error))
         except OSError:
-            return Failed(f"There is no model named {name!r}.")
+            return Failed(M_("There is no model named {name}.", name=repr(name)))
         key = ("explain", str(models_dir), name, identity, image_key(image))
         return self._ask(key, ("explain", key, str(models_dir), name, image), wait)
 
@@ -209,7 +210,7 @@ class Explainer:
                     self._results.move_to_end(key)
                     return self._results[key]
                 if self._closed:
-                    return Failed("The explainer is shut down.")
+                    return Failed(M_("The explainer is shut down."))
                 worker = self._worker
                 if worker is None or worker.in_flight != key:
                     self._queued[key] = _Request(message, self._clock())  # asked again: it stays fresh
@@ -299,8 +300,9 @@ class Explainer:
                 if worker.broken is not None:
                     reason = worker.broken
                 else:
-                    reason = (f"The explainer process ended unexpectedly (exit code {exitcode}: killed, or out of "
-                              "memory?) while it worked on this drawing: draw again to try once more.")
+                    reason = M_("The explainer process ended unexpectedly (exit code {code}: killed, or out of "
+                                "memory?) while it worked on this drawing: draw again to try once more.",
+                                code=exitcode)
                 log.error("explainer worker %s ended with a request in hand: %s", worker.process.pid, reason)
                 self._store(worker.in_flight, Failed(reason))
             if self._worker is worker:
@@ -346,7 +348,8 @@ def _worker_main(connection, threads: int, models_kept: int) -> None:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except BaseException as error:  # the request in hand fails with this; the next one gets a new worker
-        connection.send(("broken", f"The explainer could not start ({type(error).__name__}: {error})."))
+        connection.send(("broken", M_("The explainer could not start ({kind}: {error}).", kind=type(error).__name__,
+                                      error=message_of(error))))
         connection.close()
         raise SystemExit(1) from None
     connection.send(("ready",))
@@ -369,13 +372,14 @@ def _worker_main(connection, threads: int, models_kept: int) -> None:
             elif message[0] == "augment":
                 connection.send(("result", key, _augmentation_preview(preview_digits, message[2])))
             else:
-                connection.send(("failed", key, f"unknown request {message[0]!r}"))
+                connection.send(("failed", key, M_("unknown request {kind}", kind=repr(message[0]))))
         except Exception as error:  # noqa: BLE001 - the request is the boundary; the worker carries on
             from mnist_core.store import StoreError
 
             log.exception("explainer request %s failed", key[0])
-            text = str(error) if isinstance(error, StoreError) else f"{type(error).__name__}: {error}"
-            connection.send(("failed", key, text))
+            reason = message_of(error) if isinstance(error, StoreError) else M_(
+                "{kind}: {error}", kind=type(error).__name__, error=message_of(error))
+            connection.send(("failed", key, reason))
     connection.close()
 
 

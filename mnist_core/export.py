@@ -22,18 +22,23 @@ from pathlib import Path
 import numpy as np
 
 from mnist_core.constants import IMAGE_SIZE, MODELS_DIR
+from mnist_core.i18n import M_, Message
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 FORMATS = ("keras", "tflite")
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+# Titles are i18n Messages: the Models page renders them in the visitor's language; report.json and the CLI keep
+# the English (str()).
+KERAS_TITLE = M_("Keras (float32)")
 QUANTIZATION_TITLES = {
-    "none": "float32",
-    "float16": "float16 weights",
-    "dynamic": "dynamic-range int8",
-    "int8": "full-integer int8",
+    "none": M_("float32"),
+    "float16": M_("float16 weights"),
+    "dynamic": M_("dynamic-range int8"),
+    "int8": M_("full-integer int8"),
 }
-QUANTIZATION_SHORT_TITLES = {"none": "float32", "float16": "float16", "dynamic": "dynamic int8", "int8": "full int8"}
+QUANTIZATION_SHORT_TITLES = {"none": M_("float32"), "float16": M_("float16"), "dynamic": M_("dynamic int8"),
+                             "int8": M_("full int8")}
 # Full-integer quantization calibrates each activation's range on these (a fixed random draw of training images).
 REPRESENTATIVE_IMAGES = 300
 LATENCY_RUNS = 200
@@ -170,7 +175,7 @@ def export_model(name: str, format: str, quantize: str = "none", output: Path | 
         raise ExportError("A .keras file is always float32: --quantize applies to --format tflite only.")
     source = model_path(name, models_dir)  # checks the name
     if not source.exists():
-        raise ModelNotFound(f"There is no model named {name!r}.")
+        raise ModelNotFound(M_("There is no model named {name}.", name=repr(name)))
     output = Path(output) if output is not None else default_output(name, format, quantize)
     if output.is_dir():
         raise ExportError(f"{output} is a folder: give a file name to write to.")
@@ -202,8 +207,13 @@ class FormatMeasurement:
     latency_ms: float  # median of LATENCY_RUNS single-image calls, one thread (Keras: its compiled graph)
 
     @property
-    def short_title(self) -> str:
+    def short_title(self) -> Message | str:
         return ".keras" if self.format == "keras" else QUANTIZATION_SHORT_TITLES[self.format]
+
+    @property
+    def shown_title(self) -> Message | str:
+        """The title to show (`render` it): the format's Message; the stored English for a format not known."""
+        return KERAS_TITLE if self.format == "keras" else QUANTIZATION_TITLES.get(self.format, self.title)
 
 
 @dataclass(frozen=True)
@@ -319,7 +329,7 @@ def measure_exports(name: str, models_dir: Path = MODELS_DIR, mnist=None) -> Exp
     keras_classifier = KerasClassifier(model, name)
     keras_result = evaluate(keras_classifier, images, y_test)
     rows = [FormatMeasurement(
-        format="keras", title="Keras (float32)", file_name=keras_path.name, size_bytes=keras_path.stat().st_size,
+        format="keras", title=str(KERAS_TITLE), file_name=keras_path.name, size_bytes=keras_path.stat().st_size,
         accuracy=keras_result.accuracy, agreement=1.0,
         latency_ms=single_image_latency_ms(keras_classifier, images[0]),
     )]
@@ -331,7 +341,7 @@ def measure_exports(name: str, models_dir: Path = MODELS_DIR, mnist=None) -> Exp
         classifier = Classifier(content, name)
         result = evaluate(classifier, images, y_test)
         rows.append(FormatMeasurement(
-            format=quantize, title=QUANTIZATION_TITLES[quantize], file_name=default_output(name, "tflite", quantize).name,
+            format=quantize, title=str(QUANTIZATION_TITLES[quantize]), file_name=default_output(name, "tflite", quantize).name,
             size_bytes=len(content), accuracy=result.accuracy,
             agreement=float((result.predictions == keras_result.predictions).mean()),
             latency_ms=single_image_latency_ms(classifier, images[0]),

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_core.constants import MODELS_DIR
+from mnist_core.i18n import M_
 
 MAX_CONFIG_BYTES = 1_000_000
 MAX_WEIGHTS_BYTES = 60_000_000  # the strong CNN's weights file: 2 MB; model_upload caps uploads below this
@@ -94,9 +95,10 @@ def _read_entry(archive: zipfile.ZipFile, entry: str, limit: int) -> bytes:
     try:
         info = archive.getinfo(entry)
     except KeyError:
-        raise FiltersError(f"the model file has no {entry}") from None
+        raise FiltersError(M_("the model file has no {entry}", entry=entry)) from None
     if info.file_size > limit:
-        raise FiltersError(f"the model file's {entry} is larger than a model of this app ({info.file_size:,} bytes)")
+        raise FiltersError(M_("the model file's {entry} is larger than a model of this app ({size:,} bytes)",
+                                  entry=entry, size=info.file_size))
     return archive.read(entry)
 
 
@@ -118,24 +120,28 @@ def first_layer_filters(name: str, models_dir: Path = MODELS_DIR) -> FirstLayerF
                 return None
             weights = _read_entry(archive, "model.weights.h5", MAX_WEIGHTS_BYTES)
     except FileNotFoundError:
-        raise ModelNotFound(f"There is no model named {name!r}.") from None
+        raise ModelNotFound(M_("There is no model named {name}.", name=repr(name))) from None
     except (zipfile.BadZipFile, OSError, ValueError) as error:  # ValueError: JSONDecodeError
         if isinstance(error, FiltersError):
             raise
-        raise FiltersError(f"the file of {name!r} is not a readable Keras model ({type(error).__name__})") from None
+        raise FiltersError(M_("the file of {name} is not a readable Keras model ({kind})", name=repr(name),
+                                 kind=type(error).__name__)) from None
     layer_name, group = convolutions[0]
     try:
         with h5py.File(io.BytesIO(weights), "r") as weights_file:
             dataset = weights_file.get(f"{group}/vars/0")
             if not isinstance(dataset, h5py.Dataset):
-                raise FiltersError(f"the weights of {layer_name!r} are not in the file of {name!r}")
+                raise FiltersError(M_("the weights of {layer} are not in the file of {name}", layer=repr(layer_name),
+                                         name=repr(name)))
             shape = dataset.shape
             if (len(shape) != 4 or not 1 <= shape[0] <= MAX_KERNEL_SIDE or not 1 <= shape[1] <= MAX_KERNEL_SIDE
                     or not 1 <= shape[3] <= MAX_FILTERS or shape[2] < 1):
-                raise FiltersError(f"the kernel of {layer_name!r} has the shape {shape}, not one of a first layer")
+                raise FiltersError(M_("the kernel of {layer} has the shape {shape}, not one of a first layer",
+                                         layer=repr(layer_name), shape=str(shape)))
             kernel = np.asarray(dataset[:, :, 0, :], dtype=np.float32)
     except OSError as error:  # h5py's word for a file it cannot parse
-        raise FiltersError(f"the weights of {name!r} could not be read ({error})") from None
+        raise FiltersError(M_("the weights of {name} could not be read ({error})", name=repr(name),
+                                 error=str(error))) from None
     if not np.all(np.isfinite(kernel)):
-        raise FiltersError(f"the kernel of {layer_name!r} holds NaN or infinite weights")
+        raise FiltersError(M_("the kernel of {layer} holds NaN or infinite weights", layer=repr(layer_name)))
     return FirstLayerFilters(layer_name=shown_layer_name(layer_name), kernels=kernel, input_channels=int(shape[2]))

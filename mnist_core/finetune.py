@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_core.constants import IMAGE_SIZE, NUM_CLASSES
-from mnist_core.i18n import gettext as _
+from mnist_core.i18n import M_
 from mnist_core.training import TrainConfig, with_overrides
 
 MIN_DRAWINGS = 10  # fewer leave nothing to hold out per digit, or nothing to learn from
@@ -87,13 +87,13 @@ def check_drawings(x: np.ndarray, y: np.ndarray) -> None:
     """FinetuneError unless the collection can be fine-tuned on: enough drawings, and some digit drawn twice (so
     something is held out)."""
     if len(y) < MIN_DRAWINGS:
-        raise FinetuneError(_("Fine-tuning needs at least {needed} drawings; this collection has {count}.").format(
-            needed=MIN_DRAWINGS, count=len(y)))
+        raise FinetuneError(M_("Fine-tuning needs at least {needed} drawings; this collection has {count}.",
+                               needed=MIN_DRAWINGS, count=len(y)))
     if x.dtype != np.uint8 or x.shape != (len(y), IMAGE_SIZE, IMAGE_SIZE) or y.dtype != np.uint8 or \
             (len(y) and y.max() >= NUM_CLASSES):
-        raise FinetuneError(_("The drawings are not 28x28 uint8 images with labels 0-9."))
+        raise FinetuneError(M_("The drawings are not 28x28 uint8 images with labels 0-9."))
     if len(held_out_split(y).held_out) == 0:
-        raise FinetuneError(_("Draw some digit at least twice: one of each pair is held out to measure the gain."))
+        raise FinetuneError(M_("Draw some digit at least twice: one of each pair is held out to measure the gain."))
 
 
 def finetune_config(architecture: str, epochs: int = DEFAULT_EPOCHS, mnist_images: int = DEFAULT_MNIST_IMAGES,
@@ -104,10 +104,11 @@ def finetune_config(architecture: str, epochs: int = DEFAULT_EPOCHS, mnist_image
     from mnist_core.architectures import ARCHITECTURES
 
     if architecture not in ARCHITECTURES:
-        raise FinetuneError(f"Only models of this app's architectures ({', '.join(ARCHITECTURES)}) can be "
-                            f"fine-tuned, not {architecture!r}.")
+        raise FinetuneError(M_("Only models of this app's architectures ({names}) can be fine-tuned, not "
+                               "{architecture}.", names=", ".join(ARCHITECTURES), architecture=repr(architecture)))
     if mnist_images not in MNIST_IMAGE_CHOICES:
-        raise FinetuneError(f"MNIST images must be one of {', '.join(f'{n:,}' for n in MNIST_IMAGE_CHOICES)}.")
+        raise FinetuneError(M_("MNIST images must be one of {choices}.",
+                               choices=", ".join(f"{n:,}" for n in MNIST_IMAGE_CHOICES)))
     return TrainConfig(architecture=architecture, epochs=epochs, batch_size=64, optimizer="adam",
                        learning_rate=LEARNING_RATE, train_size=mnist_images, validation="test", augment=True,
                        schedule="cosine", seed=seed, precision="float32")
@@ -128,7 +129,7 @@ def request_of(spec) -> Request:
     x_bytes, y_bytes = spec.extra_value("drawings_x"), spec.extra_value("drawings_y")
     if not isinstance(base, str) or not isinstance(collection, str) or not isinstance(x_bytes, bytes) \
             or not isinstance(y_bytes, bytes) or len(x_bytes) != len(y_bytes) * IMAGE_SIZE * IMAGE_SIZE:
-        raise FinetuneError("This job does not say which model to fine-tune on which drawings.")
+        raise FinetuneError(M_("This job does not say which model to fine-tune on which drawings."))
     x = np.frombuffer(x_bytes, np.uint8).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
     y = np.frombuffer(y_bytes, np.uint8)
     check_drawings(x, y)
@@ -240,7 +241,7 @@ def finetune_and_save(spec, report: Callable[[object], None], stop_event: thread
     result = train(config, on_event=report, stop_event=stop_event, mnist=((x_combined, y_combined), (x_test, y_test)),
                    model=model)
     if result.batches_trained == 0:
-        return JobOutcome(JobStatus.STOPPED, error="Stopped before the first batch: there was nothing to save.")
+        return JobOutcome(JobStatus.STOPPED, error=M_("Stopped before the first batch: there was nothing to save."))
     report(SAVING)
     held_after, mnist_after = _accuracy(result.model, x_held, y_held), _accuracy(result.model, x_test, y_test)
     counts = np.bincount(request.y, minlength=NUM_CLASSES)

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_core.constants import IMAGE_SIZE, NUM_CLASSES, data_dir
-from mnist_core.i18n import format_number, gettext as _
+from mnist_core.i18n import M_
 
 FILE_NAME = "handwriting.sqlite3"
 APPLICATION_ID = 0x4D4E4457  # "MNDW": MNIST Lab's drawings; any other value is somebody else's SQLite file
@@ -73,7 +73,7 @@ _log = logging.getLogger(__name__)
 
 
 class HandwritingError(Exception):
-    """Base of this module's errors; the message is written for a person."""
+    """Base of this module's errors; the message is an i18n Message written for a person (`render` it to show it)."""
 
 
 class InvalidInput(HandwritingError, ValueError):
@@ -183,27 +183,27 @@ def checked_name(value) -> str:
     unique without regard to case ("Anna" and "anna" are one name).
     """
     if not isinstance(value, str):
-        raise InvalidInput(_("Give the collection a name."))
+        raise InvalidInput(M_("Give the collection a name."))
     name = value.strip()
     if not name:
-        raise InvalidInput(_("Give the collection a name."))
+        raise InvalidInput(M_("Give the collection a name."))
     if len(name) > MAX_NAME_LENGTH:
-        raise InvalidInput(_("Collection names are at most {count} characters long.").format(count=MAX_NAME_LENGTH))
+        raise InvalidInput(M_("Collection names are at most {count} characters long.", count=MAX_NAME_LENGTH))
     # NFKC first: full-width letters and look-alike dots would otherwise pass as something else.
     if unicodedata.normalize("NFKC", name) != name or not name.isascii() or not NAME_PATTERN.fullmatch(name):
-        raise InvalidInput(_("Use letters, digits, spaces, '-', '_' and '.' in a collection name, starting with a "
-                             "letter or digit."))
+        raise InvalidInput(M_("Use letters, digits, spaces, '-', '_' and '.' in a collection name, starting with a "
+                              "letter or digit."))
     if "  " in name:
-        raise InvalidInput(_("One space at a time in a collection name."))
+        raise InvalidInput(M_("One space at a time in a collection name."))
     return name
 
 
 def checked_label(value) -> int:
     """A digit label 0-9 as an int; InvalidInput for anything else (bools, floats like 3.5, text)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise InvalidInput(f"A label is a digit from 0 to 9, not {value!r}.")
+        raise InvalidInput(M_("A label is a digit from 0 to 9, not {value}.", value=repr(value)))
     if not 0 <= int(value) < NUM_CLASSES:
-        raise InvalidInput(f"A label is a digit from 0 to 9, not {int(value)}.")
+        raise InvalidInput(M_("A label is a digit from 0 to 9, not {value}.", value=int(value)))
     return int(value)
 
 
@@ -213,11 +213,11 @@ def _checked_prediction(predicted, confidence, model) -> tuple[int | None, float
     if confidence is not None:
         if isinstance(confidence, bool) or not isinstance(confidence, (int, float, np.floating)) or \
                 not math.isfinite(float(confidence)) or not 0.0 <= float(confidence) <= 1.0:
-            raise InvalidInput("A confidence is a probability from 0 to 1.")
+            raise InvalidInput(M_("A confidence is a probability from 0 to 1."))
         confidence = float(confidence)
     if model is not None:
         if not isinstance(model, str) or not model or len(model) > _MAX_TEXT or not model.isprintable():
-            raise InvalidInput("A model name is short printable text.")
+            raise InvalidInput(M_("A model name is short printable text."))
     return predicted, confidence, model
 
 
@@ -225,19 +225,20 @@ def as_image_bytes(image) -> np.ndarray:
     """A (28, 28) image as uint8 0-255: uint8 as it is, floats read as [0, 1] (what preprocess gives)."""
     array = np.asarray(image)
     if array.shape != (IMAGE_SIZE, IMAGE_SIZE):
-        raise InvalidInput(f"The image the model saw must be {IMAGE_SIZE} x {IMAGE_SIZE}, not {array.shape}.")
+        raise InvalidInput(M_("The image the model saw must be {side} x {side}, not {shape}.",
+                              side=IMAGE_SIZE, shape=str(array.shape)))
     if array.dtype == np.uint8:
         return np.ascontiguousarray(array)
     if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
-        raise InvalidInput("The image the model saw must be uint8, or floats from 0 to 1.")
+        raise InvalidInput(M_("The image the model saw must be uint8, or floats from 0 to 1."))
     return np.clip(np.rint(array.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
 
 
-def _check_png(data, what: str) -> bytes:
+def _check_png(data, what) -> bytes:
     if not isinstance(data, (bytes, bytearray)) or not bytes(data[:8]) == PNG_SIGNATURE:
-        raise InvalidInput(f"{what} is not a PNG picture.")
+        raise InvalidInput(M_("{what} is not a PNG picture.", what=what))
     if len(data) > MAX_PNG_BYTES:
-        raise InvalidInput(f"{what} is larger than {MAX_PNG_BYTES // 1_000_000} MB.")
+        raise InvalidInput(M_("{what} is larger than {mb} MB.", what=what, mb=MAX_PNG_BYTES // 1_000_000))
     return bytes(data)
 
 
@@ -246,8 +247,8 @@ def new_drawing(png: bytes, image, label, predicted=None, confidence=None, model
     """The one check of a drawing a visitor saves: the picture (PNG bytes), the 28x28 image the model saw (uint8,
     or float [0, 1]), the true label, and the model's prediction, confidence and name. Raises InvalidInput."""
     if source not in SOURCES:
-        raise InvalidInput(f"A drawing comes from one of {', '.join(SOURCES)}.")
-    png = _check_png(png, "The drawing")
+        raise InvalidInput(M_("A drawing comes from one of {sources}.", sources=', '.join(SOURCES)))
+    png = _check_png(png, M_("The drawing"))
     label = checked_label(label)
     predicted, confidence, model = _checked_prediction(predicted, confidence, model)
     return NewDrawing(png, as_image_bytes(image), label, predicted, confidence, model, source)
@@ -276,14 +277,15 @@ def _now() -> str:
 # --- the checked import -----------------------------------------------------------------------------------------
 
 
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, what: str) -> bytes:
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, what) -> bytes:
     """A zip member's bytes, never more than `limit` whatever its header claims (a bomb stops at the limit)."""
     if info.file_size > limit:
-        raise InvalidInput(f"{what} is too large ({info.file_size:,} bytes unpacked; at most {limit:,}).")
+        raise InvalidInput(M_("{what} is too large ({size:,} bytes unpacked; at most {limit:,}).",
+                              what=what, size=info.file_size, limit=limit))
     with archive.open(info) as member:
         data = member.read(limit + 1)
     if len(data) > limit:
-        raise InvalidInput(f"{what} is larger than its header says.")
+        raise InvalidInput(M_("{what} is larger than its header says.", what=what))
     return data
 
 
@@ -300,30 +302,32 @@ def _npy_array(data: bytes, name: str) -> np.ndarray:
             raise ValueError(f"npy version {version}")
     except (ValueError, TypeError, SyntaxError) as error:
         _log.info("refused an imported %s.npy: %s", name, error)
-        raise InvalidInput(f"The array {name} is not a readable .npy array.") from None
+        raise InvalidInput(M_("The array {name} is not a readable .npy array.", name=name)) from None
     if dtype.hasobject or dtype.kind not in "ui" or dtype.itemsize > 8:
-        raise InvalidInput(f"The array {name} holds {dtype} values; it must hold whole numbers (uint8).")
+        raise InvalidInput(M_("The array {name} holds {dtype} values; it must hold whole numbers (uint8).",
+                              name=name, dtype=str(dtype)))
     count = math.prod(shape)
     if count * dtype.itemsize != len(data) - stream.tell():
-        raise InvalidInput(f"The array {name} is truncated or longer than its shape {shape} says.")
+        raise InvalidInput(M_("The array {name} is truncated or longer than its shape {shape} says.",
+                              name=name, shape=str(shape)))
     array = np.frombuffer(data, dtype=dtype, count=count, offset=stream.tell())
     return array.reshape(shape, order="F" if fortran_order else "C")
 
 
-def _npz_arrays(data: bytes, what: str) -> dict[str, np.ndarray]:
+def _npz_arrays(data: bytes, what) -> dict[str, np.ndarray]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
-        raise InvalidInput(f"{what} is not a .npz file.") from None
+        raise InvalidInput(M_("{what} is not a .npz file.", what=what)) from None
     with archive:
         members = archive.infolist()
         names = sorted(info.filename for info in members)
         if sorted(names) != ["x.npy", "y.npy"]:
             shown = ", ".join(name.removesuffix(".npy") for name in names[:8]) or "nothing"
-            raise InvalidInput(f"{what} must hold exactly two arrays, x (the images) and y (the labels); it holds "
-                               f"{shown}.")
+            raise InvalidInput(M_("{what} must hold exactly two arrays, x (the images) and y (the labels); it "
+                                  "holds {names}.", what=what, names=shown))
         limit = MAX_DRAWINGS * IMAGE_BYTES + 1024
-        return {info.filename[:-4]: _npy_array(_read_member(archive, info, limit, f"The array {info.filename}"),
+        return {info.filename[:-4]: _npy_array(_read_member(archive, info, limit, M_("The array {name}", name=info.filename)),
                                                info.filename[:-4])
                 for info in members}
 
@@ -331,18 +335,21 @@ def _npz_arrays(data: bytes, what: str) -> dict[str, np.ndarray]:
 def _checked_digit_arrays(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     x, y = arrays["x"], arrays["y"]
     if x.dtype != np.uint8:
-        raise InvalidInput(f"x must be uint8 pixels 0-255 as in MNIST, not {x.dtype}.")
+        raise InvalidInput(M_("x must be uint8 pixels 0-255 as in MNIST, not {dtype}.", dtype=str(x.dtype)))
     if x.ndim != 3 or x.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-        raise InvalidInput(f"x must be images shaped (n, {IMAGE_SIZE}, {IMAGE_SIZE}), not {x.shape}.")
+        raise InvalidInput(M_("x must be images shaped (n, {side}, {side}), not {shape}.",
+                              side=IMAGE_SIZE, shape=str(x.shape)))
     if y.ndim != 1 or len(y) != len(x):
-        raise InvalidInput(f"y must be one label per image, shaped ({len(x)},), not {y.shape}.")
+        raise InvalidInput(M_("y must be one label per image, shaped ({count},), not {shape}.",
+                              count=len(x), shape=str(y.shape)))
     if len(x) == 0:
-        raise InvalidInput(_("The file holds no drawings."))
+        raise InvalidInput(M_("The file holds no drawings."))
     if len(x) > MAX_DRAWINGS:
-        raise InvalidInput(_("The file holds {count} drawings; a collection holds at most {limit}.").format(
-            count=format_number(len(x)), limit=format_number(MAX_DRAWINGS)))
+        raise InvalidInput(M_("The file holds {count:,} drawings; a collection holds at most {limit:,}.",
+                              count=len(x), limit=MAX_DRAWINGS))
     if y.min() < 0 or y.max() >= NUM_CLASSES:
-        raise InvalidInput(f"Labels must be digits 0 to 9; this file has labels from {y.min()} to {y.max()}.")
+        raise InvalidInput(M_("Labels must be digits 0 to 9; this file has labels from {low} to {high}.",
+                              low=int(y.min()), high=int(y.max())))
     return np.ascontiguousarray(x), y.astype(np.uint8)
 
 
@@ -353,7 +360,7 @@ def _optional(entry: dict, key: str, check):
 
 def _manifest_text(value) -> str:
     if not isinstance(value, str) or not value or len(value) > _MAX_TEXT or not value.isprintable():
-        raise InvalidInput("The file's drawings.json has a text that is not short printable text.")
+        raise InvalidInput(M_("The file's drawings.json has a text that is not short printable text."))
     return value
 
 
@@ -362,16 +369,18 @@ def _read_manifest(archive: zipfile.ZipFile, by_name: dict[str, zipfile.ZipInfo]
     try:
         manifest = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise InvalidInput("The file's drawings.json is not valid JSON.") from None
+        raise InvalidInput(M_("The file's drawings.json is not valid JSON.")) from None
     if not isinstance(manifest, dict) or manifest.get("format") != EXPORT_FORMAT:
-        raise InvalidInput("The file's drawings.json is not an export of MNIST Lab's My digits.")
+        raise InvalidInput(M_("The file's drawings.json is not an export of MNIST Lab's My digits."))
     entries = manifest.get("drawings")
     if not isinstance(entries, list) or len(entries) != len(y) or not all(isinstance(e, dict) for e in entries):
-        raise InvalidInput(f"The file's drawings.json does not describe its {len(y)} drawings one by one.")
+        raise InvalidInput(M_("The file's drawings.json does not describe its {count} drawings one by one.",
+                              count=len(y)))
     for index, entry in enumerate(entries):
         if entry.get("label") != int(y[index]):
-            raise InvalidInput(f"Drawing {index} is labelled {entry.get('label')!r} in drawings.json but {y[index]} "
-                               "in the .npz: the file was changed by hand.")
+            raise InvalidInput(M_("Drawing {index} is labelled {label} in drawings.json but {digit} in the "
+                                  ".npz: the file was changed by hand.",
+                                  index=index, label=repr(entry.get('label')), digit=int(y[index])))
     return entries
 
 
@@ -384,27 +393,27 @@ def checked_import(data) -> ImportedDigits:
     and every PNG is checked by its signature and size.
     """
     if not isinstance(data, (bytes, bytearray)) or not data:
-        raise InvalidInput(_("The file is empty."))
+        raise InvalidInput(M_("The file is empty."))
     if len(data) > MAX_IMPORT_BYTES:
-        raise InvalidInput(_("The file is larger than {mb} MB.").format(mb=MAX_IMPORT_BYTES // 1_000_000))
+        raise InvalidInput(M_("The file is larger than {mb} MB.", mb=MAX_IMPORT_BYTES // 1_000_000))
     try:
         archive = zipfile.ZipFile(io.BytesIO(bytes(data)))
     except zipfile.BadZipFile:
-        raise InvalidInput(_("The file is neither a .npz nor a .zip exported from My digits.")) from None
+        raise InvalidInput(M_("The file is neither a .npz nor a .zip exported from My digits.")) from None
     with archive:
         members = archive.infolist()
         if len(members) > _MAX_IMPORT_ENTRIES:
-            raise InvalidInput(f"The file holds {len(members):,} entries; an export has at most "
-                               f"{_MAX_IMPORT_ENTRIES:,}.")
+            raise InvalidInput(M_("The file holds {count:,} entries; an export has at most {limit:,}.",
+                                  count=len(members), limit=_MAX_IMPORT_ENTRIES))
         by_name = {info.filename: info for info in members}
         if all(name.endswith(".npy") for name in by_name):  # a bare .npz
-            x, y = _checked_digit_arrays(_npz_arrays(bytes(data), "The file"))
+            x, y = _checked_digit_arrays(_npz_arrays(bytes(data), M_("The file")))
             nothing = (None,) * len(y)
             return ImportedDigits(x, y, nothing, nothing, nothing, nothing, nothing)
         npz_names = [name for name in by_name if name.endswith(".npz") and "/" not in name]
         if len(npz_names) != 1:
-            raise InvalidInput(_("The file is neither a .npz (arrays x and y) nor a .zip exported from My digits "
-                                 "(one .npz with drawings.json and the PNGs)."))
+            raise InvalidInput(M_("The file is neither a .npz (arrays x and y) nor a .zip exported from My digits "
+                                  "(one .npz with drawings.json and the PNGs)."))
         inner = _read_member(archive, by_name[npz_names[0]], MAX_IMPORT_BYTES, npz_names[0])
         x, y = _checked_digit_arrays(_npz_arrays(inner, npz_names[0]))
         if "drawings.json" not in by_name:
@@ -417,7 +426,7 @@ def checked_import(data) -> ImportedDigits:
             if path is None:
                 pngs.append(None)
             elif not isinstance(path, str) or path not in by_name or not path.startswith("png/"):
-                raise InvalidInput("The file's drawings.json names a PNG the file does not hold.")
+                raise InvalidInput(M_("The file's drawings.json names a PNG the file does not hold."))
             else:
                 pngs.append(_check_png(_read_member(archive, by_name[path], MAX_PNG_BYTES, path), path))
             guess, sure, model = _checked_prediction(entry.get("predicted"), entry.get("confidence"),
@@ -533,24 +542,25 @@ class Handwriting:
             return
         if not stat.S_ISREG(mode):  # a FIFO would block SQLite, a symbolic link lead anywhere
             _log.error("the drawings file %s is not a regular file (mode %o)", self.path, mode)
-            raise StoreFileError(f"The drawings file ({FILE_NAME}) is not a regular file: an admin must move it "
-                                 "away; the app then starts a new one.")
+            raise StoreFileError(M_("The drawings file ({file}) is not a regular file: an admin must move it "
+                                    "away; the app then starts a new one.", file=FILE_NAME))
 
     def _check_room(self) -> None:
         used = sum(os.path.getsize(path) for path in (self.path, Path(f"{self.path}-wal")) if path.exists())
         if used > MAX_STORE_BYTES:
-            raise StoreFileError(f"The drawings store is full ({used / 1e6:,.0f} MB): an admin must make room. "
-                                 "Exporting still works.")
+            raise StoreFileError(M_("The drawings store is full ({mb:,.0f} MB): an admin must make room. "
+                                    "Exporting still works.", mb=used / 1e6))
 
     def _file_error(self, error: sqlite3.Error) -> StoreFileError:
         text = str(error)
         _log.error("the drawings file %s: %s: %s", self.path, type(error).__name__, text)
         if "locked" in text or "busy" in text:
-            return StoreFileError("The drawings store is busy: try again in a moment.")
+            return StoreFileError(M_("The drawings store is busy: try again in a moment."))
         if "full" in text:
-            return StoreFileError("The server's disk is full: the drawing was not saved.")
-        return StoreFileError(f"The drawings file ({FILE_NAME}) is damaged or not a database ({text}). Nothing was "
-                              "changed; an admin can move it away, and the app then starts a new one.")
+            return StoreFileError(M_("The server's disk is full: the drawing was not saved."))
+        return StoreFileError(M_("The drawings file ({file}) is damaged or not a database ({error}). Nothing "
+                                 "was changed; an admin can move it away, and the app then starts a new one.",
+                                 file=FILE_NAME, error=text))
 
     def _ensure_schema(self, connection: sqlite3.Connection) -> None:
         details = os.stat(self.path)
@@ -569,11 +579,13 @@ class Handwriting:
             pass  # new (or empty): created below
         elif application_id != APPLICATION_ID:
             _log.error("the drawings file %s has application_id %#x: not ours", self.path, application_id)
-            raise StoreFileError(f"The drawings file ({FILE_NAME}) belongs to another program. Nothing was changed; "
-                                 "an admin can move it away (or set MNIST_LAB_DATA_DIR to another folder).")
+            raise StoreFileError(M_("The drawings file ({file}) belongs to another program. Nothing was "
+                                    "changed; an admin can move it away (or set MNIST_LAB_DATA_DIR to another "
+                                    "folder).", file=FILE_NAME))
         elif version > SCHEMA_VERSION:
-            raise StoreFileError(f"The drawings file ({FILE_NAME}) was written by a newer MNIST Lab (schema "
-                                 f"{version}; this one knows up to {SCHEMA_VERSION}): update the app.")
+            raise StoreFileError(M_("The drawings file ({file}) was written by a newer MNIST Lab (schema "
+                                    "{version}; this one knows up to {known}): update the app.",
+                                    file=FILE_NAME, version=version, known=SCHEMA_VERSION))
         connection.execute("PRAGMA journal_mode = WAL")  # persistent in the file; outside any transaction
         connection.execute("BEGIN IMMEDIATE")
         version = connection.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
@@ -611,7 +623,7 @@ class Handwriting:
     def _get(self, connection, collection_id: int) -> Collection:
         row = connection.execute(self._COLLECTION_QUERY + "WHERE c.id = ?", (int(collection_id),)).fetchone()
         if row is None:
-            raise CollectionNotFound(_("That collection no longer exists (it was deleted)."))
+            raise CollectionNotFound(M_("That collection no longer exists (it was deleted)."))
         return self._collection(row)
 
     def own(self, visitor) -> Collection | None:
@@ -627,7 +639,7 @@ class Handwriting:
         with self._connection() as connection:
             row = connection.execute(self._COLLECTION_QUERY + "WHERE c.name = ?", (name,)).fetchone()
         if row is None:
-            raise CollectionNotFound(_("There is no collection named {name} on this server.").format(name=repr(name)))
+            raise CollectionNotFound(M_("There is no collection named {name} on this server.", name=repr(name)))
         return self._collection(row)
 
     def _own_or_new(self, connection, visitor) -> int:
@@ -648,7 +660,7 @@ class Handwriting:
                 return cursor.lastrowid
             except sqlite3.IntegrityError:  # somebody's renamed collection has this visitor's name
                 connection.execute("ROLLBACK TO new_collection")
-        raise NameTakenError("Could not find a free name for a new collection.")
+        raise NameTakenError(M_("Could not find a free name for a new collection."))
 
     def create(self, visitor) -> Collection:
         """The visitor's collection, made now if they have none (named after them)."""
@@ -659,8 +671,9 @@ class Handwriting:
     def _check_may_change(self, connection, collection_id: int, by) -> Collection:
         collection = self._get(connection, collection_id)
         if by is None or not by.may_manage(collection.owner_id):
-            raise NotYourCollectionError(_("{name} belongs to {owner}: only they (or an admin) can change it.").format(
-                name=repr(collection.name), owner=collection.owner_name or _("somebody else")))
+            raise NotYourCollectionError(M_("{name} belongs to {owner}: only they (or an admin) can change it.",
+                                            name=repr(collection.name),
+                                            owner=collection.owner_name or M_("somebody else")))
         return collection
 
     def rename(self, collection_id: int, name, by) -> Collection:
@@ -671,8 +684,8 @@ class Handwriting:
                 self._check_may_change(connection, collection_id, by)
                 connection.execute("UPDATE collections SET name = ?, named = 1 WHERE id = ?", (name, collection_id))
         except sqlite3.IntegrityError:
-            raise NameTakenError(_("The name {name} is taken on this server: pick another.").format(
-                name=repr(name))) from None
+            raise NameTakenError(M_("The name {name} is taken on this server: pick another.",
+                                    name=repr(name))) from None
         return self.get(collection_id)
 
     def delete_collection(self, collection_id: int, by) -> None:
@@ -715,11 +728,11 @@ class Handwriting:
                                   (collection_id,)).fetchone()[0]
         if size + more > MAX_DRAWINGS:
             raise CollectionFullError(
-                (_("A collection holds at most {limit} drawings; this one has {size} and the file adds {more}. Delete "
-                   "some first, or start another collection.") if more > 1 else
-                 _("A collection holds at most {limit} drawings; this one has {size}. Delete some first, or start "
-                   "another collection.")).format(limit=format_number(MAX_DRAWINGS), size=format_number(size),
-                                                  more=format_number(more)))
+                M_("A collection holds at most {limit:,} drawings; this one has {size:,} and the file adds {more:,}. "
+                   "Delete some first, or start another collection.", limit=MAX_DRAWINGS, size=size, more=more)
+                if more > 1 else
+                M_("A collection holds at most {limit:,} drawings; this one has {size:,}. Delete some first, or start "
+                   "another collection.", limit=MAX_DRAWINGS, size=size))
 
     def drawings(self, collection_id: int) -> list[StoredDrawing]:
         """The collection's drawings, oldest first (without their PNGs: see `png`)."""
@@ -736,7 +749,7 @@ class Handwriting:
         with self._connection() as connection:
             row = connection.execute("SELECT png FROM drawings WHERE id = ?", (int(drawing_id),)).fetchone()
         if row is None:
-            raise CollectionNotFound(_("That drawing no longer exists."))
+            raise CollectionNotFound(M_("That drawing no longer exists."))
         return bytes(row[0])
 
     def arrays(self, collection_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -771,7 +784,7 @@ class Handwriting:
             deleted = connection.execute("DELETE FROM drawings WHERE id = ? AND collection_id = ?",
                                          (int(drawing_id), int(collection_id))).rowcount
         if not deleted:
-            raise CollectionNotFound(_("That drawing is no longer in the collection."))
+            raise CollectionNotFound(M_("That drawing is no longer in the collection."))
 
     # --- export and import ------------------------------------------------------------------------------------
 

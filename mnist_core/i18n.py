@@ -9,13 +9,21 @@ Which language is current: the core does not know who is asking (it never import
 *language source*, a function the app installs once (`use_language_source`; ui.py's reads the visitor's session).
 Without one (the CLI, tests, worker processes) the language is English.
 
-mnist_core's person-written messages (errors, chart titles) are translated where they are made, with `gettext`
-from here (marked `_` so that extraction finds them), in the language current at that moment. That was judged
-cleaner than translating at the boundary: a message such as "Epochs must be 1 to 50" is formatted with its numbers
-where it is raised, and the boundary only ever sees the finished sentence, which no catalog can match. A message
-made in a worker process (a training's error) is made there in English: the worker does not know the visitor.
-One exception, by necessity: preprocess.py caches a decoded picture, or its error, for every visitor, so its fixed
-messages are only marked (N_) and the Draw page translates them as it shows them (`_(str(error))`).
+Two kinds of text, two ways, and no third:
+- Text made for the page being drawn (chart titles, a caption, the models' agreement on the Draw page) is
+  translated where it is made, with `gettext` (`_`), in the visitor's language: it is shown at once and never kept.
+- Every message the core makes for later showing (errors, refusals, how a job ended, a worker's failure) is a
+  `Message`: its English template, marked with `M_` (or `Mn_` with a plural) so that extraction finds it, and its
+  values. An error carries it as its one argument (`raise QuotaError(M_("... {count} ...", count=3))`); a job's
+  outcome carries it across the pipe or the Ray task as plain picklable data, the conversion worker as a JSON line
+  on its stderr (`to_json`/`from_json`). The page boundary renders it with `render(...)` in the language of the
+  visitor looking at it. Why: a message with values in it cannot be translated after it was formatted (no catalog
+  matches "Epochs must be 1 to 50"); one made in a worker process does not know who will read it, and the same job,
+  or a cached error, is read by several visitors in different languages; and `str(error)` stays English, for the
+  server's log and the CLI, wherever the error was raised. tests/test_i18n.py holds the core's visitor-facing
+  errors to it.
+preprocess.py's fixed messages predate `Message` and are only marked (N_); `render` translates a plain string
+that is a catalog entry, so those still show in the visitor's language.
 """
 
 from __future__ import annotations
@@ -23,9 +31,11 @@ from __future__ import annotations
 import functools
 import gettext as _gettext
 import io
+import json
 import math
 import numbers
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable
 
 from babel import Locale, dates
@@ -138,3 +148,91 @@ def format_duration(seconds: float | None, language: str | None = None) -> str:
     if seconds is None or not isinstance(seconds, numbers.Real) or not math.isfinite(seconds) or seconds < 0:
         return gettext("n/a")
     return dates.format_timedelta(seconds, threshold=1.5, locale=_babel_locale(language))
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message for a person kept as its English template and its values until it is shown; plain, picklable data.
+
+    `str(message)` is the English sentence (logs, the CLI); `render()` is the sentence in the current language.
+    Values may be Messages themselves (rendered in the same language) or anything `str.format` takes.
+    """
+
+    template: str
+    values: tuple[tuple[str, object], ...] = ()
+    plural: str | None = None  # with `count`: ngettext's plural form
+    count: int | None = None
+
+    def render(self, language: str | None = None) -> str:
+        language = checked_language(language) or current_language()
+        catalog = translations(language)
+        if self.plural is None:
+            template = catalog.gettext(self.template)
+        else:
+            template = catalog.ngettext(self.template, self.plural, self.count if self.count is not None else 1)
+        values = {key: value.render(language) if isinstance(value, Message) else value for key, value in self.values}
+        try:
+            return template.format(**values)
+        except (KeyError, IndexError, ValueError):  # a translation that lost a placeholder: the English still reads
+            english = self.template if self.plural is None or self.count == 1 else self.plural
+            return english.format(**values)
+
+    def __str__(self) -> str:
+        return self.render(ENGLISH)
+
+    def to_json(self) -> str:
+        """One line of JSON, for a process that reports through text (the conversion worker's stderr)."""
+        return json.dumps(self._plain(), ensure_ascii=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Message:
+        """The Message `to_json` wrote; ValueError if `text` is not one."""
+        return cls._from_plain(json.loads(text))
+
+    def _plain(self) -> dict:
+        def plain(value):
+            if isinstance(value, Message):
+                return {"message": value._plain()}
+            return value if isinstance(value, (str, int, float)) or value is None else str(value)
+
+        return {"template": self.template, "values": [[key, plain(value)] for key, value in self.values],
+                "plural": self.plural, "count": self.count}
+
+    @classmethod
+    def _from_plain(cls, data) -> Message:
+        if not isinstance(data, dict) or not isinstance(data.get("template"), str):
+            raise ValueError("not a message")
+        values = tuple((str(key), cls._from_plain(value["message"]) if isinstance(value, dict) else value)
+                       for key, value in data.get("values") or ())
+        plural, count = data.get("plural"), data.get("count")
+        return cls(data["template"], values, plural if isinstance(plural, str) else None,
+                   count if isinstance(count, int) else None)
+
+
+def M_(template: str, **values) -> Message:  # noqa: N802 - a gettext-style marker, found by extraction
+    """A Message: `template` (English, with {named} placeholders, marked for the catalog) and its values."""
+    return Message(template, tuple(values.items()))
+
+
+def Mn_(singular: str, plural: str, count: int, **values) -> Message:  # noqa: N802 - like ngettext, rendered later
+    """A Message with a singular and a plural form chosen by `count` (also given to the template as {count})."""
+    return Message(singular, tuple({"count": count, **values}.items()), plural, count)
+
+
+def message_of(error: BaseException) -> Message | str:
+    """The Message an error carries (its one argument), else its English text: what to keep for showing later."""
+    if len(error.args) == 1 and isinstance(error.args[0], Message):
+        return error.args[0]
+    return str(error)
+
+
+def render(thing) -> str:
+    """What a person reads, in the current language: a Message, an error carrying one, or text (a catalog entry
+    marked with N_ is translated; any other text, a value or an error from a library, is shown as it is)."""
+    if isinstance(thing, BaseException):
+        thing = message_of(thing)
+    if isinstance(thing, Message):
+        return thing.render()
+    if thing is None:
+        return ""
+    return gettext(str(thing))

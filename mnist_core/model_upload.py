@@ -10,7 +10,8 @@ which loads it with Keras' safe mode (no Lambda layers, no code).
 
 Nothing in a config is trusted: the shapes it records for each layer are ignored (they are recomputed), every
 `module` it names must be Keras' own, and layers Keras would build differently from this module's arithmetic are
-refused, not guessed at. Every refusal is an UploadRefused with a sentence for the person who sent the file.
+refused, not guessed at. Every refusal is an UploadRefused carrying an i18n Message for the person who sent the
+file, rendered in their language where it is shown (also after a worker's second check); its `str()` is English.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_core.constants import IMAGE_SIZE, NUM_CLASSES
+from mnist_core.i18n import M_
 
 MAX_PARAMETERS = 3_000_000  # 20x the strong CNN (157,994); a few million weights are plenty for 28 x 28 digits
 MAX_MULTIPLY_ADDS = 200_000_000  # per image; the strong CNN needs ~22 million
@@ -75,26 +77,25 @@ def inspect_keras_file(data: bytes) -> KerasFileSummary:
     _check_modules(config)
     model_class = config.get("class_name")
     if model_class not in _MODEL_CLASSES or not isinstance(config.get("config"), dict):
-        raise UploadRefused("The file is not a Keras model this app accepts: only Sequential and functional models.")
+        raise UploadRefused(M_("The file is not a Keras model this app accepts: only Sequential and functional "
+                               "models."))
     layers = config["config"].get("layers")
     if not isinstance(layers, list) or not layers:
-        raise UploadRefused("The model has no layers.")
+        raise UploadRefused(M_("The model has no layers."))
     if len(layers) > MAX_LAYERS:
-        raise UploadRefused(f"The model has {len(layers):,} layers; the limit is {MAX_LAYERS}.")
+        raise UploadRefused(M_("The model has {count:,} layers; the limit is {limit}.",
+                               count=len(layers), limit=MAX_LAYERS))
     if model_class == "Sequential":
         shapes = _sequential_shapes(config, layers)
     else:
         shapes = _functional_shapes(config["config"], layers)
     input_shape, output_shape, totals = shapes
     if input_shape not in ACCEPTED_INPUTS:
-        raise UploadRefused(
-            f"The model reads inputs of shape {_shown(input_shape)}; it must read a 28 x 28 digit "
-            "(28 x 28, 28 x 28 x 1 or 784 values)."
-        )
+        raise UploadRefused(M_("The model reads inputs of shape {shape}; it must read a 28 x 28 digit (28 x 28, "
+                               "28 x 28 x 1 or 784 values).", shape=_shown(input_shape)))
     if output_shape != (NUM_CLASSES,):
-        raise UploadRefused(
-            f"The model's output has shape {_shown(output_shape)}; it must give {NUM_CLASSES} values, one per digit."
-        )
+        raise UploadRefused(M_("The model's output has shape {shape}; it must give {classes} values, one per "
+                               "digit.", shape=_shown(output_shape), classes=NUM_CLASSES))
     return KerasFileSummary(
         model_class=model_class,
         layers=tuple(layer["class_name"] for layer in layers),
@@ -122,16 +123,15 @@ def load_uploaded_model(data: bytes):
         except Exception as error:
             _log.warning("an uploaded model passed the checks but Keras refused it: %s: %s", type(error).__name__,
                          error)
-            raise UploadRefused(
-                "The model could not be loaded: its weights do not match its layers, or the file is damaged."
-            ) from None
+            raise UploadRefused(M_("The model could not be loaded: its weights do not match its layers, or the file "
+                                   "is damaged.")) from None
     # The arithmetic above decided what was allowed to load; the loaded model must be what it described.
     built_input, built_output = tuple(model.input_shape[1:]), tuple(model.output_shape[1:])
     if (model.count_params(), built_input, built_output) != (summary.parameters, summary.input_shape,
                                                              summary.output_shape):
         _log.warning("an uploaded model loaded as %s params %s -> %s, its config said %s", model.count_params(),
                      built_input, built_output, summary)
-        raise UploadRefused("The model could not be loaded: it is not what its config describes.")
+        raise UploadRefused(M_("The model could not be loaded: it is not what its config describes."))
     return model, summary
 
 
@@ -140,48 +140,53 @@ def load_uploaded_model(data: bytes):
 
 def _read_config(data: bytes) -> dict:
     if not isinstance(data, (bytes, bytearray)) or not data:
-        raise UploadRefused("The file is empty.")
+        raise UploadRefused(M_("The file is empty."))
     if len(data) > MAX_FILE_BYTES:
-        raise UploadRefused(f"The file is too large ({len(data) / 1e6:.1f} MB); the limit is "
-                            f"{MAX_FILE_BYTES / 1e6:.0f} MB.")
+        raise UploadRefused(M_("The file is too large ({size:.1f} MB); the limit is {limit:.0f} MB.",
+                               size=len(data) / 1e6, limit=MAX_FILE_BYTES / 1e6))
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
-        raise UploadRefused("The file is not a .keras model: it is not a zip archive.") from None
+        raise UploadRefused(M_("The file is not a .keras model: it is not a zip archive.")) from None
     with archive:
         entries = archive.infolist()
         if len(entries) > MAX_ENTRIES:
-            raise UploadRefused(f"The file is not a .keras model: it holds {len(entries):,} files.")
+            raise UploadRefused(M_("The file is not a .keras model: it holds {count:,} files.",
+                                   count=len(entries)))
         names = [entry.filename for entry in entries]
         unexpected = sorted(set(names) - set(_ENTRY_LIMITS))
         if unexpected or len(set(names)) != len(names):
-            raise UploadRefused("The file is not a .keras model this app accepts: it holds "
-                                f"{_shown(unexpected[0]) if unexpected else 'the same file twice'}.")
+            if unexpected:
+                raise UploadRefused(M_("The file is not a .keras model this app accepts: it holds {entry}.",
+                                       entry=_shown(unexpected[0])))
+            raise UploadRefused(M_("The file is not a .keras model this app accepts: it holds the same file twice."))
         if "config.json" not in names or not {"model.weights.h5", "model.weights.npz"} & set(names):
-            raise UploadRefused("The file is not a .keras model: it lacks its config or its weights.")
+            raise UploadRefused(M_("The file is not a .keras model: it lacks its config or its weights."))
         for entry in entries:
             # The sizes the zip's directory declares, before anything is decompressed: a zip bomb stops here.
             if entry.file_size > _ENTRY_LIMITS[entry.filename]:
-                raise UploadRefused(f"The file's {entry.filename} is too large ({entry.file_size:,} bytes; "
-                                    f"at most {_ENTRY_LIMITS[entry.filename]:,}).")
+                raise UploadRefused(M_("The file's {entry} is too large ({size:,} bytes; at most {limit:,}).",
+                                       entry=entry.filename, size=entry.file_size,
+                                       limit=_ENTRY_LIMITS[entry.filename]))
             if entry.flag_bits & 0x1:
-                raise UploadRefused("The file is not a .keras model: it is encrypted.")
+                raise UploadRefused(M_("The file is not a .keras model: it is encrypted."))
         try:
             with archive.open("config.json") as member:
                 text = member.read(MAX_CONFIG_BYTES + 1)  # bounded even if the directory lied about the size
         except Exception as error:  # zlib.error, BadZipFile (CRC), NotImplementedError (compression), OSError
             _log.warning("could not read an uploaded model's config.json: %s: %s", type(error).__name__, error)
-            raise UploadRefused("The file is damaged: its config could not be read.") from None
+            raise UploadRefused(M_("The file is damaged: its config could not be read.")) from None
     if len(text) > MAX_CONFIG_BYTES:
-        raise UploadRefused(f"The file's config.json is too large (more than {MAX_CONFIG_BYTES:,} bytes).")
+        raise UploadRefused(M_("The file's config.json is too large (more than {limit:,} bytes).",
+                               limit=MAX_CONFIG_BYTES))
     try:
         config = json.loads(text.decode("utf-8"), parse_constant=_refuse_constant)
     except RecursionError:
-        raise UploadRefused("The file's config is nested too deeply.") from None
+        raise UploadRefused(M_("The file's config is nested too deeply.")) from None
     except (UnicodeDecodeError, ValueError):
-        raise UploadRefused("The file is damaged: its config is not valid JSON.") from None
+        raise UploadRefused(M_("The file is damaged: its config is not valid JSON.")) from None
     if not isinstance(config, dict):
-        raise UploadRefused("The file is damaged: its config is not a JSON object.")
+        raise UploadRefused(M_("The file is damaged: its config is not a JSON object."))
     return config
 
 
@@ -198,14 +203,17 @@ def _check_modules(config: dict) -> None:
             module = value.get("module")
             if module is not None and (not isinstance(module, str) or not (module == "keras" or
                                                                            module.startswith("keras."))):
-                raise UploadRefused(f"The model uses code from outside Keras ({_shown(module)}); this app loads "
-                                    "Keras' own layers only.")
+                raise UploadRefused(M_("The model uses code from outside Keras ({module}); this app loads "
+                                       "Keras' own layers only.",
+                                       module=_shown(module)))
             if value.get("class_name") in ("__lambda__", "Lambda", "TFOpLambda"):
-                raise UploadRefused("The model contains Python code (a Lambda layer), which this app never runs.")
+                raise UploadRefused(M_("The model contains Python code (a Lambda layer), which this app never "
+                                       "runs."))
             registered = value.get("registered_name")
             if isinstance(registered, str) and ">" in registered:
-                raise UploadRefused(f"The model uses a custom object ({_shown(registered)}); this app loads "
-                                    "Keras' own layers only.")
+                raise UploadRefused(M_("The model uses a custom object ({name}); this app loads Keras' own "
+                                       "layers only.",
+                                       name=_shown(registered)))
             pending.extend(value.values())
         elif isinstance(value, list):
             pending.extend(value)
@@ -225,14 +233,17 @@ class _Totals:
         self.multiply_adds += multiply_adds
         self.largest_activation = max(self.largest_activation, math.prod(output))
         if self.parameters > MAX_PARAMETERS:
-            raise UploadRefused(f"The model has more than {MAX_PARAMETERS:,} parameters (at least "
-                                f"{self.parameters:,} by its {layer} layer); the limit is {MAX_PARAMETERS:,}.")
+            raise UploadRefused(M_("The model has more than {limit:,} parameters (at least {count:,} by its "
+                                   "{layer} layer); the limit is {limit:,}.",
+                                   limit=MAX_PARAMETERS, count=self.parameters, layer=layer))
         if self.multiply_adds > MAX_MULTIPLY_ADDS:
-            raise UploadRefused(f"The model needs more than {MAX_MULTIPLY_ADDS:,} multiply-adds per image "
-                                f"(by its {layer} layer); the limit is {MAX_MULTIPLY_ADDS:,}.")
+            raise UploadRefused(M_("The model needs more than {limit:,} multiply-adds per image (by its {layer}"
+                                   " layer); the limit is {limit:,}.",
+                                   limit=MAX_MULTIPLY_ADDS, layer=layer))
         if math.prod(output) > MAX_ACTIVATION_VALUES:
-            raise UploadRefused(f"The model's {layer} layer outputs {math.prod(output):,} values per image; "
-                                f"the limit is {MAX_ACTIVATION_VALUES:,}.")
+            raise UploadRefused(M_("The model's {layer} layer outputs {count:,} values per image; the limit is "
+                                   "{limit:,}.",
+                                   layer=layer, count=math.prod(output), limit=MAX_ACTIVATION_VALUES))
 
 
 def _sequential_shapes(config: dict, layers: list) -> tuple[tuple, tuple, _Totals]:
@@ -241,7 +252,7 @@ def _sequential_shapes(config: dict, layers: list) -> tuple[tuple, tuple, _Total
         shape = _input_layer_shape(first)
         layers = layers[1:]
     else:  # saved without keras.Input: the model's own build_config has the input shape
-        shape = _batch_shape((config.get("build_config") or {}).get("input_shape"), "the model")
+        shape = _batch_shape((config.get("build_config") or {}).get("input_shape"), M_("the model"))
     input_shape, totals = shape, _Totals()
     for layer in layers:
         shape = _layer_output(layer, [shape], totals)
@@ -254,24 +265,24 @@ def _functional_shapes(config: dict, layers: list) -> tuple[tuple, tuple, _Total
     input_names = _layer_refs(config.get("input_layers"))
     output_names = _layer_refs(config.get("output_layers"))
     if len(input_names) != 1 or len(output_names) != 1:
-        raise UploadRefused("The model must have one input and one output.")
+        raise UploadRefused(M_("The model must have one input and one output."))
     for layer in layers:
         name = layer.get("name") if isinstance(layer, dict) else None
         if not isinstance(name, str) or name in shapes:
-            raise UploadRefused("The file is damaged: its layers have no names, or the same name twice.")
+            raise UploadRefused(M_("The file is damaged: its layers have no names, or the same name twice."))
         if layer.get("class_name") == "InputLayer":
             shapes[name] = _input_layer_shape(layer)
             continue
         nodes = layer.get("inbound_nodes")
         if not isinstance(nodes, list) or len(nodes) != 1:
-            raise UploadRefused("The model must use each layer once (no shared layers).")
+            raise UploadRefused(M_("The model must use each layer once (no shared layers)."))
         sources = _node_sources(nodes[0])
         missing = [source for source in sources if source not in shapes]
         if missing:
-            raise UploadRefused("The file is damaged: a layer takes its input from one that comes after it.")
+            raise UploadRefused(M_("The file is damaged: a layer takes its input from one that comes after it."))
         shapes[name] = _layer_output(layer, [shapes[source] for source in sources], totals)
     if input_names[0] not in shapes or output_names[0] not in shapes:
-        raise UploadRefused("The file is damaged: its input or output layer is missing.")
+        raise UploadRefused(M_("The file is damaged: its input or output layer is missing."))
     return shapes[input_names[0]], shapes[output_names[0]], totals
 
 
@@ -281,14 +292,15 @@ def _layer_refs(value) -> list[str]:
         value = [value]
     if not isinstance(value, list) or not all(isinstance(ref, list) and ref and isinstance(ref[0], str)
                                               for ref in value):
-        raise UploadRefused("The file is damaged: its inputs or outputs are not described.")
+        raise UploadRefused(M_("The file is damaged: its inputs or outputs are not described."))
     return [ref[0] for ref in value]
 
 
 def _node_sources(node) -> list[str]:
     """The layers whose outputs one inbound node takes (Keras 3: args holds a tensor, or a list of them)."""
     if not isinstance(node, dict) or not isinstance(node.get("args"), list) or len(node["args"]) != 1:
-        raise UploadRefused("The model must be built from layers that each take one input (or a list of them).")
+        raise UploadRefused(M_("The model must be built from layers that each take one input (or a list of "
+                               "them)."))
     tensors = node["args"][0]
     tensors = tensors if isinstance(tensors, list) else [tensors]
     sources = []
@@ -296,22 +308,23 @@ def _node_sources(node) -> list[str]:
         history = tensor.get("config", {}).get("keras_history") if isinstance(tensor, dict) else None
         if (not isinstance(history, list) or len(history) != 3 or not isinstance(history[0], str)
                 or history[1:] != [0, 0]):
-            raise UploadRefused("The file is damaged: a layer's input is not described.")
+            raise UploadRefused(M_("The file is damaged: a layer's input is not described."))
         sources.append(history[0])
     if "__keras_tensor__" in json.dumps(node.get("kwargs", {})):
-        raise UploadRefused("The model must pass tensors to its layers as their inputs only.")
+        raise UploadRefused(M_("The model must pass tensors to its layers as their inputs only."))
     return sources
 
 
 def _input_layer_shape(layer: dict) -> tuple[int, ...]:
     config = layer.get("config") or {}
-    return _batch_shape(config.get("batch_shape", config.get("batch_input_shape")), "its input layer")
+    return _batch_shape(config.get("batch_shape", config.get("batch_input_shape")), M_("its input layer"))
 
 
-def _batch_shape(value, where: str) -> tuple[int, ...]:
+def _batch_shape(value, where) -> tuple[int, ...]:
     """A (batch, ...) shape from a config, without the batch axis; every other size a positive whole number."""
     if not isinstance(value, list) or len(value) < 2 or not all(_is_size(size) for size in value[1:]):
-        raise UploadRefused(f"The model does not say what it reads: {where} has no usable input shape.")
+        raise UploadRefused(M_("The model does not say what it reads: {where} has no usable input shape.",
+                               where=where))
     return tuple(value[1:])
 
 
@@ -323,20 +336,22 @@ def _is_size(value) -> bool:
 def _layer_output(layer, inputs: list[tuple[int, ...]], totals: _Totals) -> tuple[int, ...]:
     """The output shape of one layer (without the batch axis), adding its parameters and multiply-adds."""
     if not isinstance(layer, dict) or not isinstance(layer.get("config"), dict):
-        raise UploadRefused("The file is damaged: a layer is not described.")
+        raise UploadRefused(M_("The file is damaged: a layer is not described."))
     kind, config = layer.get("class_name"), layer["config"]
     rule = _LAYERS.get(kind)
     if rule is None:
-        raise UploadRefused(f"The model uses a layer this app does not accept: {_shown(kind)}. Accepted: "
-                            f"{', '.join(sorted(_LAYERS))}.")
+        raise UploadRefused(M_("The model uses a layer this app does not accept: {layer}. Accepted: {accepted}.",
+                               layer=_shown(kind), accepted=', '.join(sorted(_LAYERS))))
     if kind not in _MERGES and len(inputs) != 1:
-        raise UploadRefused(f"The model's {kind} layer takes {len(inputs)} inputs; it takes one.")
+        raise UploadRefused(M_("The model's {layer} layer takes {count} inputs; it takes one.",
+                               layer=kind, count=len(inputs)))
     if config.get("data_format") not in (None, "channels_last"):
-        raise UploadRefused(f"The model's {kind} layer uses {_shown(config['data_format'])}; this app reads "
-                            "channels_last only.")
+        raise UploadRefused(M_("The model's {layer} layer uses {value}; this app reads channels_last only.",
+                               layer=kind, value=_shown(config['data_format'])))
     output, parameters, multiply_adds = rule(config, inputs if kind in _MERGES else inputs[0])
     if not output or not all(_is_size(size) for size in output):
-        raise UploadRefused(f"The model's {kind} layer gives an output of shape {_shown(output)}, which cannot be.")
+        raise UploadRefused(M_("The model's {layer} layer gives an output of shape {shape}, which cannot be.",
+                               layer=kind, shape=_shown(output)))
     totals.add(kind, parameters, multiply_adds, output)
     return output
 
@@ -344,7 +359,8 @@ def _layer_output(layer, inputs: list[tuple[int, ...]], totals: _Totals) -> tupl
 def _whole(config: dict, key: str, default=None, low: int = 1) -> int:
     value = config.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= MAX_SIZE:
-        raise UploadRefused(f"The model has a layer whose {key} is {_shown(value)}, which this app does not accept.")
+        raise UploadRefused(M_("The model has a layer whose {key} is {value}, which this app does not accept.",
+                               key=key, value=_shown(value)))
     return value
 
 
@@ -353,21 +369,24 @@ def _pair(config: dict, key: str, default=None) -> tuple[int, int]:
     if isinstance(value, int):
         value = [value, value]
     if not isinstance(value, list) or len(value) != 2:
-        raise UploadRefused(f"The model has a layer whose {key} is {_shown(value)}, which this app does not accept.")
+        raise UploadRefused(M_("The model has a layer whose {key} is {value}, which this app does not accept.",
+                               key=key, value=_shown(value)))
     return _whole({key: value[0]}, key), _whole({key: value[1]}, key)
 
 
 def _flag(config: dict, key: str, default: bool) -> bool:
     value = config.get(key, default)
     if not isinstance(value, bool):
-        raise UploadRefused(f"The model has a layer whose {key} is {_shown(value)}, not true or false.")
+        raise UploadRefused(M_("The model has a layer whose {key} is {value}, not true or false.",
+                               key=key, value=_shown(value)))
     return value
 
 
-def _spatial(shape: tuple[int, ...], kind: str) -> tuple[int, int, int]:
+def _spatial(shape: tuple[int, ...], kind) -> tuple[int, int, int]:
     if len(shape) != 3:
-        raise UploadRefused(f"The model's {kind} layer gets an input of shape {_shown(shape)}; it needs "
-                            "height x width x channels.")
+        raise UploadRefused(M_("The model's {layer} layer gets an input of shape {shape}; it needs height x "
+                               "width x channels.",
+                               layer=kind, shape=_shown(shape)))
     return shape
 
 
@@ -375,10 +394,12 @@ def _window_output(size: int, window: int, stride: int, dilation: int, padding) 
     if padding == "same":
         return -(-size // stride)
     if padding != "valid":
-        raise UploadRefused(f"The model has a layer with padding {_shown(padding)}; 'valid' and 'same' are accepted.")
+        raise UploadRefused(M_("The model has a layer with padding {value}; 'valid' and 'same' are accepted.",
+                               value=_shown(padding)))
     reach = (window - 1) * dilation + 1
     if reach > size:
-        raise UploadRefused(f"The model has a layer whose window ({reach}) is larger than its input ({size}).")
+        raise UploadRefused(M_("The model has a layer whose window ({window}) is larger than its input "
+                               "({size}).", window=reach, size=size))
     return (size - reach) // stride + 1
 
 
@@ -394,7 +415,7 @@ def _conv2d(config, shape):
     (kernel_h, kernel_w), (stride_h, stride_w) = _pair(config, "kernel_size"), _pair(config, "strides", 1)
     dilation_h, dilation_w = _pair(config, "dilation_rate", 1)
     if channels % groups or filters % groups:
-        raise UploadRefused("The model has a Conv2D layer whose groups do not divide its channels.")
+        raise UploadRefused(M_("The model has a Conv2D layer whose groups do not divide its channels."))
     out_h = _window_output(height, kernel_h, stride_h, dilation_h, config.get("padding", "valid"))
     out_w = _window_output(width, kernel_w, stride_w, dilation_w, config.get("padding", "valid"))
     weights = kernel_h * kernel_w * (channels // groups) * filters
@@ -402,7 +423,7 @@ def _conv2d(config, shape):
 
 
 def _pooling(config, shape):
-    height, width, channels = _spatial(shape, "pooling")
+    height, width, channels = _spatial(shape, M_("pooling"))
     pool_h, pool_w = _pair(config, "pool_size", 2)
     stride_h, stride_w = (pool_h, pool_w) if config.get("strides") is None else _pair(config, "strides")
     out_h = _window_output(height, pool_h, stride_h, 1, config.get("padding", "valid"))
@@ -411,7 +432,7 @@ def _pooling(config, shape):
 
 
 def _global_pooling(config, shape):
-    height, width, channels = _spatial(shape, "global pooling")
+    height, width, channels = _spatial(shape, M_("global pooling"))
     if _flag(config, "keepdims", False):
         return (1, 1, channels), 0, height * width * channels
     return (channels,), 0, height * width * channels
@@ -420,7 +441,7 @@ def _global_pooling(config, shape):
 def _batch_normalization(config, shape):
     axis = config.get("axis", -1)
     if axis not in (-1, [-1], len(shape), [len(shape)]):
-        raise UploadRefused("The model has a BatchNormalization layer over another axis than the last.")
+        raise UploadRefused(M_("The model has a BatchNormalization layer over another axis than the last."))
     scale, center = _flag(config, "scale", True), _flag(config, "center", True)
     channels = shape[-1]
     # Keras counts the moving mean and variance too (count_params counts every weight).
@@ -434,17 +455,21 @@ def _flatten(config, shape):
 def _reshape(config, shape):
     target = config.get("target_shape")
     if not isinstance(target, list) or not target or target.count(-1) > 1:
-        raise UploadRefused(f"The model has a Reshape layer to {_shown(target)}, which this app does not accept.")
+        raise UploadRefused(M_("The model has a Reshape layer to {target}, which this app does not accept.",
+                               target=_shown(target)))
     known = [size for size in target if size != -1]
     if not all(_is_size(size) for size in known):
-        raise UploadRefused(f"The model has a Reshape layer to {_shown(target)}, which this app does not accept.")
+        raise UploadRefused(M_("The model has a Reshape layer to {target}, which this app does not accept.",
+                               target=_shown(target)))
     total, rest = math.prod(shape), math.prod(known)
     if -1 in target:
         if total % rest:
-            raise UploadRefused(f"The model's Reshape to {_shown(target)} does not fit its input {_shown(shape)}.")
+            raise UploadRefused(M_("The model's Reshape to {target} does not fit its input {shape}.",
+                                   target=_shown(target), shape=_shown(shape)))
         target = [total // rest if size == -1 else size for size in target]
     if math.prod(target) != total:
-        raise UploadRefused(f"The model's Reshape to {_shown(target)} does not fit its input {_shown(shape)}.")
+        raise UploadRefused(M_("The model's Reshape to {target} does not fit its input {shape}.",
+                               target=_shown(target), shape=_shown(shape)))
     return tuple(target), 0, 0
 
 
@@ -454,14 +479,15 @@ def _same_shape(config, shape):
 
 def _merge(config, shapes):
     if len(shapes) < 2 or len(set(shapes)) != 1:
-        raise UploadRefused("The model merges layer outputs of different shapes.")
+        raise UploadRefused(M_("The model merges layer outputs of different shapes."))
     return shapes[0], 0, math.prod(shapes[0]) * (len(shapes) - 1)
 
 
 def _concatenate(config, shapes):
     axis = config.get("axis", -1)
     if len(shapes) < 2 or axis not in (-1, len(shapes[0])) or len({shape[:-1] for shape in shapes}) != 1:
-        raise UploadRefused("The model concatenates layer outputs of shapes that do not fit, or not on the last axis.")
+        raise UploadRefused(M_("The model concatenates layer outputs of shapes that do not fit, or not on the "
+                               "last axis."))
     return shapes[0][:-1] + (sum(shape[-1] for shape in shapes),), 0, 0
 
 

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from mnist_core.constants import MODELS_DIR
-from mnist_core.i18n import gettext as _
+from mnist_core.i18n import M_, Message, message_of
 
 try:
     import fcntl
@@ -188,11 +188,12 @@ def _finite_or_none(value):
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One model in the listing: its metadata, or why it is broken."""
+    """One model in the listing: its metadata, or why it is broken (an i18n Message: the listing is kept for every
+    visitor, so the reason is rendered where it is shown)."""
 
     name: str
     info: ModelInfo | None
-    error: str | None = None
+    error: Message | str | None = None
 
     @property
     def broken(self) -> bool:
@@ -206,19 +207,19 @@ class ModelEntry:
 def validate_name(name: str) -> str:
     """Return `name` if it is a safe model name, else raise InvalidModelName saying what is allowed."""
     if not isinstance(name, str) or not name:
-        raise InvalidModelName(_("Give the model a name."))
+        raise InvalidModelName(M_("Give the model a name."))
     if len(name) > MAX_NAME_LENGTH:
-        raise InvalidModelName(_("Model names are at most {count} characters long.").format(count=MAX_NAME_LENGTH))
+        raise InvalidModelName(M_("Model names are at most {count} characters long.", count=MAX_NAME_LENGTH))
     # NFKC folds look-alikes (full-width dots and slashes) so none slips past the ASCII check below.
     # fullmatch, not match: `$` would also accept a name ending in a newline.
     if unicodedata.normalize("NFKC", name) != name or not name.isascii() or not NAME_PATTERN.fullmatch(name):
         raise InvalidModelName(
-            _("{name} is not a valid model name: use letters, digits, '-', '_' and '.', starting with a letter or "
-              "digit.").format(name=repr(name))
+            M_("{name} is not a valid model name: use letters, digits, '-', '_' and '.', starting with a letter or "
+               "digit.", name=repr(name))
         )
     if ".." in name or name.endswith("."):
-        raise InvalidModelName(_("{name} is not a valid model name: no '..' and no trailing dot.").format(
-            name=repr(name)))
+        raise InvalidModelName(M_("{name} is not a valid model name: no '..' and no trailing dot.",
+                                  name=repr(name)))
     return name
 
 
@@ -312,9 +313,9 @@ def check_can_save(name: str, models_dir: Path = MODELS_DIR, overwrite: bool = F
     except BrokenModelError:
         existing = None  # damaged metadata: like delete_model, let a deliberate overwrite mend it
     if existing is not None and existing.shipped and not shipped:
-        raise ProtectedModelError(f"{name!r} is a shipped model and cannot be overwritten.")
+        raise ProtectedModelError(M_("{name} is a shipped model and cannot be overwritten.", name=repr(name)))
     if (keras_path.exists() or json_path.exists()) and not overwrite:
-        raise ModelExistsError(f"A model named {name!r} already exists: pick another name.")
+        raise ModelExistsError(M_("A model named {name} already exists: pick another name.", name=repr(name)))
 
 
 @contextmanager
@@ -435,9 +436,10 @@ def save_litert_model(name: str, content: bytes, keras_stat: os.stat_result, mod
         try:
             now = keras_path.stat()
         except FileNotFoundError:
-            raise ModelNotFound(f"The model {name!r} was deleted while it was being converted.") from None
+            raise ModelNotFound(M_("The model {name} was deleted while it was being converted.", name=repr(name))) from None
         if (now.st_ino, now.st_size, now.st_mtime_ns) != (keras_stat.st_ino, keras_stat.st_size, keras_stat.st_mtime_ns):
-            raise BrokenModelError(f"The model {name!r} was replaced while it was being converted: try again.")
+            raise BrokenModelError(M_("The model {name} was replaced while it was being converted: try again.",
+                                      name=repr(name)))
         _atomic_write([(tflite_path, lambda temp: temp.write_bytes(content))])
     _forget_listing(models_dir)
     return tflite_path
@@ -473,6 +475,16 @@ def _open_regular(path: Path) -> Iterator:
         yield file
 
 
+# NotARegularFile's strerror (plain text, as OSError wants it) as the Message a visitor reads.
+_FILE_KINDS = {"a folder": M_("a folder"), "a FIFO": M_("a FIFO"), "a socket": M_("a socket"),
+               "a device": M_("a device"), "a symbolic link": M_("a symbolic link"),
+               "not a regular file": M_("not a regular file")}
+
+
+def _shown_kind(error: OSError) -> Message | str:
+    return _FILE_KINDS.get(error.strerror, error.strerror)
+
+
 def _kind_of_file(mode: int) -> str:
     kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
              (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISLNK, "a symbolic link")]
@@ -482,46 +494,50 @@ def _kind_of_file(mode: int) -> str:
 def read_info(name: str, models_dir: Path = MODELS_DIR) -> ModelInfo:
     """The metadata of model `name`; ModelNotFound if it has none, BrokenModelError saying why it cannot be used."""
     _, json_path = _paths(name, Path(models_dir))
-    damaged = f"The metadata of {name!r} is damaged:"
+
+    def damaged(reason: Message | str) -> BrokenModelError:
+        return BrokenModelError(M_("The metadata of {name} is damaged: {reason}", name=repr(name), reason=reason))
+
     try:
         with _open_regular(json_path) as file:
             content = file.read(MAX_METADATA_BYTES + 1)
         if len(content) > MAX_METADATA_BYTES:
-            raise BrokenModelError(f"{damaged} it is larger than {MAX_METADATA_BYTES:,} bytes.")
+            raise damaged(M_("it is larger than {limit:,} bytes.", limit=MAX_METADATA_BYTES))
         values = json.loads(content.decode("utf-8"))
         return ModelInfo.from_dict(values)
     except FileNotFoundError:
-        raise ModelNotFound(f"There is no model named {name!r}.") from None
+        raise ModelNotFound(M_("There is no model named {name}.", name=repr(name))) from None
     except NotARegularFile as error:
-        raise BrokenModelError(f"{damaged} it is {error.strerror}, not a regular file.") from None
+        raise damaged(M_("it is {kind}, not a regular file.", kind=_shown_kind(error))) from None
     except UnicodeDecodeError:
-        raise BrokenModelError(f"{damaged} it is not UTF-8 text.") from None
+        raise damaged(M_("it is not UTF-8 text.")) from None
     except json.JSONDecodeError as error:
-        raise BrokenModelError(f"{damaged} it is not valid JSON ({error.msg}, line {error.lineno}).") from None
+        raise damaged(M_("it is not valid JSON ({problem}, line {line}).", problem=error.msg,
+                                 line=error.lineno)) from None
     except RecursionError:
-        raise BrokenModelError(f"{damaged} it is nested too deeply.") from None
+        raise damaged(M_("it is nested too deeply.")) from None
     except MemoryError:
-        raise BrokenModelError(f"{damaged} it is too large to read.") from None
+        raise damaged(M_("it is too large to read.")) from None
     except (ValueError, TypeError) as error:  # ModelInfo.from_dict's own, person-readable reasons
-        raise BrokenModelError(f"{damaged} {error}.") from None
+        raise damaged(f"{error}.") from None
     except OSError as error:  # permissions, I/O errors: the details are for the log
         _log.warning("could not read %s: %s", json_path, error)
-        raise BrokenModelError(f"The metadata of {name!r} could not be read.") from None
+        raise BrokenModelError(M_("The metadata of {name} could not be read.", name=repr(name))) from None
 
 
-def _weights_problem(keras_path: Path) -> str | None:
+def _weights_problem(keras_path: Path) -> Message | None:
     """Why the .keras file cannot be a model (missing, not a regular file, not a zip), or None if it may be one."""
     try:
         with _open_regular(keras_path) as file:
             if not zipfile.is_zipfile(file):
-                return "its weights file (.keras) is damaged"
+                return M_("its weights file (.keras) is damaged")
     except FileNotFoundError:
-        return "its weights file (.keras) is missing"
+        return M_("its weights file (.keras) is missing")
     except NotARegularFile as error:
-        return f"its weights file (.keras) is {error.strerror}, not a regular file"
+        return M_("its weights file (.keras) is {kind}, not a regular file", kind=_shown_kind(error))
     except OSError as error:
         _log.warning("could not read %s: %s", keras_path, error)
-        return "its weights file (.keras) could not be read"
+        return M_("its weights file (.keras) could not be read")
     return None
 
 
@@ -530,9 +546,9 @@ def _entry(name: str, models_dir: Path) -> ModelEntry:
     try:
         info = read_info(name, models_dir)
     except ModelNotFound:
-        return ModelEntry(name, None, "its metadata file (.json) is missing")
+        return ModelEntry(name, None, M_("its metadata file (.json) is missing"))
     except BrokenModelError as error:
-        return ModelEntry(name, None, str(error))
+        return ModelEntry(name, None, message_of(error))
     return ModelEntry(name, info, _weights_problem(keras_path))
 
 
@@ -636,24 +652,26 @@ def load_model(name: str, models_dir: Path = MODELS_DIR):
         with _open_regular(keras_path):
             pass
     except FileNotFoundError:
-        raise ModelNotFound(f"There is no model named {name!r}.") from None
+        raise ModelNotFound(M_("There is no model named {name}.", name=repr(name))) from None
     except NotARegularFile as error:
-        raise BrokenModelError(f"The model {name!r} could not be loaded: its file is {error.strerror}.") from None
+        raise BrokenModelError(M_("The model {name} could not be loaded: its file is {kind}.", name=repr(name),
+                                  kind=_shown_kind(error))) from None
     import keras  # only now: a missing model is reported without the seconds TensorFlow takes to import
 
     try:
         return keras.saving.load_model(keras_path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many kinds (ValueError, zipfile, h5py, TypeError)
         _log.warning("could not load the model %r from %s: %s: %s", name, keras_path, type(error).__name__, error)
-        raise BrokenModelError(f"The model {name!r} could not be loaded: {_load_failure(error)}") from None
+        raise BrokenModelError(M_("The model {name} could not be loaded: {reason}", name=repr(name),
+                                  reason=_load_failure(error))) from None
 
 
-def _load_failure(error: Exception) -> str:
+def _load_failure(error: Exception) -> Message:
     """What a Keras loading error means, in a sentence without its internals."""
     text = str(error)
     if "safe_mode" in text or "Lambda" in text:
-        return "it contains Python code (a Lambda layer), which this app never runs."
-    return "its file is damaged or not a Keras model this app can read."
+        return M_("it contains Python code (a Lambda layer), which this app never runs.")
+    return M_("its file is damaged or not a Keras model this app can read.")
 
 
 def delete_model(name: str, models_dir: Path = MODELS_DIR, allow_shipped: bool = False, by=None) -> None:
@@ -666,19 +684,22 @@ def delete_model(name: str, models_dir: Path = MODELS_DIR, allow_shipped: bool =
     models_dir = Path(models_dir)
     keras_path, json_path = _paths(name, models_dir)
     if not models_dir.is_dir():
-        raise ModelNotFound(f"There is no model named {name!r}.")
+        raise ModelNotFound(M_("There is no model named {name}.", name=repr(name)))
     with store_lock(models_dir):
         if not os.path.lexists(keras_path) and not os.path.lexists(json_path):
-            raise ModelNotFound(f"There is no model named {name!r}.")
+            raise ModelNotFound(M_("There is no model named {name}.", name=repr(name)))
         try:
             info = read_info(name, models_dir)
         except (ModelNotFound, BrokenModelError):
             info = None  # a broken entry is deletable
         if info is not None and info.shipped and not allow_shipped:
-            raise ProtectedModelError(f"{name!r} ships with the app and cannot be deleted.")
+            raise ProtectedModelError(M_("{name} ships with the app and cannot be deleted.", name=repr(name)))
         if by is not None and not by.may_manage(info.owner_id if info is not None else ""):
-            whose = f"was trained by {info.owner}" if info is not None and info.owner else "has no recorded owner"
-            raise NotYourModelError(f"{name!r} {whose}: only they (or an admin) can delete it.")
+            if info is not None and info.owner:
+                raise NotYourModelError(M_("{name} was trained by {owner}: only they (or an admin) can delete it.",
+                                           name=repr(name), owner=info.owner))
+            raise NotYourModelError(M_("{name} has no recorded owner: only an admin can delete it.",
+                                       name=repr(name)))
         keras_path.unlink(missing_ok=True)
         litert_path(name, models_dir).unlink(missing_ok=True)
         json_path.unlink(missing_ok=True)

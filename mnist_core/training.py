@@ -20,6 +20,7 @@ import numpy as np
 from mnist_core.architectures import ARCHITECTURES, PRECISIONS, as_float32, build_model
 from mnist_core.data import load_mnist, subset
 from mnist_core.hardware import default_precision, usable_cores
+from mnist_core.i18n import M_
 from mnist_core.panel import PanelEvent, panel_event
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -79,33 +80,39 @@ class TrainConfig:
 
     def validate(self) -> None:
         if not _is_choice(self.architecture, ARCHITECTURES):
-            raise ConfigError(f"architecture must be one of {', '.join(ARCHITECTURES)}, not {self.architecture!r}.")
+            raise ConfigError(M_("architecture must be one of {choices}, not {value}.", choices=", ".join(ARCHITECTURES),
+                                   value=repr(self.architecture)))
         if not _is_whole(self.epochs) or not 1 <= self.epochs <= MAX_EPOCHS:
-            raise ConfigError(f"epochs must be a whole number from 1 to {MAX_EPOCHS}, not {self.epochs!r}.")
+            raise ConfigError(M_("epochs must be a whole number from 1 to {limit}, not {value}.", limit=MAX_EPOCHS,
+                                   value=repr(self.epochs)))
         if not _is_whole(self.batch_size) or not 1 <= self.batch_size <= 2048:
-            raise ConfigError(f"batch size must be a whole number from 1 to 2048, not {self.batch_size!r}.")
+            raise ConfigError(M_("batch size must be a whole number from 1 to {limit}, not {value}.", limit=2048,
+                                   value=repr(self.batch_size)))
         if not _is_choice(self.optimizer, OPTIMIZERS):
-            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}.")
+            raise ConfigError(M_("optimizer must be one of {choices}, not {value}.", choices=", ".join(OPTIMIZERS),
+                                   value=repr(self.optimizer)))
         if not _is_real(self.learning_rate) or not (
             math.isfinite(self.learning_rate) and 1e-6 <= self.learning_rate <= 1.0
         ):
-            raise ConfigError(f"learning rate must be between 0.000001 and 1, not {self.learning_rate!r}.")
+            raise ConfigError(M_("learning rate must be between 0.000001 and 1, not {value}.",
+                                   value=repr(self.learning_rate)))
         if not _is_whole(self.train_size) or not MIN_TRAIN_SIZE <= self.train_size <= FULL_TRAIN_SIZE:
-            raise ConfigError(
-                f"training subset must be from {MIN_TRAIN_SIZE} to {FULL_TRAIN_SIZE} images, not {self.train_size!r}."
-            )
+            raise ConfigError(M_("training subset must be from {low} to {high} images, not {value}.",
+                                 low=MIN_TRAIN_SIZE, high=FULL_TRAIN_SIZE, value=repr(self.train_size)))
         if not _is_choice(self.validation, VALIDATIONS):
-            raise ConfigError(f"validation must be 'test' or 'split', not {self.validation!r}.")
+            raise ConfigError(M_("validation must be 'test' or 'split', not {value}.", value=repr(self.validation)))
         if not _is_real(self.validation_split) or not 0.01 <= self.validation_split <= 0.5:
-            raise ConfigError(f"validation split must be between 0.01 and 0.5, not {self.validation_split!r}.")
+            raise ConfigError(M_("validation split must be between 0.01 and 0.5, not {value}.",
+                                   value=repr(self.validation_split)))
         if not isinstance(self.augment, bool):
-            raise ConfigError(f"augment must be true or false, not {self.augment!r}.")
+            raise ConfigError(M_("augment must be true or false, not {value}.", value=repr(self.augment)))
         if not _is_choice(self.schedule, SCHEDULES):
-            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}.")
+            raise ConfigError(M_("schedule must be one of {choices}, not {value}.", choices=", ".join(SCHEDULES),
+                                   value=repr(self.schedule)))
         if not _is_whole(self.seed) or not 0 <= self.seed < 2**31:
-            raise ConfigError(f"seed must be a whole number from 0 to 2^31 - 1, not {self.seed!r}.")
+            raise ConfigError(M_("seed must be a whole number from 0 to 2^31 - 1, not {value}.", value=repr(self.seed)))
         if not _is_choice(self.precision, PRECISIONS):
-            raise ConfigError(f"precision must be 'float32' or 'bfloat16', not {self.precision!r}.")
+            raise ConfigError(M_("precision must be 'float32' or 'bfloat16', not {value}.", value=repr(self.precision)))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -115,7 +122,7 @@ class TrainConfig:
         """The config a saved dict (TrainConfig.to_dict(), a model's metadata) describes; ConfigError for anything
         that is not one, whatever its types."""
         if not isinstance(values, dict):
-            raise ConfigError(f"a training config is a mapping of settings, not {type(values).__name__}.")
+            raise ConfigError(M_("a training config is a mapping of settings, not {kind}.", kind=type(values).__name__))
         known = {name: values[name] for name in cls.__dataclass_fields__ if name in values}
         return cls(**{**known, "precision": precision_of(values)})
 

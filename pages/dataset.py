@@ -7,7 +7,7 @@ import streamlit as st
 
 import ui
 from mnist_core import data, plots
-from mnist_core.i18n import format_number, gettext as _, pgettext
+from mnist_core.i18n import format_number, gettext as _, pgettext, render
 from widgets.digit_grid import digit_grid, new_pick
 
 ui.page_header(
@@ -64,7 +64,7 @@ grid_key = f"dataset_grid-{split}-{zlib.crc32(np.asarray(shown).tobytes())}"  # 
 try:
     position = new_pick(grid_key, len(shown))
 except ValueError as error:  # a tampered browser: say so, keep the page working
-    st.error(str(error))
+    st.error(render(error))
     position = None
 
 # The image looked at closely: the first one shown, until a tile is picked or an index typed.

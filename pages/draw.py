@@ -11,7 +11,7 @@ from mnist_core.explainer import Failed, Pending
 from mnist_core.filters import shown_layer_name
 from mnist_core.constants import CANVAS_SIZE, CLASS_NAMES
 from mnist_core.handwriting import Handwriting, HandwritingError, new_drawing, picture_png
-from mnist_core.i18n import format_number, format_percent, gettext as _, ngettext
+from mnist_core.i18n import format_number, format_percent, gettext as _, ngettext, render
 from mnist_core.preprocess import BlankImageError, decode_upload, preprocess_steps
 from mnist_core.store import StoreError
 from widgets.digit_canvas import digit_canvas, forget_drawing
@@ -100,7 +100,7 @@ def save_drawing(picture, png, source: str, image, predicted: int, confidence: f
         result = Handwriting().add(ui.visitor(), new_drawing(png, image, label, predicted, confidence, model_name,
                                                              source))
     except HandwritingError as error:
-        st.session_state.save_problem = str(error)
+        st.session_state.save_problem = render(error)
         return
     collection, size = ui.literal(result.collection.name), result.collection.size
     if result.added:
@@ -156,7 +156,7 @@ def what_made_it_say_that(model_name: str, image, predicted: int) -> None:
         st.button(_("Show the map"), icon=":material/refresh:", key="saliency_again")  # a click reruns the fragment
         return
     if isinstance(result, Failed):
-        st.warning(_("No saliency map: {reason}").format(reason=result.message))
+        st.warning(_("No saliency map: {reason}").format(reason=render(result.message)))
         return
     with st.container():  # a block of its own, as the fragment it was: the digits' buttons wrap in it
         saliency_view(model_name, image, predicted, result)
@@ -219,7 +219,7 @@ def every_model_on_this_drawing(model_name: str, image) -> None:
     for name, classifier_or_error in ui.comparison_classifiers(names).items():
         if isinstance(classifier_or_error, Exception):
             rows.append({"model": name, "says": None, "sure": None,
-                         "second guess": _("not loaded: {reason}").format(reason=classifier_or_error)})
+                         "second guess": _("not loaded: {reason}").format(reason=render(classifier_or_error))})
             continue
         answer = answer_of(name, classifier_or_error.predict_proba(image)[0])
         answers.append(answer)
@@ -315,7 +315,7 @@ try:
     classifier = ui.classifier(model_name)
 except StoreError as error:
     st.error(_("The model {name} could not be loaded: {error} Pick another one in the sidebar.").format(
-        name=repr(model_name), error=error))
+        name=repr(model_name), error=render(error)))
     st.stop()
 
 ui.explainer().warm_up()  # its worker loads TensorFlow while the person draws, not after the first stroke

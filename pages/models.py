@@ -9,7 +9,7 @@ from mnist_core.conversion import ensure_export_report
 from mnist_core.data import DatasetError
 from mnist_core.export import cached_report, export_path
 from mnist_core.filters import FiltersError, first_layer_filters
-from mnist_core.i18n import format_number, format_percent, gettext as _
+from mnist_core.i18n import format_number, format_percent, gettext as _, render
 from mnist_core.references import reference_accuracies
 from mnist_core.store import StoreError, delete_model, model_path
 from mnist_core.training import precision_of
@@ -27,7 +27,7 @@ st.dataframe(
     [
         {
             "name": entry.name,
-            "status": _("broken: {reason}").format(reason=entry.error) if entry.broken else (
+            "status": _("broken: {reason}").format(reason=render(entry.error)) if entry.broken else (
                 _("shipped") if entry.shipped else _("uploaded") if entry.info.uploaded else _("trained here")),
             "by": (_("you") if who.owns(entry.info.owner_id) else entry.info.owner) if entry.info else "",
             "architecture": entry.info.architecture if entry.info else "",
@@ -79,7 +79,8 @@ def show_filters(name: str) -> None:
     try:
         filters = first_layer_filters(name, ui.store_dir())
     except (FiltersError, StoreError) as error:
-        st.warning(_("The filters of {name} could not be read: {error}").format(name=ui.literal(name), error=error))
+        st.warning(_("The filters of {name} could not be read: {error}").format(
+            name=ui.literal(name), error=render(error)))
         return
     if filters is None:
         st.caption(_("{name} has no convolution layer: an MLP's first layer weighs all 784 pixels at once.").format(
@@ -137,7 +138,7 @@ else:
     try:
         result = ui.evaluation(name)
     except (StoreError, DatasetError) as error:  # a damaged model file, or no test images to evaluate on
-        st.error(str(error))
+        st.error(render(error))
     else:
         (_train, _labels), (x_test, y_test) = ui.mnist()
         summary = st.columns(3)
@@ -168,14 +169,14 @@ else:
                 try:
                     ensure_export_report(name, ui.store_dir())
                 except StoreError as error:
-                    st.error(str(error))
+                    st.error(render(error))
                 else:
                     st.rerun()  # draw the page with the table and without the button
         if report is not None:
             st.dataframe(
                 [
                     {
-                        "format": row.title,
+                        "format": render(row.shown_title),
                         "file": row.file_name,
                         "size (KB)": row.size_bytes / 1000,
                         "test accuracy": row.accuracy * 100,
@@ -211,10 +212,10 @@ else:
         )
         for column, row in zip(downloads[1:], report.rows[1:] if report is not None else []):
             column.download_button(
-                row.short_title, data=export_path(name, row.format, ui.store_dir()).read_bytes,
+                render(row.short_title), data=export_path(name, row.format, ui.store_dir()).read_bytes,
                 file_name=row.file_name, mime="application/octet-stream", icon=":material/download:",
                 width="stretch", help=_("{file}: {title}, {size} KB").format(
-                    file=row.file_name, title=row.title, size=format_number(row.size_bytes / 1000)),
+                    file=row.file_name, title=render(row.shown_title), size=format_number(row.size_bytes / 1000)),
             )
 
 st.subheader(_("Upload a model"))
@@ -248,7 +249,7 @@ else:
         try:
             delete_model(target, ui.store_dir(), by=who)
         except StoreError as error:
-            st.error(str(error))
+            st.error(render(error))
         else:
             ui.deleted(target)
             st.rerun()

@@ -30,7 +30,7 @@ from mnist_core.handwriting import (
     checked_import,
     export_stem,
 )
-from mnist_core.i18n import format_number, format_percent, gettext as _, ngettext
+from mnist_core.i18n import format_number, format_percent, gettext as _, ngettext, render
 from mnist_core.jobs import JobRefused, JobStatus
 from mnist_core.store import MAX_NAME_LENGTH, StoreError, validate_name
 from mnist_core.training import ConfigError
@@ -65,7 +65,7 @@ def rename(collection_id: int) -> None:
     try:
         renamed = store.rename(collection_id, st.session_state.get("digits_new_name", ""), by=who)
     except HandwritingError as error:
-        st.session_state.digits_problem = str(error)
+        st.session_state.digits_problem = render(error)
     else:
         st.toast(_("Your collection is now called {name}: open it by that name from any browser.").format(
             name=ui.literal(renamed.name)), icon=":material/edit:")
@@ -75,7 +75,7 @@ def open_by_name() -> None:
     try:
         found = store.find(st.session_state.get("digits_open_name", ""))
     except HandwritingError as error:
-        st.session_state.digits_problem = str(error)
+        st.session_state.digits_problem = render(error)
     else:
         st.session_state.digits_opened = found.id
 
@@ -88,7 +88,7 @@ def delete_drawing(collection_id: int, drawing_id: int) -> None:
     try:
         store.delete_drawing(collection_id, drawing_id, by=who)
     except HandwritingError as error:
-        st.session_state.digits_problem = str(error)
+        st.session_state.digits_problem = render(error)
     else:
         st.toast(_("Drawing deleted."), icon=":material/delete:")
 
@@ -97,7 +97,7 @@ def delete_collection(collection_id: int, name: str) -> None:
     try:
         store.delete_collection(collection_id, by=who)
     except HandwritingError as error:
-        st.session_state.digits_problem = str(error)
+        st.session_state.digits_problem = render(error)
     else:
         st.session_state.pop("digits_opened", None)
         st.session_state.digits_confirm_delete = False
@@ -113,7 +113,8 @@ def import_file() -> None:
         imported = checked_import(upload.getvalue())
         collection, result = store.import_into(None, imported, by=who)
     except HandwritingError as error:
-        st.session_state.digits_problem = _("{file} was not imported: {error}").format(file=upload.name, error=error)
+        st.session_state.digits_problem = _("{file} was not imported: {error}").format(
+            file=upload.name, error=render(error))
         return
     st.session_state.pop("digits_opened", None)  # show where the drawings went: your own collection
     st.session_state.digits_import_round = st.session_state.get("digits_import_round", 0) + 1  # an empty uploader
@@ -125,7 +126,7 @@ def import_file() -> None:
 try:
     collection = shown_collection()
 except HandwritingError as error:  # a damaged or foreign drawings file: the message says what an admin can do
-    st.error(str(error))
+    st.error(render(error))
     st.stop()
 mine = collection is not None and who.may_manage(collection.owner_id)
 
@@ -269,7 +270,7 @@ with st.spinner(_("Asking every model about your drawings...")):
         try:
             result = reading(fingerprint, entry.name, entry.info.created, x_mine, y_mine)
         except StoreError as error:
-            rows.append({"model": entry.name, "MNIST test": None, "your digits": None, "mistakes": str(error)})
+            rows.append({"model": entry.name, "MNIST test": None, "your digits": None, "mistakes": render(error)})
             continue
         readings[entry.name] = result
         rows.append({
@@ -369,7 +370,7 @@ def start_finetune(base: str, architecture: str, collection_name: str, x: np.nda
         job = ui.scheduler().submit(config, name, who, kind="finetune",
                                     extra=finetune_extra(base, collection_name, x, y))
     except (JobRefused, ConfigError, StoreError, FinetuneError) as error:
-        st.session_state.digits_problem = str(error)
+        st.session_state.digits_problem = render(error)
         return
     st.session_state.digits_finetune_job = job.job_id
     if job.status == JobStatus.QUEUED:
@@ -384,7 +385,7 @@ def default_name(base: str, collection_name: str) -> str:
 try:
     check_drawings(x_mine, y_mine)
 except FinetuneError as error:
-    st.info(_("{reason} Save more on the Draw page.").format(reason=error), icon=":material/draw:")
+    st.info(_("{reason} Save more on the Draw page.").format(reason=render(error)), icon=":material/draw:")
 else:
     ui.mnist_sizes()  # fine-tuning trains on MNIST too: a missing or damaged file is said here, with the fix
     bases = [entry for entry in ui.working_models() if entry.info.architecture in ARCHITECTURES]

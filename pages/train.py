@@ -9,7 +9,7 @@ from mnist_core import plots
 from mnist_core.architectures import ARCHITECTURES, PRECISIONS, recorded_summary
 from mnist_core.hardware import native_bfloat16
 from mnist_core.explainer import Failed, Pending
-from mnist_core.i18n import N_, format_number, format_percent, gettext as _, ngettext
+from mnist_core.i18n import N_, format_number, format_percent, gettext as _, ngettext, render
 from mnist_core.jobs import JobRefused, JobStatus
 from mnist_core.panel import PANEL_COLUMNS, panel_digits
 from mnist_core.references import reference_accuracies
@@ -173,7 +173,7 @@ def settings_sidebar() -> tuple[TrainConfig | None, str, str]:
         )
         validate_name(name)
     except (ConfigError, StoreError) as error:
-        return None, name, str(error)
+        return None, name, render(error)
     return config, name, ""
 
 
@@ -182,7 +182,7 @@ def start(config: TrainConfig, name: str) -> None:
     try:
         job = queue.submit(config, name, ui.visitor())
     except (JobRefused, ConfigError, StoreError) as error:
-        st.toast(str(error), icon=":material/block:")  # a refusal is news once, not a box that stays
+        st.toast(render(error), icon=":material/block:")  # a refusal is news once, not a box that stays
         return
     if job.status == JobStatus.QUEUED:
         st.toast(_("Your training is in the queue: it starts by itself when the one running ends."),
@@ -193,7 +193,7 @@ def stop_or_cancel(job_id: str) -> None:
     try:
         ui.scheduler().stop(job_id, ui.visitor())
     except JobRefused as error:
-        st.toast(str(error), icon=":material/block:")
+        st.toast(render(error), icon=":material/block:")
 
 
 def try_the_model(name: str) -> None:
@@ -377,7 +377,7 @@ def augmentation_preview() -> None:
                        else _("Distorting..."))
             return
         if isinstance(result, Failed):
-            st.warning(_("No preview: {reason}").format(reason=result.message))
+            st.warning(_("No preview: {reason}").format(reason=render(result.message)))
             return
         st.plotly_chart(plots.augmentation_grid(result.originals, result.labels, result.distorted), width="stretch",
                         key="augmentation_grid", config={"displayModeBar": False})

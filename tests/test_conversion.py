@@ -57,6 +57,8 @@ def test_a_model_that_cannot_be_loaded_is_a_clear_error_not_a_worker_per_page_ru
         with pytest.raises(BrokenModelError) as raised:
             Classifier.load("junk", store)
         assert str(raised.value).startswith("The model 'junk' could not be loaded")
+        # It came from the worker's stderr as template + values: each visitor reads it in their language.
+        assert raised.value.args[0].render("zh_Hans").startswith("无法加载模型 'junk'")
     assert worker_runs == [("junk", False)]  # the same file fails the same way: asked once
     with zipfile.ZipFile(store / "junk.keras", "w") as archive:  # a new file: worth another try
         archive.writestr("hello.txt", "still not a model, but a different file")

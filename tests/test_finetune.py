@@ -146,7 +146,7 @@ def test_a_finetune_stopped_before_its_first_batch_saves_nothing(models_dir, sma
     spec = JobSpec(finetune_config("cnn", 1, 2000), "never", str(models_dir), kind="finetune",
                    extra=finetune_extra("cnn", "annas hand", x_hand, y_hand))
     outcome = finetune_and_save(spec, lambda event: None, stop, mnist=small_mnist)
-    assert outcome.status == JobStatus.STOPPED and "nothing to save" in outcome.error
+    assert outcome.status == JobStatus.STOPPED and "nothing to save" in str(outcome.error)
     assert not list(models_dir.glob("never.*"))
 
 

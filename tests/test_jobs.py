@@ -121,7 +121,7 @@ def test_a_failed_job_does_not_block_the_next(tmp_path):
     doomed = queue.submit(TINY, "doomed", ALICE)
     after = queue.submit(TINY, "after", BOB)
     runner.finish(doomed, JobStatus.FAILED, "MemoryError: simulated")
-    assert doomed.snapshot().error == "MemoryError: simulated"
+    assert str(doomed.snapshot().error) == "MemoryError: simulated"
     assert after.status == JobStatus.RUNNING and runner.started == [doomed, after]
 
 
@@ -138,7 +138,7 @@ def test_a_runner_that_cannot_start_a_job_fails_it_and_goes_on(tmp_path):
 
     runner.run = run_once_broken
     broken = queue.submit(TINY, "broken", ALICE)
-    assert broken.status == JobStatus.FAILED and "cannot spawn a process" in broken.snapshot().error
+    assert broken.status == JobStatus.FAILED and "cannot spawn a process" in str(broken.snapshot().error)
     fine = queue.submit(TINY, "fine", BOB)
     assert fine.status == JobStatus.RUNNING
 
@@ -318,7 +318,7 @@ def test_run_job_stopped_before_the_first_batch_saves_nothing(tmp_path, small_mn
     stop.set()
     outcome = run_job(JobSpec(TINY, "never", str(tmp_path)), lambda event: None, stop, mnist=small_mnist)
     assert outcome.status == JobStatus.STOPPED and outcome.saved_name is None
-    assert "nothing to save" in outcome.error and list_models(tmp_path) == []
+    assert "nothing to save" in str(outcome.error) and list_models(tmp_path) == []
 
 
 def test_run_job_reports_a_failure_instead_of_raising(tmp_path, small_mnist, monkeypatch):
@@ -332,8 +332,8 @@ def test_run_job_reports_a_failure_instead_of_raising(tmp_path, small_mnist, mon
     monkeypatch.setattr(work, "train", out_of_memory)
     outcome = run_job(JobSpec(TINY, "doomed", str(tmp_path)), lambda event: None, threading.Event(),
                       mnist=small_mnist)
-    assert outcome.status == JobStatus.FAILED and outcome.error.startswith("MemoryError: simulated OOM")
-    assert "ran out of memory" in outcome.error
+    assert outcome.status == JobStatus.FAILED and str(outcome.error).startswith("MemoryError: simulated OOM")
+    assert "ran out of memory" in str(outcome.error)
     assert list_models(tmp_path) == []
 
 
@@ -405,7 +405,7 @@ def test_a_worker_that_dies_fails_its_job_alone_and_the_next_job_gets_a_fresh_wo
     os.kill(pid, signal.SIGKILL)  # what the kernel's out-of-memory killer does
     assert doomed.wait(WAIT)
     snapshot = doomed.snapshot()
-    assert snapshot.status == JobStatus.FAILED and "killed" in snapshot.error and "memory" in snapshot.error
+    assert snapshot.status == JobStatus.FAILED and "killed" in str(snapshot.error) and "memory" in str(snapshot.error)
     assert list_models(tmp_path) == []
 
     after = queue.submit(TINY, "after", BOB)
@@ -419,7 +419,7 @@ def test_a_worker_past_its_memory_limit_fails_its_job_with_a_plain_message(local
     assert job.wait(WAIT)
     snapshot = job.snapshot()
     assert snapshot.status == JobStatus.FAILED
-    assert "memory" in snapshot.error.lower() and "Traceback" not in snapshot.error
+    assert "memory" in str(snapshot.error).lower() and "Traceback" not in str(snapshot.error)
     assert list_models(tmp_path) == []
 
 
@@ -613,7 +613,7 @@ def test_an_upload_refused_by_the_worker_is_a_failed_job_with_the_reason_and_lea
     spec = JobSpec(TrainConfig(), "junk", str(tmp_path), ALICE.id, ALICE.name, kind="import",
                    extra=(("upload_path", str(staged)),))
     outcome = run_job(spec, lambda event: None, threading.Event(), mnist=small_mnist)
-    assert outcome.status == JobStatus.FAILED and "Traceback" not in outcome.error and outcome.error
+    assert outcome.status == JobStatus.FAILED and "Traceback" not in str(outcome.error) and outcome.error
     assert not staged.exists() and list_models(tmp_path) == []
 
 

@@ -109,3 +109,111 @@ def test_a_drawing_is_answered_in_chinese_with_the_canvas_in_chinese(app, monkey
     assert_ran_cleanly(at)
     [warning] = texts(at.warning)
     assert "写得太小了" in warning and "置信度不等于正确率" in warning
+
+
+# --- messages made away from the page (the core's refusals, a worker's failure) in the reader's language ----------
+
+
+def in_language(at: AppTest, language: str) -> AppTest:
+    return in_chinese(at) if language == "zh_Hans" else at
+
+
+def by_key(widgets, key: str):
+    [widget] = [widget for widget in widgets if widget.key == key]
+    return widget
+
+
+def start_button(at: AppTest):
+    [button] = [button for button in at.main.button if button.label in ("Start training", "开始训练")]
+    return button
+
+
+@pytest.mark.parametrize(("language", "refusal"), [
+    ("en", "The file is not a .keras model: it is not a zip archive."),
+    ("zh_Hans", "这个文件不是 .keras 模型：它不是 zip 压缩包。"),
+])
+def test_a_refused_upload_is_explained_in_the_visitors_language(app, language, refusal):
+    at = in_language(open_page(app(model="cnn"), "models"), language)
+    by_key(at.file_uploader, "model_upload").set_value(("model.keras", b"not a zip at all",
+                                                        "application/octet-stream"))
+    at.run()
+    by_key(at.button, "model_upload_go").click()
+    at.run()
+    assert_ran_cleanly(at)
+    assert [error.value for error in at.main.error] == [refusal]
+
+
+@pytest.mark.parametrize(("language", "refusal"), [
+    ("en", "The model store is full ({count} models): ask an admin to make room, or delete one of yours."),
+    ("zh_Hans", "模型库已满（{count} 个模型）：请管理员腾出空间，或删除一个你自己的模型。"),
+])
+def test_the_queues_refusal_is_explained_in_the_visitors_language(app, store, language, refusal):
+    import dataclasses
+
+    import ui
+    from mnist_core.store import list_models
+
+    at = in_language(open_page(app(model="cnn"), "train"), language)
+    queue = ui._scheduler(str(store))
+    queue.limits = dataclasses.replace(queue.limits, store_max_models=1)  # the shipped models fill it already
+    start_button(at).click()
+    at.run()
+    assert_ran_cleanly(at)
+    assert [toast.value for toast in at.toast] == [refusal.format(count=len(list_models(store)))]
+    assert queue.queued() == [] and queue.running() == []
+
+
+class KilledWorkerRunner:
+    """A Runner whose worker is killed (as the kernel's out-of-memory killer does) as soon as it gets a job: the job
+    ends FAILED with LocalRunner's own account of it, made where no visitor's language is known."""
+
+    slots = 1
+
+    def __init__(self, replaced):
+        self.replaced = replaced
+
+    def run(self, job, on_end):
+        import signal
+
+        from mnist_core.jobs import JobOutcome, JobStatus
+        from mnist_core.jobs.local import describe_exit
+
+        job.end(JobOutcome(JobStatus.FAILED, error=describe_exit(-signal.SIGKILL)))
+        on_end(job)
+        return self
+
+    def stop(self):
+        pass
+
+    def cancel(self):
+        pass
+
+    def admit(self, config):
+        pass
+
+    def warm_up(self):
+        pass
+
+    def describe(self):
+        return "a runner whose workers are killed"
+
+    def shutdown(self):
+        self.replaced.shutdown()  # the real runner may have started a worker when the Train page opened
+
+
+def test_a_failed_job_is_explained_to_each_reader_in_their_own_language(app, store):
+    import ui
+
+    owner = open_page(app(model="cnn"), "train")
+    queue = ui._scheduler(str(store))
+    queue.runner = KilledWorkerRunner(queue.runner)
+    start_button(owner).click()
+    owner.run()
+    assert_ran_cleanly(owner)
+    failed = ("Training failed: The training worker was killed (most likely it ran out of memory): nothing was saved. "
+              "Fewer training images or a smaller batch need less memory.")
+    assert failed in [error.value for error in owner.main.error]
+    # The same job, read in Chinese: the message was kept as template and values, not as English text.
+    in_chinese(owner)
+    assert ("训练失败：训练进程被终止了（很可能是内存不足）：什么都没有保存。减少训练集图片或减小批量大小可以少用内存。"
+            in [error.value for error in owner.main.error])

@@ -315,7 +315,7 @@ def test_a_local_ray_is_refused_in_a_small_container_and_jobs_say_why(tmp_path):
     job = queue.submit(TINY, "nowhere", ALICE)
     assert job.wait(60)
     snapshot = job.snapshot()
-    assert snapshot.status == JobStatus.FAILED and "only 1.0 GB of memory" in snapshot.error
+    assert snapshot.status == JobStatus.FAILED and "only 1.0 GB of memory" in str(snapshot.error)
     assert list_models(tmp_path) == []
 
 

@@ -159,8 +159,8 @@ def test_damaged_files_are_listed_as_broken_and_can_be_deleted(tmp_path, mlp):
     for name in broken:
         assert entries[name].broken, name
         assert entries[name].error
-    assert "damaged" in entries["garbage-weights"].error
-    assert "missing" in entries["no-weights"].error and "missing" in entries["no-json"].error
+    assert "damaged" in str(entries["garbage-weights"].error)
+    assert "missing" in str(entries["no-weights"].error) and "missing" in str(entries["no-json"].error)
     assert [entry.name for entry in list_models(tmp_path)][0] == "good"  # working ones before broken ones
 
     with pytest.raises(BrokenModelError):
@@ -521,10 +521,10 @@ def test_fifos_links_and_folders_in_the_store_are_broken_entries_that_never_bloc
     entries = listed_within(tmp_path)
 
     assert not entries["good"].broken
-    assert entries["fifo-json"].error == "The metadata of 'fifo-json' is damaged: it is a FIFO, not a regular file."
-    assert entries["fifo-keras"].error == "its weights file (.keras) is a FIFO, not a regular file"
-    assert entries["linked"].error == "The metadata of 'linked' is damaged: it is a symbolic link, not a regular file."
-    assert entries["folder"].error == "The metadata of 'folder' is damaged: it is a folder, not a regular file."
+    assert str(entries["fifo-json"].error) == "The metadata of 'fifo-json' is damaged: it is a FIFO, not a regular file."
+    assert str(entries["fifo-keras"].error) == "its weights file (.keras) is a FIFO, not a regular file"
+    assert str(entries["linked"].error) == "The metadata of 'linked' is damaged: it is a symbolic link, not a regular file."
+    assert str(entries["folder"].error) == "The metadata of 'folder' is damaged: it is a folder, not a regular file."
     with pytest.raises(BrokenModelError, match="its file is a FIFO"):
         load_model("fifo-keras", tmp_path)  # Keras would have waited on it forever
     for name in ("fifo-json", "fifo-keras", "linked"):
@@ -551,7 +551,7 @@ def test_metadata_that_is_too_deep_too_large_or_not_json_is_a_broken_entry(tmp_p
     entries = listed_within(tmp_path)
 
     assert not entries["good"].broken
-    assert entries["hostile"].error.startswith(f"The metadata of 'hostile' is damaged: {reason}"), entries["hostile"].error
+    assert str(entries["hostile"].error).startswith(f"The metadata of 'hostile' is damaged: {reason}"), entries["hostile"].error
     with pytest.raises(BrokenModelError):
         read_info("hostile", tmp_path)
 
@@ -565,7 +565,7 @@ def test_running_out_of_memory_while_reading_metadata_is_a_broken_entry(tmp_path
         raise MemoryError
 
     monkeypatch.setattr(store.json, "loads", out_of_memory)
-    assert listed_within(tmp_path)["huge"].error == "The metadata of 'huge' is damaged: it is too large to read."
+    assert str(listed_within(tmp_path)["huge"].error) == "The metadata of 'huge' is damaged: it is too large to read."
 
 
 @pytest.mark.parametrize(
@@ -588,7 +588,7 @@ def test_nan_and_infinite_numbers_make_metadata_a_broken_entry(tmp_path, mlp, fi
 
     entry = listed_within(tmp_path)["odd"]
 
-    assert entry.error == f"The metadata of 'odd' is damaged: metadata has {reason}."
+    assert str(entry.error) == f"The metadata of 'odd' is damaged: metadata has {reason}."
 
 
 def test_model_info_refuses_nan_infinite_and_out_of_range_numbers():

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from enum import Enum
 
+from mnist_core.i18n import Message
 from mnist_core.panel import PanelEvent
 from mnist_core.training import BatchEvent, EpochEvent, TrainConfig
 
@@ -21,7 +22,7 @@ MAX_BATCH_POINTS = 1500
 
 
 class JobRefused(RuntimeError):
-    """A job (or an action on one) that is not allowed; the message says why, for a person."""
+    """A job (or an action on one) that is not allowed; its one argument, an i18n Message, says why, for a person."""
 
 
 class NotEnoughMemoryError(JobRefused):
@@ -70,7 +71,9 @@ class JobOutcome:
     status: JobStatus  # FINISHED, STOPPED or FAILED
     saved_name: str | None = None
     test_accuracy: float | None = None
-    error: str | None = None
+    # Why it stopped or failed, for a person: a Message (rendered in each reader's language when a page shows it),
+    # or plain text where no sentence of ours applies.
+    error: Message | str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ class JobSnapshot:
     epochs: tuple[EpochEvent, ...]
     latest: BatchEvent | None
     stop_requested: bool
-    error: str | None
+    error: Message | str | None  # i18n.render(...) it to show it
     saved_name: str | None
     test_accuracy: float | None
     panels: tuple[PanelEvent, ...] = ()  # the watched test digits' answers: before training, then after each epoch
@@ -139,7 +142,7 @@ class Job:
         self._panels: list[PanelEvent] = []
         self._status = JobStatus.QUEUED
         self._stop_requested = False
-        self._error: str | None = None
+        self._error: Message | str | None = None
         self._saved_name: str | None = None
         self._test_accuracy: float | None = None
         self._submitted_at = clock()

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mnist_core.hardware import container, usable_cores
-from mnist_core.i18n import gettext as _
+from mnist_core.i18n import M_, Message, gettext as _
 from mnist_core.jobs.job import Job, JobOutcome, JobStatus, NotEnoughMemoryError
 from mnist_core.jobs.memory import fits
 from mnist_core.jobs.work import SAVING
@@ -30,22 +30,22 @@ log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 5.0  # after a cancel, how long a worker may take to exit before it is killed
 
 
-def describe_exit(exitcode: int | None) -> str:
+def describe_exit(exitcode: int | None) -> Message:
     """Why a worker process ended, in words for the person whose job it ran."""
     if exitcode is not None and exitcode < 0:
         number = -exitcode
         if number == signal.SIGKILL:
-            return ("The training worker was killed (most likely it ran out of memory): nothing was saved. "
-                    "Fewer training images or a smaller batch need less memory.")
+            return M_("The training worker was killed (most likely it ran out of memory): nothing was saved. "
+                      "Fewer training images or a smaller batch need less memory.")
         try:
             name = signal.Signals(number).name
         except ValueError:
             name = f"signal {number}"
         if number == signal.SIGABRT:
-            return (f"The training worker crashed ({name}, often a failed memory allocation): nothing was saved. "
-                    "Fewer training images or a smaller batch need less memory.")
-        return f"The training worker ended unexpectedly ({name}): nothing was saved."
-    return f"The training worker ended unexpectedly (exit code {exitcode}): nothing was saved."
+            return M_("The training worker crashed ({signal}, often a failed memory allocation): nothing was saved. "
+                      "Fewer training images or a smaller batch need less memory.", signal=name)
+        return M_("The training worker ended unexpectedly ({signal}): nothing was saved.", signal=name)
+    return M_("The training worker ended unexpectedly (exit code {code}): nothing was saved.", code=exitcode)
 
 
 @dataclass(eq=False)
@@ -55,7 +55,7 @@ class _Worker:
     job: Job | None = None
     on_end: Callable[[Job], None] | None = None
     cancelled: bool = False
-    broken: str | None = None  # why the worker could not start, as it said before it exited
+    broken: Message | None = None  # why the worker could not start, as it said before it exited
     idle_timer: threading.Timer | None = None
     send_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -116,9 +116,10 @@ class LocalRunner:
         available = container().memory_available
         ok, needed = fits(config, available, worker_ready)
         if not ok:
-            raise NotEnoughMemoryError(
-                f"This training would need about {needed / 2**20:,.0f} MB of memory and this server has "
-                f"{available / 2**20:,.0f} MB free: fewer training images or a smaller batch need less.")
+            raise NotEnoughMemoryError(M_(
+                "This training would need about {needed:,.0f} MB of memory and this server has {available:,.0f} MB "
+                "free: fewer training images or a smaller batch need less.", needed=needed / 2**20,
+                available=available / 2**20))
 
     def warm_up(self) -> None:
         with self._lock:
@@ -224,7 +225,7 @@ class LocalRunner:
         job = worker.job
         if job is not None:
             if worker.cancelled:
-                outcome = JobOutcome(JobStatus.CANCELLED, error="Cancelled while it ran: nothing was saved.")
+                outcome = JobOutcome(JobStatus.CANCELLED, error=M_("Cancelled while it ran: nothing was saved."))
             elif worker.broken is not None:
                 outcome = JobOutcome(JobStatus.FAILED, error=worker.broken)
                 log.error("training worker %s could not start: %s", worker.process.pid, worker.broken)

@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from mnist_core.i18n import M_, Mn_, message_of
 from mnist_core.jobs.job import ENDED, Job, JobOutcome, JobRefused, JobSnapshot, JobSpec, JobStatus
 from mnist_core.jobs.runner import RunHandle, Runner
 from mnist_core.limits import Limits
@@ -95,9 +96,8 @@ class Scheduler:
         """Queue a job for `visitor` (it starts at once if a slot is free): a training by default, or another `kind`
         of work (work.py's WORK) with its `extra` values. Raises a JobRefused subclass."""
         if config.epochs > self.limits.max_epochs or config.train_size > self.limits.max_train_size:
-            raise QuotaError(
-                f"This server allows at most {self.limits.max_epochs} epochs and "
-                f"{self.limits.max_train_size:,} training images per training.")
+            raise QuotaError(M_("This server allows at most {epochs} epochs and {images:,} training images per "
+                                "training.", epochs=self.limits.max_epochs, images=self.limits.max_train_size))
         with self._lock:
             self._check_rate(visitor)
             self._check_store(visitor)
@@ -105,14 +105,16 @@ class Scheduler:
             theirs = [job for job in [*self._queue, *(job for job, _ in self._running.values())]
                       if job.spec.owner_id == visitor.id]
             if len(theirs) >= self.limits.max_jobs_per_visitor and not visitor.admin:
+                name = repr(theirs[0].spec.model_name)
                 raise AlreadyQueuedError(
-                    f"Your training {theirs[0].spec.model_name!r} is still "
-                    f"{'waiting' if theirs[0].status == JobStatus.QUEUED else 'running'}: stop or cancel it to start "
-                    "another, or wait until it ends.")
+                    M_("Your training {name} is still waiting: cancel it to start another, or wait until it ends.",
+                       name=name) if theirs[0].status == JobStatus.QUEUED else
+                    M_("Your training {name} is still running: stop it to start another, or wait until it ends.",
+                       name=name))
             free_slot = len(self._running) < self.runner.slots and not self._queue
             if not free_slot and len(self._queue) >= self.limits.max_queue:
-                raise QueueFullError(
-                    f"The training queue is full ({len(self._queue)} waiting): try again when some have started.")
+                raise QueueFullError(M_("The training queue is full ({count} waiting): try again when some have "
+                                        "started.", count=len(self._queue)))
             # A name already taken gets a number (the job falls back again at save time if another takes it meanwhile).
             name = self._free_name(model_name)
             job = Job(JobSpec(config, name, str(self.models_dir), visitor.id, visitor.name, kind=kind, extra=extra),
@@ -127,7 +129,7 @@ class Scheduler:
         with self._lock:
             job, handle = self._find(job_id)
             if not visitor.may_manage(job.spec.owner_id):
-                raise NotYoursError("Only the person who started this training (or an admin) can stop it.")
+                raise NotYoursError(M_("Only the person who started this training (or an admin) can stop it."))
             if job.status == JobStatus.QUEUED:
                 self._remove_queued(job)
                 return
@@ -140,9 +142,9 @@ class Scheduler:
         with self._lock:
             job, _ = self._find(job_id)
             if not visitor.may_manage(job.spec.owner_id):
-                raise NotYoursError("Only the person who queued this training (or an admin) can cancel it.")
+                raise NotYoursError(M_("Only the person who queued this training (or an admin) can cancel it."))
             if job.status != JobStatus.QUEUED:
-                raise JobRefused("This training is no longer waiting: stop it instead.")
+                raise JobRefused(M_("This training is no longer waiting: stop it instead."))
             self._remove_queued(job)
 
     def dispatch(self) -> None:
@@ -223,9 +225,10 @@ class Scheduler:
             times.popleft()
         if len(times) >= self.limits.trainings_per_hour:
             wait = int(times[0] + 3600 - self._clock()) // 60 + 1
-            raise QuotaError(
-                f"You have started {len(times)} trainings in the last hour, this server's limit: "
-                f"try again in about {wait} min.")
+            raise QuotaError(Mn_("You have started {count} training in the last hour, this server's limit: try "
+                                 "again in about {minutes} min.",
+                                 "You have started {count} trainings in the last hour, this server's limit: try "
+                                 "again in about {minutes} min.", len(times), minutes=wait))
 
     def _free_name(self, base: str) -> str:
         """`base` or the next numbered name free in the store and among the queued and running jobs."""
@@ -246,17 +249,18 @@ class Scheduler:
         if not visitor.admin:
             kept = sum(1 for entry in entries if entry.info is not None and entry.info.owner_id == visitor.id)
             if kept >= self.limits.models_per_visitor:
-                raise QuotaError(
-                    f"You keep {kept} models on this server, its limit per person: delete one on the Models page "
-                    "(download it first if you want to keep it) to train another.")
+                raise QuotaError(Mn_(
+                    "You keep {count} model on this server, its limit per person: delete it on the Models page "
+                    "(download it first if you want to keep it) to train another.",
+                    "You keep {count} models on this server, its limit per person: delete one on the Models page "
+                    "(download it first if you want to keep it) to train another.", kept))
         if len(entries) + pending >= self.limits.store_max_models:
-            raise QuotaError(
-                f"The model store is full ({len(entries)} models): ask an admin to make room, or delete one of yours.")
+            raise QuotaError(M_("The model store is full ({count} models): ask an admin to make room, or delete one "
+                                "of yours.", count=len(entries)))
         size_mb = sum(path.stat().st_size for path in self.models_dir.glob("*") if path.is_file()) / 2**20
         if size_mb >= self.limits.store_max_mb:
-            raise QuotaError(
-                f"The model store is full ({size_mb:,.0f} MB of {self.limits.store_max_mb:,} MB): ask an admin to make "
-                "room, or delete one of yours.")
+            raise QuotaError(M_("The model store is full ({size:,.0f} MB of {limit:,} MB): ask an admin to make "
+                                "room, or delete one of yours.", size=size_mb, limit=self.limits.store_max_mb))
 
     def _find(self, job_id: str) -> tuple[Job, RunHandle | None]:
         if job_id in self._running:
@@ -266,12 +270,12 @@ class Scheduler:
                 return job, None
         for job in self._ended:
             if job.job_id == job_id:
-                raise JobRefused("This training has already ended.")
-        raise JobRefused("There is no such training on this server.")
+                raise JobRefused(M_("This training has already ended."))
+        raise JobRefused(M_("There is no such training on this server."))
 
     def _remove_queued(self, job: Job) -> None:
         self._queue.remove(job)
-        job.end(JobOutcome(JobStatus.CANCELLED, error="Taken out of the queue before it started."))
+        job.end(JobOutcome(JobStatus.CANCELLED, error=M_("Taken out of the queue before it started.")))
         self._ended.append(job)
 
     def _dispatch(self) -> None:
@@ -284,7 +288,8 @@ class Scheduler:
                 handle = self.runner.run(job, self._on_end)
             except Exception as error:  # a runner that cannot start must not wedge the queue
                 self._running.pop(job.job_id, None)
-                job.end(JobOutcome(JobStatus.FAILED, error=f"The training could not be started: {error}"))
+                job.end(JobOutcome(JobStatus.FAILED, error=M_("The training could not be started: {error}",
+                                                              error=message_of(error))))
                 self._ended.append(job)
                 continue
             if job.job_id in self._running:  # it may have ended already, inside run()
@@ -298,7 +303,7 @@ class Scheduler:
             if self._running.pop(job.job_id, None) is not None:
                 self._ended.append(job)
             if not job.done:  # a runner that forgot: never leave a job "running" forever
-                job.end(JobOutcome(JobStatus.FAILED, error="The training ended without saying how."))
+                job.end(JobOutcome(JobStatus.FAILED, error=M_("The training ended without saying how.")))
             self._dispatch()
 
     def _learn_speed(self, job: Job) -> None:

@@ -64,6 +64,7 @@ prepare_environment()
 import ray  # noqa: E402 (see above)
 
 import mnist_core  # noqa: E402
+from mnist_core.i18n import M_, Message, message_of  # noqa: E402
 from mnist_core.jobs.job import Job, JobOutcome, JobSpec, JobStatus, NotEnoughMemoryError  # noqa: E402
 from mnist_core.jobs.memory import estimate_peak_bytes  # noqa: E402
 from mnist_core.jobs.work import SAVING  # noqa: E402
@@ -284,20 +285,22 @@ def prepare_worker(cpus: int) -> int:
 # --- what runs in the web server ------------------------------------------------------------------------------------
 
 
-def describe_failure(error: BaseException) -> str:
+def describe_failure(error: BaseException) -> Message:
     """Why a job on the cluster ended without an outcome, for the person whose job it was."""
     if isinstance(error, ray.exceptions.OutOfMemoryError):
-        return ("The Ray node running this training ran out of memory and stopped it: nothing was saved. Fewer "
-                "training images or a smaller batch need less memory.")
+        return M_("The Ray node running this training ran out of memory and stopped it: nothing was saved. Fewer "
+                  "training images or a smaller batch need less memory.")
     if isinstance(error, ray.exceptions.WorkerCrashedError):
-        return ("The training worker on the Ray cluster ended unexpectedly (most likely it ran out of memory): "
-                "nothing was saved.")
+        return M_("The training worker on the Ray cluster ended unexpectedly (most likely it ran out of memory): "
+                  "nothing was saved.")
     if isinstance(error, (ray.exceptions.NodeDiedError, ray.exceptions.LocalRayletDiedError)):
-        return "The Ray node running this training went away: nothing was saved."
+        return M_("The Ray node running this training went away: nothing was saved.")
     if isinstance(error, ray.exceptions.RayTaskError):
         cause = error.cause if getattr(error, "cause", None) is not None else error
-        return f"The training failed on the Ray cluster ({type(cause).__name__}: {cause}): nothing was saved."
-    return f"The training was lost on the Ray cluster ({type(error).__name__}: {error}): nothing was saved."
+        return M_("The training failed on the Ray cluster ({kind}: {error}): nothing was saved.",
+                  kind=type(cause).__name__, error=message_of(cause))
+    return M_("The training was lost on the Ray cluster ({kind}: {error}): nothing was saved.",
+              kind=type(error).__name__, error=message_of(error))
 
 
 class Connection:
@@ -521,9 +524,10 @@ class RayRunner:
         largest = self.cluster.figures()[2]
         needed = estimate_peak_bytes(config)
         if largest and needed > largest:
-            raise NotEnoughMemoryError(
-                f"This training would need about {needed / 2**20:,.0f} MB of memory and the largest node of the Ray "
-                f"cluster has {largest / 2**20:,.0f} MB: fewer training images or a smaller batch need less.")
+            raise NotEnoughMemoryError(M_(
+                "This training would need about {needed:,.0f} MB of memory and the largest node of the Ray cluster "
+                "has {largest:,.0f} MB: fewer training images or a smaller batch need less.", needed=needed / 2**20,
+                largest=largest / 2**20))
 
     def warm_up(self) -> None:
         """Have a pooled worker import TensorFlow ahead of the first job (once per runner; not while jobs run)."""
@@ -578,13 +582,13 @@ class RayRunner:
             outcome = self._carry(handle)
         except Exception as error:
             if handle.cancelled:
-                outcome = JobOutcome(JobStatus.CANCELLED, error="Cancelled while it ran: nothing was saved.")
+                outcome = JobOutcome(JobStatus.CANCELLED, error=M_("Cancelled while it ran: nothing was saved."))
             else:
                 log.error("job %s on the Ray cluster failed: %r", job.job_id, error)
                 outcome = JobOutcome(JobStatus.FAILED, error=describe_failure(error))
         finally:
             if outcome is None:
-                outcome = JobOutcome(JobStatus.FAILED, error="The training ended on the Ray cluster without a result.")
+                outcome = JobOutcome(JobStatus.FAILED, error=M_("The training ended on the Ray cluster without a result."))
             with self._lock:
                 self._handles.pop(job.job_id, None)
             if handle.task is not None:
@@ -603,13 +607,14 @@ class RayRunner:
         job = handle.job
         if not self.cluster.wait(CONNECT_WAIT_SECONDS):
             problem = self.cluster.figures()[4] or f"no answer within {CONNECT_WAIT_SECONDS:.0f} s"
-            return JobOutcome(JobStatus.FAILED, error=f"The Ray cluster at {self.cluster.address} is not reachable "
-                                                       f"({problem}): nothing was trained.")
+            return JobOutcome(JobStatus.FAILED, error=M_(
+                "The Ray cluster at {address} is not reachable ({problem}): nothing was trained.",
+                address=self.cluster.address, problem=problem))
         # The worker gets no path of this server: it saves into a scratch folder of its own node.
         remote_spec = dataclasses.replace(job.spec, models_dir="")
         with handle.lock:
             if handle.cancelled:
-                return JobOutcome(JobStatus.CANCELLED, error="Cancelled before it started: nothing was saved.")
+                return JobOutcome(JobStatus.CANCELLED, error=M_("Cancelled before it started: nothing was saved."))
             handle.task = run_on_cluster.options(num_cpus=self.cpus_per_job, name=f"mnist-lab-{job.spec.kind}").remote(
                 remote_spec, input_files(job.spec), input_models(job.spec), self.cluster.mnist,
                 self.cluster.stop_requests, self.cpus_per_job)
@@ -630,7 +635,7 @@ class RayRunner:
                 with self._lock:
                     self._placements[job.job_id] = placement
         if outcome is None:
-            return JobOutcome(JobStatus.FAILED, error="The training ended on the Ray cluster without a result.")
+            return JobOutcome(JobStatus.FAILED, error=M_("The training ended on the Ray cluster without a result."))
         if outcome.saved_name:
             outcome = self._save(job.spec, outcome, files)
         return outcome
@@ -651,7 +656,8 @@ class RayRunner:
                 return dataclasses.replace(outcome, saved_name=name)
             except (ModelExistsError, ProtectedModelError):
                 name = unique_name(spec.model_name, models_dir)
-        return JobOutcome(JobStatus.FAILED, error=f"Trained, but no free name to save {spec.model_name!r} under.")
+        return JobOutcome(JobStatus.FAILED, error=M_(
+            "Trained, but no free name to save {name} under.", name=repr(spec.model_name)))
 
 
 def _container_memory() -> int | None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from mnist_core.constants import MODELS_DIR
 from mnist_core.finetune import finetune_and_save
+from mnist_core.i18n import M_, message_of
 from mnist_core.jobs.job import JobOutcome, JobSpec, JobStatus
 from mnist_core.training import TrainResult, train
 
@@ -114,7 +115,7 @@ def train_and_save(spec: JobSpec, report: Callable[[object], None], stop_event: 
     result = train(spec.config, on_event=report, stop_event=stop_event, mnist=mnist,
                    watch=watched.astype(np.float32) / 255.0)
     if result.batches_trained == 0:
-        return JobOutcome(JobStatus.STOPPED, error="Stopped before the first batch: there was nothing to save.")
+        return JobOutcome(JobStatus.STOPPED, error=M_("Stopped before the first batch: there was nothing to save."))
     report(SAVING)
     saved_name, test_accuracy = _save_under_a_free_name(result, spec, mnist)
     return JobOutcome(JobStatus.STOPPED if result.stopped else JobStatus.FINISHED, saved_name, test_accuracy)
@@ -136,9 +137,9 @@ def import_uploaded(spec: JobSpec, report: Callable[[object], None], stop_event:
         try:
             model, summary = load_uploaded_model(upload.read_bytes())
         except UploadRefused as refused:
-            return JobOutcome(JobStatus.FAILED, error=str(refused))
+            return JobOutcome(JobStatus.FAILED, error=message_of(refused))
         if stop_event.is_set():
-            return JobOutcome(JobStatus.CANCELLED, error="Cancelled before it was saved.")
+            return JobOutcome(JobStatus.CANCELLED, error=M_("Cancelled before it was saved."))
         model = as_app_model(model, summary)
         report(SAVING)
         (_, _), (x_test, y_test) = mnist if mnist is not None else load_mnist()
@@ -173,7 +174,8 @@ def run_job(
     `report`; the model is saved by the work.
 
     Setting `stop_event` ends training at the next batch and saves what was trained. Every failure is caught and
-    returned as a FAILED outcome with a short message (the traceback goes to the log).
+    returned as a FAILED outcome with a short message, an i18n Message rendered where it is shown (the traceback goes
+    to the log).
     """
     try:
         work = WORK.get(spec.kind)
@@ -183,6 +185,8 @@ def run_job(
     except Exception as error:  # the job is the boundary: everything is reported, nothing escapes
         log.error("training job %s (%s) failed:\n%s", spec.job_id, spec.model_name, traceback.format_exc())
         if isinstance(error, MemoryError):
-            return JobOutcome(JobStatus.FAILED, error=f"MemoryError: {error} (training ran out of memory: fewer "
-                                                      "training images or a smaller batch need less).")
-        return JobOutcome(JobStatus.FAILED, error=f"{type(error).__name__}: {error}")
+            return JobOutcome(JobStatus.FAILED, error=M_(
+                "MemoryError: {error} (training ran out of memory: fewer training images or a smaller batch need "
+                "less).", error=message_of(error)))
+        return JobOutcome(JobStatus.FAILED, error=M_("{kind}: {error}", kind=type(error).__name__,
+                                                     error=message_of(error)))

@@ -23,13 +23,19 @@ def _limit_memory(megabytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def describe_start_failure(error: BaseException, memory_limit_mb: int) -> str:
-    """Why a worker could not get ready (import TensorFlow, load MNIST), for the person whose job waited."""
+def describe_start_failure(error: BaseException, memory_limit_mb: int):
+    """Why a worker could not get ready (import TensorFlow, load MNIST), for the person whose job waited: an i18n
+    Message, sent to the server as it is (the server's pages render it in each reader's language)."""
+    from mnist_core.i18n import M_, message_of
+
     text = str(error)
     if isinstance(error, MemoryError) or "failed to map segment" in text or "Cannot allocate memory" in text:
-        limit = f" (its limit is {memory_limit_mb} MB)" if memory_limit_mb else ""
-        return f"The training worker ran out of memory while it started{limit}: nothing was trained."
-    return f"The training worker could not start ({type(error).__name__}: {text}): nothing was trained."
+        if memory_limit_mb:
+            return M_("The training worker ran out of memory while it started (its limit is {limit} MB): nothing "
+                      "was trained.", limit=memory_limit_mb)
+        return M_("The training worker ran out of memory while it started: nothing was trained.")
+    return M_("The training worker could not start ({kind}: {error}): nothing was trained.",
+              kind=type(error).__name__, error=message_of(error))
 
 
 def worker_main(connection, threads: int, memory_limit_mb: int = 0) -> None:
