@@ -1,5 +1,7 @@
 """Draw a digit on the canvas with the mouse and see the network's answer."""
 
+import re
+
 from e2e_helpers import (
     MAIN,
     closed_loop,
@@ -22,9 +24,13 @@ def test_drawn_one_and_zero_are_recognised(page, app_server):
     wait_for_prediction(page, 1)
     screenshot(page, "draw-1")
     # A thin "1" crops tall: its steps are still thumbnails of one size, not 1,800 px strips (issue 20, bug 4).
-    images = page.locator(MAIN).get_by_test_id("stImage").locator("img")  # the 5 steps, then the feature maps
-    expect(images.nth(4)).to_be_visible()
-    sizes = {(round(box["width"]), round(box["height"])) for box in (images.nth(i).bounding_box() for i in range(5))}
+    # The five steps by their captions ("1. the ink" ... "5. centred by mass"): the feature maps and the saliency map
+    # are images too, and under load one of them can be on the page before the last step.
+    steps = page.locator(MAIN).get_by_test_id("stImage").filter(has_text=re.compile(r"^[1-5]\. ")).locator("img")
+    expect(steps).to_have_count(5)
+    for index in range(5):
+        expect(steps.nth(index)).to_be_visible()
+    sizes = {(round(box["width"]), round(box["height"])) for box in (steps.nth(i).bounding_box() for i in range(5))}
     assert len(sizes) == 1 and max(next(iter(sizes))) <= 160, sizes
 
     page.reload()  # a new session: an empty canvas
