@@ -526,9 +526,20 @@ def pen_width(ink: np.ndarray) -> float:
     The outline's length is the sum of the gradient's magnitude (an anti-aliased edge of full contrast adds 1 per
     pixel of length, whatever its direction).
     """
-    # A frame of background first: a crop's ink touches its edges, and that outline counts too.
-    grad_rows, grad_cols = np.gradient(np.pad(ink.astype(np.float32), 1))
-    outline = float(np.hypot(grad_rows, grad_cols).sum(dtype=np.float64))
+    # A frame of background first: a crop's ink touches its edges, and that outline counts too. The gradient as
+    # np.gradient computes it (central differences, one-sided at the frame), written out: its generic code cost
+    # more than the arithmetic on an 80 px picture, and this runs twice a drawing.
+    framed = np.pad(ink.astype(np.float32, copy=False), 1)
+    grad_rows, grad_cols = np.empty_like(framed), np.empty_like(framed)
+    np.subtract(framed[2:], framed[:-2], out=grad_rows[1:-1])
+    grad_rows[1:-1] /= 2.0
+    np.subtract(framed[1], framed[0], out=grad_rows[0])
+    np.subtract(framed[-1], framed[-2], out=grad_rows[-1])
+    np.subtract(framed[:, 2:], framed[:, :-2], out=grad_cols[:, 1:-1])
+    grad_cols[:, 1:-1] /= 2.0
+    np.subtract(framed[:, 1], framed[:, 0], out=grad_cols[:, 0])
+    np.subtract(framed[:, -1], framed[:, -2], out=grad_cols[:, -1])
+    outline = float(np.hypot(grad_rows, grad_cols, out=grad_rows).sum(dtype=np.float64))
     area = float(ink.sum(dtype=np.float64))
     if outline <= 0:
         return 0.0
@@ -563,12 +574,14 @@ def normalise_pen(cropped: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]
     if goal > wide:
         margin = whole + 1
         padded = np.pad(work, margin)
-        grown = (1 - share) * _morphology(padded, whole, np.maximum) + share * _morphology(padded, whole + 1, np.maximum)
+        smaller, larger = _disk_morphology(padded, whole, np.maximum)
+        grown = (1 - share) * smaller + share * larger
         edge = margin - round(radius)
         grown = grown[edge : grown.shape[0] - edge, edge : grown.shape[1] - edge]
         changed = _resize_to(grown, work.shape)
     else:
-        changed = (1 - share) * _morphology(work, whole, np.minimum) + share * _morphology(work, whole + 1, np.minimum)
+        smaller, larger = _disk_morphology(work, whole, np.minimum)
+        changed = (1 - share) * smaller + share * larger
     peak = float(changed.max())
     if peak <= 0.0:  # a dot or a hairline: eroding would leave nothing to read
         return work, (width, width)
@@ -600,18 +613,40 @@ def _resize_longer_side(image: np.ndarray, longer: int) -> np.ndarray:
     return resized
 
 
-def _morphology(image: np.ndarray, radius: int, pick) -> np.ndarray:
-    """Grey-level dilation (`pick` = np.maximum) or erosion (np.minimum) of `image` with a disk of `radius` px."""
-    if radius == 0:
-        return image
+def _disk_morphology(image: np.ndarray, radius: int, pick) -> tuple[np.ndarray, np.ndarray]:
+    """Grey-level dilation (`pick` = np.maximum) or erosion (np.minimum) of `image` with the disks of `radius` and
+    `radius` + 1 px (outside the image counts as background, 0).
+
+    A disk is a stack of horizontal segments, one a row: each row of the result picks over segments of the
+    image picked once per half-width, 4 r array operations for both disks instead of one a disk offset (~3 r^2 each);
+    a maximum or minimum is exact, so the result is the same as picking over every offset.
+    """
     height, width = image.shape
-    padded = np.pad(image, radius)
-    out = image.copy()
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            if dx * dx + dy * dy <= radius * radius + radius:  # + radius: a rounder disk for small radii
-                pick(out, padded[radius + dy : radius + dy + height, radius + dx : radius + dx + width], out=out)
-    return out
+    reach = radius + 1
+    padded = np.pad(image, reach)
+    # segments[k]: each pixel picked with its neighbours up to k px left and right, on every row of `padded`
+    segments = [padded[:, reach : reach + width]]
+    for k in range(1, reach + 1):
+        segments.append(pick(segments[-1], pick(padded[:, reach - k : reach - k + width],
+                                                padded[:, reach + k : reach + k + width])))
+    disks = []
+    for size in (radius, reach):
+        if size == 0:
+            disks.append(image)
+            continue
+        out = segments[_half_width(size, 0)][reach : reach + height].copy()
+        for dy in range(1, size + 1):
+            segment = segments[_half_width(size, dy)]
+            pick(out, segment[reach - dy : reach - dy + height], out=out)
+            pick(out, segment[reach + dy : reach + dy + height], out=out)
+        disks.append(out)
+    return disks[0], disks[1]
+
+
+def _half_width(radius: int, dy: int) -> int:
+    """How far the disk of `radius` reaches sideways `dy` rows from its centre: dx^2 + dy^2 <= r^2 + r (the + r
+    makes small disks rounder)."""
+    return math.isqrt(radius * radius + radius - dy * dy)
 
 
 def _mass_centre(image: np.ndarray) -> tuple[float, float]:
