@@ -123,3 +123,22 @@ def test_disk_morphology_picks_over_every_offset_of_the_disk(image, radius, dila
     smaller, larger = preprocess._disk_morphology(image, radius, pick)
     np.testing.assert_array_equal(smaller, reference_morphology(image, radius, pick))
     np.testing.assert_array_equal(larger, reference_morphology(image, radius + 1, pick))
+
+
+@settings(max_examples=80, deadline=None)
+@given(image=hnp.arrays(np.float32, st.tuples(st.integers(1, 100), st.integers(1, 100)), elements=st.floats(0, 1, width=32)),
+       out_width=st.integers(1, 90), out_height=st.integers(1, 90))
+def test_the_pen_steps_resize_is_pillows_lanczos(image, out_width, out_height):
+    """preprocess._lanczos resizes the pen step's pictures with Pillow's own LANCZOS weights as matrix products:
+    the same picture as Pillow's resize, to float32 rounding."""
+    expected = np.asarray(Image.fromarray(image).resize((out_width, out_height), Image.Resampling.LANCZOS))
+    resized = preprocess._lanczos(image, (out_width, out_height))
+    assert resized.shape == expected.shape
+    np.testing.assert_allclose(resized, expected, rtol=0, atol=1e-5)
+
+
+def test_larger_pictures_are_resized_by_pillow_itself():
+    crop = np.zeros((250, 170), np.float32)
+    crop[20:230, 60:90] = 1.0
+    expected = np.asarray(Image.fromarray(crop).resize((54, 80), Image.Resampling.LANCZOS, reducing_gap=3.0))
+    np.testing.assert_array_equal(preprocess._lanczos(crop, (54, 80), reducing_gap=3.0), expected)
