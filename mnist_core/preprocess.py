@@ -497,7 +497,8 @@ def _normalise_levels(levels: np.ndarray) -> np.ndarray:
     contrast = float(peak) - background
     if contrast < MIN_CONTRAST:
         raise BlankImageError()
-    return _scaled_ink(unit, background, contrast)[levels]
+    # np.take: the same lookup as indexing, in half the time for a whole canvas
+    return np.take(_scaled_ink(unit, background, contrast), levels)
 
 
 def _ink_bbox(ink: np.ndarray) -> tuple[int, int, int, int]:
@@ -531,7 +532,7 @@ def pen_width(ink: np.ndarray) -> float:
     # A frame of background first: a crop's ink touches its edges, and that outline counts too. The gradient as
     # np.gradient computes it (central differences, one-sided at the frame), written out: its generic code cost
     # more than the arithmetic on an 80 px picture, and this runs twice a drawing.
-    framed = np.pad(ink.astype(np.float32, copy=False), 1)
+    framed = _framed(ink, 1)
     grad_rows, grad_cols = np.empty_like(framed), np.empty_like(framed)
     np.subtract(framed[2:], framed[:-2], out=grad_rows[1:-1])
     grad_rows[1:-1] /= 2.0
@@ -581,7 +582,7 @@ def _normalise_pen(cropped: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[f
     share = radius - whole
     if goal > wide:
         margin = whole + 1
-        padded = np.pad(work, margin)
+        padded = _framed(work, margin)
         smaller, larger = _disk_morphology(padded, whole, np.maximum)
         grown = (1 - share) * smaller + share * larger
         edge = margin - round(radius)
@@ -698,7 +699,7 @@ def _disk_morphology(image: np.ndarray, radius: int, pick) -> tuple[np.ndarray, 
     """
     height, width = image.shape
     reach = radius + 1
-    padded = np.pad(image, reach)
+    padded = _framed(image, reach)
     # segments[k]: each pixel picked with its neighbours up to k px left and right, on every row of `padded`
     segments = [padded[:, reach : reach + width]]
     for k in range(1, reach + 1):
@@ -716,6 +717,14 @@ def _disk_morphology(image: np.ndarray, radius: int, pick) -> tuple[np.ndarray, 
             pick(out, segment[reach + dy : reach + dy + height], out=out)
         disks.append(out)
     return disks[0], disks[1]
+
+
+def _framed(image: np.ndarray, margin: int) -> np.ndarray:
+    """`image` as float32 in a frame of `margin` zeros: np.pad's result, without its generic code (~0.02 ms)."""
+    height, width = image.shape
+    framed = np.zeros((height + 2 * margin, width + 2 * margin), dtype=np.float32)
+    framed[margin : margin + height, margin : margin + width] = image
+    return framed
 
 
 def _half_width(radius: int, dy: int) -> int:
