@@ -32,7 +32,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 from mnist_core.constants import CANVAS_SIZE, IMAGE_SIZE, MNIST_BOX
 from mnist_core.hardware import usable_cores
@@ -803,9 +803,15 @@ def _border(values: np.ndarray) -> np.ndarray:
     return np.concatenate((values[0], values[-1], values[:, 0], values[:, -1]))
 
 
+_TURNING_ORIENTATIONS = range(2, 9)  # EXIF orientations 2-8 flip or turn the picture; 1 (or none) leaves it
+
+
 def _upright(picture: Image.Image) -> Image.Image:
     """Apply the EXIF orientation, so a phone photo is read the way it is shown."""
     try:
+        # exif_transpose copies a picture it does not turn (every canvas): only pictures that say so are turned.
+        if picture.getexif().get(ExifTags.Base.Orientation, 1) not in _TURNING_ORIENTATIONS:
+            return picture
         return ImageOps.exif_transpose(picture)
     except Exception:
         # A broken orientation tag should not make an otherwise readable picture unreadable.
@@ -816,7 +822,7 @@ def _pil_to_pixels(picture: Image.Image) -> np.ndarray:
     """Pixels of a PIL image as uint8 (H, W), (H, W, 3) or (H, W, 4), keeping alpha when there is any."""
     mode = picture.mode
     if mode in ("L", "RGB", "RGBA"):
-        return np.array(picture)
+        return np.asarray(picture)  # read-only (Pillow hands numpy a copy of its pixels): one copy, not two
     if mode.startswith("I"):  # 16- or 32-bit integer greys ('I;16', 'I;16B', 'I', ...)
         values = np.asarray(picture)
         # 'I' also holds 8-bit greys converted up; only values beyond 255 mean a 16-bit range.
