@@ -1,20 +1,29 @@
-"""Drawn digit -> probabilities: `to_mnist` on a 280x280 RGBA canvas, then `Classifier.predict_proba` on the one
-image, as the Draw page does on every stroke; 200 timed runs per shipped model, after a few warm-up calls.
+"""Canvas -> probabilities: the PNG the Draw page's canvas sends, checked and decoded (`decode_canvas`), prepared
+(`preprocess_steps`, as the page runs it) and classified (`Classifier.predict_proba` on LiteRT), as the server does
+on every stroke; 200 timed runs per shipped model, after a few warm-up calls.
 
-The server's path is LiteRT (inference.Classifier on the model's .tflite); the Keras path it replaced
-(keras_inference.KerasClassifier: one compiled tf.function) runs interleaved with it for comparison, as do the
-feature maps of both. Run from the project root (well under a minute):
+Every run decodes afresh (the decoded-picture cache is emptied: a new stroke is a new PNG) and takes the next of
+50 canvases: the bench's own drawn 7 and one drawing of each of tests/drawn_digits.py's 49 styles (sizes, pens and
+places vary, so the pen step's work varies as it does for visitors), white on opaque black like the page's canvas,
+as PNGs at zlib level 1 (Chromium's canvas writes them that way too, about 8 KB). The Keras path LiteRT replaced
+(keras_inference.KerasClassifier: one compiled tf.function) is timed afterwards for comparison, as are the feature
+maps of both. Run from the project root (well under a minute):
 
     .venv/bin/python bench/bench_predict.py
     .venv/bin/python bench/bench_predict.py --runs 500
+    # another preprocess.py timed interleaved with this one on the same canvases (say, the one before a change):
+    git show REV:mnist_core/preprocess.py > /tmp/preprocess_before.py
+    .venv/bin/python bench/bench_predict.py --compare /tmp/preprocess_before.py
 
-The canvas is what the Draw page's canvas sends: opaque black RGBA with a white, anti-aliased stroke 20 px
-wide (a "7"). The models are interleaved run by run, so a slow moment of the machine hits both alike.
+The models are interleaved run by run, so a slow moment of the machine hits both alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import importlib.util
+import io
 import sys
 import time
 
@@ -24,9 +33,13 @@ from benchlib import median, percentile, print_header, print_table, verdict
 import numpy as np
 from PIL import Image, ImageDraw
 
+from mnist_core import preprocess
 from mnist_core.constants import CANVAS_SIZE
 from mnist_core.inference import Classifier
-from mnist_core.preprocess import to_mnist
+from mnist_core.preprocess import decode_canvas, preprocess_steps, to_mnist
+
+sys.path.insert(0, str(benchlib.PROJECT_ROOT / "tests"))
+from drawn_digits import STYLES, drawn_digits  # noqa: E402  (tests/ must be on sys.path first)
 
 TARGET_P50_MS = 1.0  # issue 18: canvas -> probabilities in the server
 TARGET_P95_MS = 25.0
@@ -46,13 +59,43 @@ def drawn_seven(stroke_width: int = 20) -> np.ndarray:
     return np.asarray(canvas).copy()
 
 
+def as_page_canvas(picture: np.ndarray) -> np.ndarray:
+    """A drawn digit (white on black, or ink in the alpha channel) as the page's canvas holds it: white on opaque
+    black."""
+    if picture[..., 3].min() < 255:
+        grey = picture[..., 3]
+        return np.dstack([grey, grey, grey, np.full_like(grey, 255)])
+    return picture
+
+
+def canvas_value(picture: np.ndarray) -> str:
+    """What the canvas sends: a data URL of an RGBA PNG."""
+    png = io.BytesIO()
+    Image.fromarray(picture, "RGBA").save(png, "PNG", compress_level=1)
+    return preprocess.CANVAS_PNG_PREFIX + base64.b64encode(png.getvalue()).decode("ascii")
+
+
+def load_preprocess(path: str):
+    """The preprocess.py at `path` as a module of its own, to time beside mnist_core's."""
+    spec = importlib.util.spec_from_file_location("preprocess_compared", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--compare", metavar="PREPROCESS_PY",
+                        help="another preprocess.py: its preprocess_steps timed interleaved with this one's")
+    parser.add_argument("--no-keras", action="store_true", help="skip the Keras comparison (no TensorFlow import)")
     args = parser.parse_args()
 
     print_header("bench_predict")
     canvas = drawn_seven()
+    pictures = [canvas] + [as_page_canvas(sample.picture) for sample in drawn_digits(1, seed=1, styles=STYLES)]
+    values = [canvas_value(picture) for picture in pictures]
+    other = load_preprocess(args.compare) if args.compare else None
     models_dir = benchlib.PROJECT_ROOT / "models"
     litert = {name: Classifier.load(name, models_dir) for name in MODELS}
     first_call_ms = {}
@@ -60,69 +103,94 @@ def main() -> None:
         started = time.perf_counter()
         litert[name].predict_proba(to_mnist(canvas))
         first_call_ms[name] = (time.perf_counter() - started) * 1000
-        for _ in range(WARM_UP):
-            litert[name].predict_proba(to_mnist(canvas)), litert[name].feature_maps(to_mnist(canvas))
+        for value in values[:WARM_UP]:
+            image = preprocess_steps(decode_canvas(value, CANVAS_SIZE)).centered
+            litert[name].predict_proba(image), litert[name].feature_maps(image)
+            if other is not None:
+                other.preprocess_steps(decode_canvas(value, CANVAS_SIZE))
 
     # 1. The server's path, in a process without TensorFlow as the server is (TensorFlow's idle threads would
     #    otherwise share the cores).
-    timings = {name: {key: [] for key in ("to_mnist", "classify", "total", "maps", "keras", "keras maps")}
-               for name in MODELS}
+    keys = ("decode", "preprocess", "classify", "total", "maps", "keras", "keras maps", "compared preprocess")
+    timings = {name: {key: [] for key in keys} for name in MODELS}
     predicted = {}
-    for _ in range(args.runs):
+    for run in range(args.runs):
+        value = values[run % len(values)]
         for name in MODELS:
             times = timings[name]
+            preprocess._decoded.clear()  # a new stroke is a new PNG: decoded afresh
             started = time.perf_counter()
-            image = to_mnist(canvas)
+            picture = decode_canvas(value, CANVAS_SIZE)
+            decoded = time.perf_counter()
+            steps = preprocess_steps(picture)
             prepared = time.perf_counter()
-            probabilities = litert[name].predict_proba(image)
+            probabilities = litert[name].predict_proba(steps.centered)
             finished = time.perf_counter()
-            litert[name].feature_maps(image)
+            litert[name].feature_maps(steps.centered)
             mapped = time.perf_counter()
-            times["to_mnist"].append((prepared - started) * 1000)
+            times["decode"].append((decoded - started) * 1000)
+            times["preprocess"].append((prepared - decoded) * 1000)
             times["classify"].append((finished - prepared) * 1000)
             times["total"].append((finished - started) * 1000)
             times["maps"].append((mapped - finished) * 1000)
-            predicted[name] = int(probabilities[0].argmax())
+            if other is not None:  # the same picture through the other preprocess.py, right after
+                started = time.perf_counter()
+                other.preprocess_steps(picture)
+                times["compared preprocess"].append((time.perf_counter() - started) * 1000)
+            if value is values[0]:
+                predicted[name] = int(probabilities[0].argmax())
     assert not any(module.split(".")[0] in ("tensorflow", "keras") for module in sys.modules)
 
     # 2. The Keras path it replaced (one compiled tf.function per model), for comparison, after the above.
-    from mnist_core.keras_inference import KerasClassifier
-    from mnist_core.store import load_model
+    if not args.no_keras:
+        time_keras(models_dir, to_mnist(canvas), predicted, timings, args.runs)
 
-    image = to_mnist(canvas)
-    keras = {name: KerasClassifier(load_model(name, models_dir), name) for name in MODELS}
-    for name in MODELS:
-        for _ in range(WARM_UP):
-            keras[name].predict_proba(image), keras[name].feature_maps(image)
-        assert int(keras[name].predict_proba(image)[0].argmax()) == predicted[name]
-    for _ in range(args.runs):
-        for name in MODELS:
-            for key, call in (("keras", keras[name].predict_proba), ("keras maps", keras[name].feature_maps)):
-                started = time.perf_counter()
-                call(image)
-                timings[name][key].append((time.perf_counter() - started) * 1000)
-
-    print(f"## Drawn digit -> probabilities, {args.runs} runs per model (ms)\n")
+    print(f"## Canvas PNG -> probabilities, {args.runs} runs per model over {len(values)} canvases (ms)\n")
     rows, met = [], True
     for name in MODELS:
         times = timings[name]
         p50, p95 = median(times["total"]), percentile(times["total"], 0.95)
         met = met and p50 <= TARGET_P50_MS and p95 <= TARGET_P95_MS
         rows.append([
-            name, predicted[name], f"{median(times['to_mnist']):.3f}", f"{median(times['classify']):.3f}",
-            f"{p50:.3f}", f"{p95:.3f}", f"{max(times['total']):.2f}", f"{first_call_ms[name]:.1f}",
-            f"{median(times['maps']):.3f}", f"{median(times['keras']):.3f}", f"{median(times['keras maps']):.3f}",
+            name, predicted[name], f"{median(times['decode']):.3f}", f"{median(times['preprocess']):.3f}",
+            f"{median(times['classify']):.3f}", f"{p50:.3f}", f"{p95:.3f}", f"{max(times['total']):.2f}",
+            f"{first_call_ms[name]:.1f}", f"{median(times['maps']):.3f}",
+            *(["-", "-"] if args.no_keras else [f"{median(times['keras']):.3f}", f"{median(times['keras maps']):.3f}"]),
         ])
     print_table(
-        ["model", "predicted", "to_mnist p50", "LiteRT classify p50", "total p50", "total p95", "total max",
-         "first call", "LiteRT feature maps p50", "Keras classify p50", "Keras feature maps p50"],
+        ["model", "predicted (the 7)", "decode p50", "preprocess p50", "LiteRT classify p50", "total p50",
+         "total p95", "total max", "first call", "LiteRT feature maps p50", "Keras classify p50",
+         "Keras feature maps p50"],
         rows,
     )
     print(f"targets: total p50 <= {TARGET_P50_MS:.0f} ms, p95 <= {TARGET_P95_MS:.0f} ms: {verdict(met)}")
-    print("(total = to_mnist + LiteRT classify: the server's path, measured before TensorFlow was imported. first call")
-    print(" = the first prediction after loading the .tflite. Keras = the path it replaced, a compiled tf.function,")
-    print(" measured afterwards on the same image; it gives the same answer)")
+    print("(total = decode_canvas + preprocess_steps + LiteRT classify: the server's path, measured before TensorFlow")
+    print(" was imported. first call = the first prediction after loading the .tflite. Keras = the path it replaced,")
+    print(" a compiled tf.function, measured afterwards on the same image; it gives the same answer)")
+    if other is not None:
+        both = [ms for name in MODELS for ms in timings[name]["preprocess"]]
+        compared = [ms for name in MODELS for ms in timings[name]["compared preprocess"]]
+        print(f"preprocess_steps p50, interleaved on the same pictures: this {median(both):.3f} ms, "
+              f"{args.compare} {median(compared):.3f} ms (p95 {percentile(both, 0.95):.3f} / "
+              f"{percentile(compared, 0.95):.3f})")
     print(f"load average at the end: {benchlib.load_average():.2f}")
+
+
+def time_keras(models_dir, image: np.ndarray, predicted: dict, timings: dict, runs: int) -> None:
+    from mnist_core.keras_inference import KerasClassifier
+    from mnist_core.store import load_model
+
+    keras = {name: KerasClassifier(load_model(name, models_dir), name) for name in MODELS}
+    for name in MODELS:
+        for _ in range(WARM_UP):
+            keras[name].predict_proba(image), keras[name].feature_maps(image)
+        assert int(keras[name].predict_proba(image)[0].argmax()) == predicted[name]
+    for _ in range(runs):
+        for name in MODELS:
+            for key, call in (("keras", keras[name].predict_proba), ("keras maps", keras[name].feature_maps)):
+                started = time.perf_counter()
+                call(image)
+                timings[name][key].append((time.perf_counter() - started) * 1000)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,12 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from PIL import Image, ImageDraw
 
+from mnist_core import preprocess
 from mnist_core.constants import MNIST_BOX
 from mnist_core.preprocess import PEN_RANGE, PEN_SCALE, normalise_pen, pen_width, preprocess_steps, to_mnist
 
@@ -76,3 +80,65 @@ def test_a_dot_survives_the_pen_step():
     dot[20:23, 20:23] = 255
     result = to_mnist(dot)
     assert result.max() == pytest.approx(1.0)
+
+
+# The fast forms of the pen step's building blocks against the plain definitions they replaced (the same numbers).
+
+def reference_pen_width(ink: np.ndarray) -> float:
+    grad_rows, grad_cols = np.gradient(np.pad(ink.astype(np.float32), 1))
+    outline = float(np.hypot(grad_rows, grad_cols).sum(dtype=np.float64))
+    area = float(ink.sum(dtype=np.float64))
+    if outline <= 0:
+        return 0.0
+    half = outline / 2
+    return (half - np.sqrt(max(half * half - 4 * area, 0.0))) / 2
+
+
+def reference_morphology(image: np.ndarray, radius: int, pick) -> np.ndarray:
+    """Pick over every offset of the disk dx^2 + dy^2 <= r^2 + r, outside the image 0."""
+    height, width = image.shape
+    padded = np.pad(image, radius)
+    out = image.copy()
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if dx * dx + dy * dy <= radius * radius + radius:
+                pick(out, padded[radius + dy : radius + dy + height, radius + dx : radius + dx + width], out=out)
+    return out
+
+
+unit_pictures = hnp.arrays(np.float32, st.tuples(st.integers(1, 30), st.integers(1, 30)),
+                           elements=st.floats(0, 1, width=32))
+
+
+@settings(max_examples=80, deadline=None)
+@given(ink=unit_pictures)
+def test_pen_width_is_the_gradient_formula(ink):
+    assert pen_width(ink) == reference_pen_width(ink)
+
+
+@settings(max_examples=80, deadline=None)
+@given(image=unit_pictures, radius=st.integers(0, 6), dilate=st.booleans())
+def test_disk_morphology_picks_over_every_offset_of_the_disk(image, radius, dilate):
+    pick = np.maximum if dilate else np.minimum
+    smaller, larger = preprocess._disk_morphology(image, radius, pick)
+    np.testing.assert_array_equal(smaller, reference_morphology(image, radius, pick))
+    np.testing.assert_array_equal(larger, reference_morphology(image, radius + 1, pick))
+
+
+@settings(max_examples=80, deadline=None)
+@given(image=hnp.arrays(np.float32, st.tuples(st.integers(1, 100), st.integers(1, 100)), elements=st.floats(0, 1, width=32)),
+       out_width=st.integers(1, 90), out_height=st.integers(1, 90))
+def test_the_pen_steps_resize_is_pillows_lanczos(image, out_width, out_height):
+    """preprocess._lanczos resizes the pen step's pictures with Pillow's own LANCZOS weights as matrix products:
+    the same picture as Pillow's resize, to float32 rounding."""
+    expected = np.asarray(Image.fromarray(image).resize((out_width, out_height), Image.Resampling.LANCZOS))
+    resized = preprocess._lanczos(image, (out_width, out_height))
+    assert resized.shape == expected.shape
+    np.testing.assert_allclose(resized, expected, rtol=0, atol=1e-5)
+
+
+def test_larger_pictures_are_resized_by_pillow_itself():
+    crop = np.zeros((250, 170), np.float32)
+    crop[20:230, 60:90] = 1.0
+    expected = np.asarray(Image.fromarray(crop).resize((54, 80), Image.Resampling.LANCZOS, reducing_gap=3.0))
+    np.testing.assert_array_equal(preprocess._lanczos(crop, (54, 80), reducing_gap=3.0), expected)
