@@ -30,7 +30,8 @@ def main() -> None:
         ui.global_style()
         ui.language_picker()  # issue 21: before anything else in the sidebar, where a lost reader looks first
         ui.active_model_selector()
-        ui.sidebar_training_status()
+        if navigation.url_path != "train":  # the Train page shows the queue and the running job in full
+            ui.sidebar_training_status()
         ui.admin_sign_in()
         ui.sync_visitor_cookie()  # a new visitor's token into the browser, so a reload is the same visitor
 

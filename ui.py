@@ -482,7 +482,12 @@ def watched_job(scheduler, who):
 
 @st.fragment(run_every=POLL_SECONDS * 2)
 def sidebar_training_status() -> None:
-    """A compact live line of the training queue in the sidebar of every page: yours first, else what runs."""
+    """A compact live line of the training queue in the sidebar of every page but Train: yours first, else what runs.
+
+    Not on the Train page, whose own settings follow it in the sidebar: there, while a training ran, a visitor's
+    settings ("Training images", "Architecture") went missing from the sidebar for 30 s and more under load (CI,
+    the classroom bench), with this fragment rerunning every 2 s among them; the page shows the same in full.
+    """
     queue = _scheduler(str(store_dir()))  # not scheduler(): a data problem is the page's to show
     who = visitor()
     job = watched_job(queue, who)

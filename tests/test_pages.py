@@ -746,6 +746,12 @@ def test_a_queued_training_can_be_cancelled_by_its_owner(app, store):
     visitor.run()
     queue = ui._scheduler(str(store))
     [waiting] = queue.queued()
+    # The sidebar's live line of the queue is on every page but Train, which shows the queue and the job in full.
+    assert not [text for text in texts(visitor.sidebar.caption) if "apptest-" in text]
+    open_page(visitor, "home")
+    assert [text for text in texts(visitor.sidebar.caption)
+            if text.startswith("Your training `apptest-cancelled` is number 1 in the queue")]
+    open_page(visitor, "train")
     by_label(visitor.button, "Cancel").click()
     visitor.run()
     assert_ran_cleanly(visitor)
