@@ -39,7 +39,7 @@ E2E_DIR = benchlib.PROJECT_ROOT / "tests" / "e2e"
 sys.path.insert(0, str(E2E_DIR))
 
 from bench_load import browser_settings  # noqa: E402
-from e2e_helpers import MAIN, exception_messages, open_page, wait_for_app  # noqa: E402
+from e2e_helpers import MAIN, exception_messages, expect, open_page, wait_for_app  # noqa: E402
 from test_load import (  # noqa: E402
     clear_canvas,
     collect_answers,
@@ -118,7 +118,17 @@ def queue_small_training(page, name: str) -> None:
     set_field(page, "Epochs", SMALL_TRAINING["epochs"])
     set_field(page, "Model name", name)
     page.get_by_role("button", name="Start training").click()
-    wait_for_app(page)
+    # It runs ("NAME · ... · started by you"), waits ("Your training NAME is number N in the queue") or has already
+    # finished: a Start that did not take is said now, with what the page shows, instead of a classroom waiting for
+    # it until the 30-minute deadline.
+    taken = page.locator(MAIN).get_by_text(re.compile(
+        rf"{re.escape(name)} · .* · started by you|Your training {re.escape(name)} is number \d+ in the queue"
+        rf"|Training finished: saved as {re.escape(name)}"))
+    try:
+        expect(taken.first).to_be_visible(timeout=60_000)
+    except AssertionError:
+        shown = " ".join(page.locator(MAIN).inner_text().split())[:600]
+        raise SystemExit(f"{name}: Start did not take within 60 s; the page shows: {shown!r}") from None
 
 
 def saved(models_dir: Path, name: str) -> dict | None:
