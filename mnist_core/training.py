@@ -230,6 +230,18 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int):
     return keras.optimizers.SGD(learning_rate, momentum=0.9)
 
 
+# Batches run per call into TensorFlow (Keras' `steps_per_execution`) once an epoch has at least
+# LONG_EPOCH_STEPS of them. Each call costs Python time around the step; for the quick CNN a batch is only ~4 ms,
+# and 8 batches a call took the fast preset's training from 9.2 to 8.2 s on 2 idle cores (BENCHMARKS.md). Progress
+# is then reported (and a stop seen) every 8 batches, ~30 ms; a short run keeps one batch a call.
+BATCHES_PER_CALL = 8
+LONG_EPOCH_STEPS = 100
+
+
+def batches_per_call(steps_per_epoch: int) -> int:
+    return BATCHES_PER_CALL if steps_per_epoch >= LONG_EPOCH_STEPS else 1
+
+
 def compile_model(model, config: TrainConfig, steps_per_epoch: int) -> None:
     import keras
 
@@ -237,6 +249,7 @@ def compile_model(model, config: TrainConfig, steps_per_epoch: int) -> None:
         optimizer=make_optimizer(config, steps_per_epoch),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        steps_per_execution=batches_per_call(steps_per_epoch),
     )
 
 
@@ -513,9 +526,11 @@ def _progress_callback_class():
             self._check_stop()
 
         def on_train_batch_end(self, batch, logs=None):
-            self.batches_trained += 1
+            # `batch` is the last batch of the call (several with steps_per_execution); Keras counts a whole call
+            # at the epoch's end even when fewer batches were left.
             now = time.perf_counter()
-            step = batch + 1
+            step = min(batch + 1, self.steps)
+            self.batches_trained += step - self._last_step
             self._last_step = step
             then, step_then = self._recent[0]
             self._recent.append((now, step))

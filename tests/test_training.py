@@ -7,11 +7,14 @@ import numpy as np
 import pytest
 
 from mnist_core.training import (
+    BATCHES_PER_CALL,
+    LONG_EPOCH_STEPS,
     PRESETS,
     BatchEvent,
     ConfigError,
     EpochEvent,
     TrainConfig,
+    batches_per_call,
     split_data,
     train,
     with_overrides,
@@ -146,6 +149,21 @@ def test_one_epoch_learns_and_streams_consistent_events(small_mnist):
     assert not result.stopped and result.seconds > 0
 
 
+def test_a_long_epoch_runs_several_batches_a_call_and_counts_each_once(small_mnist):
+    # 117 batches an epoch: 8 a call into TensorFlow (BATCHES_PER_CALL), the last call only 5, which Keras still
+    # numbers as a whole call.
+    config = TrainConfig(architecture="mlp", epochs=2, batch_size=16, train_size=1870)
+    steps = math.ceil(1870 / 16)
+    assert batches_per_call(steps) == BATCHES_PER_CALL > 1
+    events = []
+    result = train(config, on_event=events.append, mnist=small_mnist)
+    for epoch in (1, 2):
+        steps_seen = [event.step for event in events if isinstance(event, BatchEvent) and event.epoch == epoch]
+        assert steps_seen == [*range(BATCHES_PER_CALL, steps, BATCHES_PER_CALL), steps]
+    assert result.batches_trained == 2 * steps and all(epoch.complete for epoch in result.history)
+    assert batches_per_call(LONG_EPOCH_STEPS - 1) == 1  # short runs (the tests above) report every batch
+
+
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_same_config_and_seed_give_the_same_curves(small_mnist, precision):
     config = TrainConfig(architecture="cnn", epochs=2, batch_size=64, train_size=300, seed=7, precision=precision)
@@ -179,13 +197,16 @@ def _train_and_stop_after(batch: int, small_mnist, config: TrainConfig):
     return events, result, stop_seen_at[0] if stop_seen_at else len(events)
 
 
-def test_stop_from_another_thread_ends_within_a_few_batches(small_mnist):
-    config = TrainConfig(architecture="mlp", epochs=3, batch_size=16, train_size=2000)
-    events, result, stop_index = _train_and_stop_after(3, small_mnist, config)
+@pytest.mark.parametrize("train_size", [1000, 2000], ids=["a batch a call", "8 batches a call"])
+def test_stop_from_another_thread_ends_within_a_few_batches(small_mnist, train_size):
+    config = TrainConfig(architecture="mlp", epochs=3, batch_size=16, train_size=train_size)
+    per_call = batches_per_call(math.ceil(train_size / 16))
+    asked_at = 3 * per_call
+    events, result, stop_index = _train_and_stop_after(asked_at, small_mnist, config)
     batches_after_stop = [event for event in events[stop_index:] if isinstance(event, BatchEvent)]
     assert len(batches_after_stop) <= 3
     assert result.stopped
-    assert result.batches_trained < 10
+    assert result.batches_trained <= asked_at + 3 * per_call
     # The cut-short epoch is reported as incomplete, without a validation figure from a cut-short pass.
     assert len(result.history) == 1 and not result.history[0].complete
     assert result.history[0].val_accuracy is None
