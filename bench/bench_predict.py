@@ -1,13 +1,14 @@
-"""Canvas -> probabilities: the PNG the Draw page's canvas sends, checked and decoded (`decode_canvas`), prepared
+"""Canvas -> probabilities: the picture the Draw page's canvas sends, checked and decoded, prepared
 (`preprocess_steps`, as the page runs it) and classified (`Classifier.predict_proba` on LiteRT), as the server does
 on every stroke; 200 timed runs per shipped model, after a few warm-up calls.
 
-Every run decodes afresh (the decoded-picture cache is emptied: a new stroke is a new PNG) and takes the next of
-50 canvases: the bench's own drawn 7 and one drawing of each of tests/drawn_digits.py's 49 styles (sizes, pens and
-places vary, so the pen step's work varies as it does for visitors), white on opaque black like the page's canvas,
-as PNGs at zlib level 1 (Chromium's canvas writes them that way too, about 8 KB). The Keras path LiteRT replaced
-(keras_inference.KerasClassifier: one compiled tf.function) is timed afterwards for comparison, as are the feature
-maps of both. Run from the project root (well under a minute):
+Chromium's canvas sends its grey pixels deflated (`decode_canvas_grey`); a browser without CompressionStream sends a
+PNG (`decode_canvas`). Both are timed, interleaved, on each of 50 canvases: the bench's own drawn 7 and one drawing
+of each of tests/drawn_digits.py's 49 styles (sizes, pens and places vary, so the pen step's work varies as it does
+for visitors), white on opaque black like the page's canvas; the PNGs at zlib level 1 as Chromium writes them
+(about 8 KB), decoded afresh every run (the decoded-picture cache is emptied: a new stroke is a new PNG). The Keras
+path LiteRT replaced (keras_inference.KerasClassifier: one compiled tf.function) is timed afterwards for
+comparison, as are the feature maps of both. Run from the project root (well under a minute):
 
     .venv/bin/python bench/bench_predict.py
     .venv/bin/python bench/bench_predict.py --runs 500
@@ -26,6 +27,7 @@ import importlib.util
 import io
 import sys
 import time
+import zlib
 
 import benchlib
 from benchlib import median, percentile, print_header, print_table, verdict
@@ -36,7 +38,7 @@ from PIL import Image, ImageDraw
 from mnist_core import preprocess
 from mnist_core.constants import CANVAS_SIZE
 from mnist_core.inference import Classifier
-from mnist_core.preprocess import decode_canvas, preprocess_steps, to_mnist
+from mnist_core.preprocess import decode_canvas, decode_canvas_grey, preprocess_steps, to_mnist
 
 sys.path.insert(0, str(benchlib.PROJECT_ROOT / "tests"))
 from drawn_digits import STYLES, drawn_digits  # noqa: E402  (tests/ must be on sys.path first)
@@ -68,8 +70,14 @@ def as_page_canvas(picture: np.ndarray) -> np.ndarray:
     return picture
 
 
+def grey_value(picture: np.ndarray) -> str:
+    """What the canvas sends in Chromium (digit_canvas.js): base64 of its grey levels, deflated as CompressionStream
+    does (zlib's default level)."""
+    return base64.b64encode(zlib.compress(np.ascontiguousarray(picture[..., 0]).tobytes(), 6)).decode("ascii")
+
+
 def canvas_value(picture: np.ndarray) -> str:
-    """What the canvas sends: a data URL of an RGBA PNG."""
+    """What the canvas sends where the browser cannot deflate: a data URL of an RGBA PNG."""
     png = io.BytesIO()
     Image.fromarray(picture, "RGBA").save(png, "PNG", compress_level=1)
     return preprocess.CANVAS_PNG_PREFIX + base64.b64encode(png.getvalue()).decode("ascii")
@@ -95,6 +103,7 @@ def main() -> None:
     canvas = drawn_seven()
     pictures = [canvas] + [as_page_canvas(sample.picture) for sample in drawn_digits(1, seed=1, styles=STYLES)]
     values = [canvas_value(picture) for picture in pictures]
+    greys = [grey_value(picture) for picture in pictures]
     other = load_preprocess(args.compare) if args.compare else None
     models_dir = benchlib.PROJECT_ROOT / "models"
     litert = {name: Classifier.load(name, models_dir) for name in MODELS}
@@ -111,16 +120,29 @@ def main() -> None:
 
     # 1. The server's path, in a process without TensorFlow as the server is (TensorFlow's idle threads would
     #    otherwise share the cores).
-    keys = ("decode", "preprocess", "classify", "total", "maps", "keras", "keras maps", "compared preprocess")
+    keys = ("decode", "preprocess", "classify", "total", "maps", "keras", "keras maps", "compared preprocess",
+            "png decode", "png preprocess", "png total")
     timings = {name: {key: [] for key in keys} for name in MODELS}
     predicted = {}
     for run in range(args.runs):
-        value = values[run % len(values)]
+        value, grey = values[run % len(values)], greys[run % len(values)]
         for name in MODELS:
             times = timings[name]
-            preprocess._decoded.clear()  # a new stroke is a new PNG: decoded afresh
+            # The PNG form first (a browser without CompressionStream), decoded afresh: a new stroke is a new PNG.
+            preprocess._decoded.clear()
             started = time.perf_counter()
             picture = decode_canvas(value, CANVAS_SIZE)
+            decoded = time.perf_counter()
+            steps = preprocess_steps(picture)
+            prepared = time.perf_counter()
+            litert[name].predict_proba(steps.centered)
+            finished = time.perf_counter()
+            times["png decode"].append((decoded - started) * 1000)
+            times["png preprocess"].append((prepared - decoded) * 1000)
+            times["png total"].append((finished - started) * 1000)
+            # What Chromium sends: the grey form.
+            started = time.perf_counter()
+            picture = decode_canvas_grey(grey, CANVAS_SIZE)
             decoded = time.perf_counter()
             steps = preprocess_steps(picture)
             prepared = time.perf_counter()
@@ -145,7 +167,7 @@ def main() -> None:
     if not args.no_keras:
         time_keras(models_dir, to_mnist(canvas), predicted, timings, args.runs)
 
-    print(f"## Canvas PNG -> probabilities, {args.runs} runs per model over {len(values)} canvases (ms)\n")
+    print(f"## Canvas value -> probabilities, {args.runs} runs per model over {len(values)} canvases (ms)\n")
     rows, met = [], True
     for name in MODELS:
         times = timings[name]
@@ -154,18 +176,21 @@ def main() -> None:
         rows.append([
             name, predicted[name], f"{median(times['decode']):.3f}", f"{median(times['preprocess']):.3f}",
             f"{median(times['classify']):.3f}", f"{p50:.3f}", f"{p95:.3f}", f"{max(times['total']):.2f}",
-            f"{first_call_ms[name]:.1f}", f"{median(times['maps']):.3f}",
+            f"{median(times['png decode']):.3f}", f"{median(times['png preprocess']):.3f}",
+            f"{median(times['png total']):.3f}", f"{first_call_ms[name]:.1f}", f"{median(times['maps']):.3f}",
             *(["-", "-"] if args.no_keras else [f"{median(times['keras']):.3f}", f"{median(times['keras maps']):.3f}"]),
         ])
     print_table(
         ["model", "predicted (the 7)", "decode p50", "preprocess p50", "LiteRT classify p50", "total p50",
-         "total p95", "total max", "first call", "LiteRT feature maps p50", "Keras classify p50",
+         "total p95", "total max", "PNG: decode p50", "PNG: preprocess p50", "PNG: total p50", "first call", "LiteRT feature maps p50", "Keras classify p50",
          "Keras feature maps p50"],
         rows,
     )
     print(f"targets: total p50 <= {TARGET_P50_MS:.0f} ms, p95 <= {TARGET_P95_MS:.0f} ms: {verdict(met)}")
-    print("(total = decode_canvas + preprocess_steps + LiteRT classify: the server's path, measured before TensorFlow")
-    print(" was imported. first call = the first prediction after loading the .tflite. Keras = the path it replaced,")
+    print("(total = decode_canvas_grey (the deflated grey pixels Chromium's canvas sends) + preprocess_steps + LiteRT")
+    print(" classify: the server's path, measured before TensorFlow was imported. PNG = the same canvas as a PNG, sent")
+    print(" by a browser without CompressionStream, through decode_canvas, interleaved.")
+    print(" first call = the first prediction after loading the .tflite. Keras = the path it replaced,")
     print(" a compiled tf.function, measured afterwards on the same image; it gives the same answer)")
     if other is not None:
         both = [ms for name in MODELS for ms in timings[name]["preprocess"]]

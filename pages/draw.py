@@ -95,7 +95,9 @@ def save_drawing(picture, png, source: str, image, predicted: int, confidence: f
     verdict = st.session_state.get("save_verdict") or RIGHT
     label = predicted if verdict == RIGHT else st.session_state.get("save_true_label")
     try:
-        if png is None:  # an upload: keep the decoded photo, at most STORED_PICTURE_SIDE on its longer side
+        # An upload (the decoded photo, at most STORED_PICTURE_SIDE on its longer side) or a canvas that sent its
+        # grey pixels: kept as a PNG made here.
+        if png is None:
             png = picture_png(picture)
         result = Handwriting().add(ui.visitor(), new_drawing(png, image, label, predicted, confidence, model_name,
                                                              source))

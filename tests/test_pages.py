@@ -779,12 +779,17 @@ def forge_canvas(monkeypatch, value) -> None:
     monkeypatch.setattr(widgets.digit_canvas, "_component", lambda **options: {"drawing": value})
 
 
-def test_a_drawing_on_the_canvas_is_predicted_with_every_step_shown(app, monkeypatch):
-    from test_preprocess import drawn_canvas_url
+@pytest.mark.parametrize("form", ["grey", "png"])
+def test_a_drawing_on_the_canvas_is_predicted_with_every_step_shown(app, monkeypatch, form):
+    # The canvas sends its grey pixels deflated (digit_canvas.js), or a PNG where the browser cannot deflate.
+    from test_preprocess import drawn_canvas_url, grey_value
+
+    from mnist_core.preprocess import decode_canvas
 
     at = open_page(app(model="cnn"), "draw")
     one = drawn_canvas_url(draw=lambda pen: pen.line([(140, 50), (140, 230)], fill=(255, 255, 255, 255), width=20))
-    forge_canvas(monkeypatch, {"png": one, "strokes": [{"width": 20, "points": [[140, 50], [140, 230]]}]})
+    picture = {"png": one} if form == "png" else {"grey": grey_value(decode_canvas(one, 280)[..., 0])}
+    forge_canvas(monkeypatch, {**picture, "strokes": [{"width": 20, "points": [[140, 50], [140, 230]]}]})
     at.run()
     assert_ran_cleanly(at)
     assert "### Prediction: 1" in texts(at.markdown)
@@ -800,6 +805,8 @@ def test_a_drawing_on_the_canvas_is_predicted_with_every_step_shown(app, monkeyp
         ({"png": "data:image/png;base64,AAAA", "strokes": []}, "The drawing could not be read"),
         ({"png": "data:text/html;base64,PGI+", "strokes": []}, "not a PNG picture"),
         ({"png": None, "strokes": [{"width": -1, "points": [[1, 2]]}]}, "impossible width"),
+        ({"grey": "eJwDAAAAAAE=", "strokes": []}, "a picture of another size than itself"),
+        ({"grey": ["not", "text"], "png": None, "strokes": []}, "something that is not a picture"),
     ],
 )
 def test_a_forged_canvas_value_is_a_message_not_a_crash(app, monkeypatch, value, message):

@@ -110,6 +110,28 @@ def test_a_drawing_is_saved_right_or_corrected_and_my_digits_shows_it(app, monke
     assert counts_shown(at) == [1, 1, 0, 0, 0, 0, 0, 0, 0, 0]
 
 
+def test_a_drawing_sent_as_grey_pixels_is_kept_as_a_png_of_the_canvas(app, monkeypatch):
+    # Chromium sends the canvas' deflated grey pixels, not a PNG: the page makes the PNG the collection keeps.
+    import io
+
+    from PIL import Image
+    from test_preprocess import grey_value
+
+    from mnist_core.preprocess import decode_canvas
+
+    at = open_page(app(model="cnn"), "draw")
+    grey = decode_canvas(ONE, 280)[..., 0]
+    forge_canvas(monkeypatch, {**canvas(ONE, generation=0), "png": None, "grey": grey_value(grey)})
+    at.run()
+    assert "### Prediction: 1" in texts(at.markdown)
+    save(at, "Right")
+    collection = Handwriting().own(session_visitor(at))
+    [drawing] = Handwriting().drawings(collection.id)
+    with Image.open(io.BytesIO(Handwriting().png(drawing.id))) as kept:
+        assert kept.format == "PNG" and kept.size == (280, 280)
+        np.testing.assert_array_equal(np.asarray(kept.convert("L")), grey)
+
+
 def test_a_corrected_drawing_is_marked_as_the_models_mistake(app, mnist):
     at = open_page(app(model="cnn"), "my_digits")
     (_, _), (x_test, y_test) = mnist

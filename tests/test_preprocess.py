@@ -605,6 +605,7 @@ from mnist_core.preprocess import (  # noqa: E402
     MAX_CANVAS_SIDE,
     DecoderBusyError,
     decode_canvas,
+    decode_canvas_grey,
 )
 
 ACCEPTED = "only PNG, JPEG, GIF, BMP and WebP files are accepted"
@@ -833,6 +834,71 @@ def test_a_drawn_canvas_decodes_to_its_rgba_pixels(seven, reference):
     pixels = decode_canvas(data_url(canvas_png(rgba)), rgba.shape[0])
     np.testing.assert_array_equal(pixels, rgba)
     assert_same_digit(to_mnist(pixels), reference)
+
+
+def grey_value(grey: np.ndarray | bytes, level: int = 6) -> str:
+    """A canvas value in its compact form, as digit_canvas.js sends it: base64 of the deflated grey pixels."""
+    raw = grey if isinstance(grey, bytes) else np.ascontiguousarray(grey, dtype=np.uint8).tobytes()
+    return base64.b64encode(zlib.compress(raw, level)).decode("ascii")
+
+
+def test_the_compact_canvas_value_gives_the_same_28x28_image_as_its_png(seven, reference):
+    # What the browser sends either way for one drawing: the same pixels, the same image for the model.
+    rgba = np.dstack([seven] * 3 + [np.full_like(seven, 255)])
+    from_png = decode_canvas(data_url(canvas_png(rgba)), rgba.shape[0])
+    grey = decode_canvas_grey(grey_value(seven), seven.shape[0])
+
+    assert grey.shape == seven.shape and grey.dtype == np.uint8 and not grey.flags.writeable
+    np.testing.assert_array_equal(grey, from_png[..., 0])
+    np.testing.assert_array_equal(to_mnist(grey), to_mnist(from_png))
+    assert_same_digit(to_mnist(grey), reference)
+
+
+@pytest.mark.parametrize(
+    ("kind", "forged", "message"),
+    [
+        ("nothing", None, "the canvas sent something that is not a picture"),
+        ("empty", "", "the canvas sent something that is not a picture"),
+        ("not text", 12345, "the canvas sent something that is not a picture"),
+        ("bad base64", "@@@=", "the canvas sent something that is not a picture"),
+        ("not deflated", base64.b64encode(bytes(280 * 280)).decode(), "something that is not a picture"),
+        ("a PNG data URL", "data:image/png;base64,iVBORw0KGgo=", "something that is not a picture"),
+        ("too few pixels", grey_value(bytes(280 * 279)), "a picture of another size than itself"),
+        ("one pixel more", grey_value(bytes(280 * 280 + 1)), "a picture of another size than itself"),
+        ("a wrong checksum", grey_value(bytes(280 * 280))[:-4] + "AAAA", "something that is not a picture"),
+        ("bytes after the pixels", base64.b64encode(zlib.compress(bytes(280 * 280)) * 2).decode(),
+         "something that is not a picture"),
+        ("cut short", base64.b64encode(zlib.compress(bytes(range(256)) * 307)[:-9]).decode(),
+         "a picture of another size than itself"),
+        ("longer than any canvas' value", "A" * 200_000, "something that is not a picture"),
+    ],
+)
+def test_a_forged_compact_canvas_value_is_refused_with_a_clear_message(kind, forged, message):
+    with pytest.raises(UnreadableImageError, match=message):
+        decode_canvas_grey(forged, 280)
+
+
+def test_a_compact_canvas_value_that_inflates_to_gigabytes_stops_one_byte_past_the_canvas(monkeypatch):
+    inflated = []
+    real = zlib.decompressobj
+
+    class Watched:
+        def __init__(self):
+            self._inner = real()
+
+        def decompress(self, data, max_length=0):
+            out = self._inner.decompress(data, max_length)
+            inflated.append(len(out))
+            return out
+
+        def __getattr__(self, name):
+            return getattr(self._inner, name)
+
+    monkeypatch.setattr(zlib, "decompressobj", Watched)
+    bomb = zlib.compress(bytes(50 * 2**20), 9)  # 50 MB of zeros in about 50 KB: within the length bound
+    with pytest.raises(UnreadableImageError, match="another size than itself"):
+        decode_canvas_grey(base64.b64encode(bomb).decode(), 280)
+    assert inflated == [280 * 280 + 1]
 
 
 @pytest.mark.parametrize(

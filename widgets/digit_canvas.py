@@ -3,11 +3,12 @@
 Why not streamlit-drawable-canvas 0.13: its frontend waits 200 ms after every stroke before it sends the picture
 (a fixed debounce in its bundle), which alone is more than the whole mouse-up -> prediction budget (issue 9:
 p50 <= 150 ms; measured 237-262 ms with it, of which 205-210 ms before the picture left the browser). Digits
-need only freehand strokes, so the component is small: pointer events (mouse, touch, pen), a PNG at each stroke's
-end, Undo and Clear buttons inside it (a Clear inside the canvas cannot race a page rerun), and the strokes kept
+need only freehand strokes, so the component is small: pointer events (mouse, touch, pen), the picture at each
+stroke's end (deflated grey pixels, or a PNG in a browser without CompressionStream), Undo and Clear buttons inside it (a Clear inside the canvas cannot race a page rerun), and the strokes kept
 so the drawing comes back when the canvas is shown again.
 
-Everything it sends is checked in the core (`preprocess.decode_canvas`, `preprocess.checked_strokes`) before use.
+Everything it sends is checked in the core (`preprocess.decode_canvas_grey` or `preprocess.decode_canvas`,
+`preprocess.checked_strokes`) before use.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import streamlit as st
 
 from mnist_core.constants import CANVAS_SIZE
 from mnist_core.i18n import gettext as _
-from mnist_core.preprocess import CANVAS_PNG_PREFIX, checked_strokes, decode_canvas
+from mnist_core.preprocess import CANVAS_PNG_PREFIX, checked_strokes, decode_canvas, decode_canvas_grey
 
 _HERE = Path(__file__).parent
 _HTML = """
@@ -43,8 +44,9 @@ _component = st.components.v2.component(
 
 @dataclass(frozen=True)
 class Drawing:
-    """What the canvas holds: the picture (RGBA uint8, None while empty), its strokes, and the PNG the browser sent
-    (the bytes `picture` was decoded from, checked by preprocess.decode_canvas; None while empty)."""
+    """What the canvas holds: the picture (None while empty: uint8 grey (H, W) when the browser sent the compact
+    form, RGBA (H, W, 4) from a PNG), its strokes, and the PNG the browser sent (the bytes `picture` was decoded
+    from, checked by preprocess.decode_canvas; None while empty or when it sent the grey form)."""
 
     picture: np.ndarray | None
     strokes: list = field(default_factory=list)
@@ -59,7 +61,7 @@ def digit_canvas(stroke_width: int, key: str = "digit_canvas", size: int = CANVA
     Upload source) and comes back, it redraws them.
     """
     kept_key = f"{key}_kept_strokes"
-    kept_png_key = f"{key}_kept_png"
+    kept_picture_key = f"{key}_kept_picture"
     generation_key = f"{key}_generation"
     st.session_state.setdefault(generation_key, 0)
     current = st.session_state.get(key)  # the component's state as this run starts: what the browser sent last
@@ -87,26 +89,38 @@ def digit_canvas(stroke_width: int, key: str = "digit_canvas", size: int = CANVA
         value = None  # drawn before forget_drawing(): the browser shows an empty canvas now
     if value is None:  # nothing drawn since the canvas appeared: what it shows is what we kept
         strokes = st.session_state.get(kept_key, [])
-        png = st.session_state.get(kept_png_key) if strokes else None
-        if png is None:
+        kept = st.session_state.get(kept_picture_key) if strokes else None
+        if kept is None:
             return Drawing(None, strokes)
         # Back from the Upload source: the canvas redraws the kept strokes, and the page answers for them again.
-        return Drawing(decode_canvas(png, size), strokes, base64.b64decode(png[len(CANVAS_PNG_PREFIX):]))
+        picture, png = _decoded(kept, size)
+        return Drawing(picture, strokes, png)
     if not isinstance(value, dict):
         raise ValueError(_("The canvas sent something that is not a drawing."))
     strokes = checked_strokes(value.get("strokes"))
     st.session_state[kept_key] = strokes
-    png = value.get("png")
-    st.session_state[kept_png_key] = None
-    if png is None:
+    st.session_state[kept_picture_key] = None
+    sent = {"grey": value["grey"]} if value.get("grey") is not None else {"png": value.get("png")}
+    if sent.get("grey") is None and sent.get("png") is None:
         return Drawing(None, strokes)
-    picture = decode_canvas(png, size)  # the check: only a PNG of the canvas' size gets past it
-    st.session_state[kept_png_key] = png  # checked: kept for when the canvas comes back
-    return Drawing(picture, strokes, base64.b64decode(png[len(CANVAS_PNG_PREFIX):]))
+    picture, png = _decoded(sent, size)  # the check: only a picture of the canvas' size gets past it
+    st.session_state[kept_picture_key] = sent  # checked: kept for when the canvas comes back
+    return Drawing(picture, strokes, png)
+
+
+def _decoded(sent: dict, size: int) -> tuple[np.ndarray, bytes | None]:
+    """The picture of a canvas value (its compact grey form or a PNG), checked by the core; and the PNG's bytes
+    when it came as a PNG."""
+    if sent.get("grey") is not None:
+        return decode_canvas_grey(sent["grey"], size), None
+    png = sent["png"]
+    return decode_canvas(png, size), base64.b64decode(png[len(CANVAS_PNG_PREFIX):])
+
+
 
 
 def forget_drawing(key: str = "digit_canvas") -> None:
     """Start the next canvas empty (for example after the drawing was saved)."""
     st.session_state[f"{key}_kept_strokes"] = []
-    st.session_state[f"{key}_kept_png"] = None
+    st.session_state[f"{key}_kept_picture"] = None
     st.session_state[f"{key}_generation"] = st.session_state.get(f"{key}_generation", 0) + 1

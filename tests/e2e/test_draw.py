@@ -18,10 +18,13 @@ from e2e_helpers import (
 
 
 def test_drawn_one_and_zero_are_recognised(page, app_server):
+    sends = []  # the canvas says how it sent each picture: Chromium deflates its grey pixels (not a PNG)
+    page.on("console", lambda message: sends.append(message.text) if "digit canvas: send" in message.text else None)
     open_page(page, app_server, "/draw")
 
     draw_path(page, find_canvas(page), vertical_stroke())
     wait_for_prediction(page, 1)
+    assert sends and all("(grey, " in text for text in sends), sends
     screenshot(page, "draw-1")
     # A thin "1" crops tall: its steps are still thumbnails of one size, not 1,800 px strips (issue 20, bug 4).
     # The five steps by their captions ("1. the ink" ... "5. centred by mass"): the feature maps and the saliency map
