@@ -484,9 +484,10 @@ def watched_job(scheduler, who):
 def sidebar_training_status() -> None:
     """A compact live line of the training queue in the sidebar of every page but Train: yours first, else what runs.
 
-    Not on the Train page, whose own settings follow it in the sidebar: there, while a training ran, a visitor's
-    settings ("Training images", "Architecture") went missing from the sidebar for 30 s and more under load (CI,
-    the classroom bench), with this fragment rerunning every 2 s among them; the page shows the same in full.
+    Not on the Train page, which shows the same in full. (It was taken off that page when a visitor's settings
+    ("Training images", "Architecture") went missing from its sidebar under load; the cause turned out to be the
+    whole app failing in the browser - "Cached ForwardMsg MISS", "Bad delta path index" - fixed in
+    .streamlit/config.toml and by one fragment on the Train page: see pages/train.py's following_the_jobs.)
     """
     queue = _scheduler(str(store_dir()))  # not scheduler(): a data problem is the page's to show
     who = visitor()

@@ -110,6 +110,20 @@ def start_server(models_dir: Path, log_path: Path, one_cpu: bool = False) -> tup
     return server, f"http://127.0.0.1:{port}"
 
 
+# Toasts (a refusal of Start is one) last a few seconds: keep the text of each one the page shows.
+TOAST_PROBE = """
+(() => {
+  const seen = window.__toasts = [];
+  new MutationObserver(() => {
+    for (const toast of document.querySelectorAll('[data-testid="stToast"]')) {
+      const text = toast.textContent.trim();
+      if (text && !seen.includes(text)) seen.push(text);
+    }
+  }).observe(document.body, {subtree: true, childList: true, characterData: true});
+})();
+"""
+
+
 def queue_small_training(page, name: str) -> None:
     page.get_by_label("Architecture").click()
     page.get_by_role("option", name=re.compile(rf"^{SMALL_TRAINING['architecture']}:")).click()
@@ -117,6 +131,7 @@ def queue_small_training(page, name: str) -> None:
     set_field(page, "Training images", SMALL_TRAINING["train_size"])
     set_field(page, "Epochs", SMALL_TRAINING["epochs"])
     set_field(page, "Model name", name)
+    page.evaluate(TOAST_PROBE)
     page.get_by_role("button", name="Start training").click()
     # It runs ("NAME · ... · started by you"), waits ("Your training NAME is number N in the queue") or has already
     # finished: a Start that did not take is said now, with what the page shows, instead of a classroom waiting for
@@ -128,7 +143,9 @@ def queue_small_training(page, name: str) -> None:
         expect(taken.first).to_be_visible(timeout=60_000)
     except AssertionError:
         shown = " ".join(page.locator(MAIN).inner_text().split())[:600]
-        raise SystemExit(f"{name}: Start did not take within 60 s; the page shows: {shown!r}") from None
+        toasts = page.evaluate("window.__toasts")
+        raise SystemExit(f"{name}: Start did not take within 60 s; toasts since the click: {toasts!r}; "
+                         f"the page shows: {shown!r}") from None
 
 
 def saved(models_dir: Path, name: str) -> dict | None:

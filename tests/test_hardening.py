@@ -81,6 +81,27 @@ def test_upload_size_is_capped_in_the_streamlit_config():
     assert config["client"]["showErrorDetails"] in ("none", False)
 
 
+def test_no_element_is_sent_as_a_reference_to_a_browser_cache_that_may_have_dropped_it():
+    """Streamlit 1.67 sends a large element a browser reported having as a reference to it; with fragments rerunning
+    every second the browser had at times dropped it ("Cached ForwardMsg MISS": a fatal websocket error, a blank page,
+    in the classroom bench). The setting that turns the cache off must exist under its name and be read."""
+    from streamlit import config as streamlit_config
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from streamlit.runtime.forward_msg_cache import populate_hash_if_needed
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["global"]["minCachedMessageSize"] >= 1e12
+    original = streamlit_config.get_option("global.minCachedMessageSize")  # raises if Streamlit renamed it
+    streamlit_config.set_option("global.minCachedMessageSize", config["global"]["minCachedMessageSize"])
+    try:
+        message = ForwardMsg()
+        message.delta.new_element.markdown.body = "x" * 200_000  # a big chart's worth of bytes
+        populate_hash_if_needed(message)
+        assert message.hash and not message.metadata.cacheable
+    finally:
+        streamlit_config.set_option("global.minCachedMessageSize", original)
+
+
 def test_no_per_run_cleanup_starves_the_server_when_many_visitors_poll(monkeypatch):
     """Several sessions at once: after every script run (and every sidebar poll of every session) Streamlit would
     force two full garbage collections and clear Keras' session, 0.2-0.5 s holding the GIL each time; with five
