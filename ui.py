@@ -358,6 +358,21 @@ def literal(text: str) -> str:
     return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
 
 
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _built_figure(kind: str, version: tuple, language: str, _build):
+    return _build()
+
+
+def live_figure(kind: str, version: tuple, build):
+    """The figure `build()` makes, built once for each `version` of what it shows (and each language), not on every
+    rerun of every page that shows it: with five Train pages open in the classroom bench, rebuilding their Plotly
+    figures every second was two thirds of the server's busy time (py-spy; BENCHMARKS.md, "fourth session").
+    Shared between sessions: st.plotly_chart only reads a figure."""
+    from mnist_core.i18n import current_language
+
+    return _built_figure(kind, version, current_language(), build)
+
+
 def models() -> list[ModelEntry]:
     return list_models(store_dir())
 

@@ -313,12 +313,16 @@ def live_view() -> None:
         metrics[2].metric(_("Validation accuracy"), format_percent(validated[-1].val_accuracy) if validated else "-",
                           help=_("After the last epoch that finished its validation."))
         metrics[3].metric(_("Images per second"), format_number(latest.images_per_second))
-        st.plotly_chart(plots.batch_curves(snapshot.batches), width="stretch", key="batch_curves")
+        batch_curves = ui.live_figure("batches", (snapshot.job_id, latest.epoch, latest.step, len(snapshot.batches)),
+                                      lambda: plots.batch_curves(snapshot.batches))
+        st.plotly_chart(batch_curves, width="stretch", key="batch_curves")
     if snapshot.epochs:
         st.markdown(_("**Per epoch: training vs validation** (when the validation curve turns up while training "
                       "keeps falling, the network is overfitting)"))
-        st.plotly_chart(plots.training_curves(snapshot.epochs, references=reference_accuracies(ui.models())),
-                        width="stretch", key="epoch_curves")
+        references = tuple(reference_accuracies(ui.models()))
+        epoch_curves = ui.live_figure("epochs", (snapshot.job_id, len(snapshot.epochs), references),
+                                      lambda: plots.training_curves(snapshot.epochs, references=list(references)))
+        st.plotly_chart(epoch_curves, width="stretch", key="epoch_curves")
     if snapshot.kind == "train":
         watch_it_learn(snapshot)
 
@@ -333,16 +337,17 @@ def watch_it_learn(snapshot) -> None:
     st.markdown(_("**Watch it learn**: 20 test digits the network never trains on, 10 textbook ones on top and 10 "
                   "harder ones below; green where it reads them right, red where not, updated after every epoch"))
     if not snapshot.panels:
-        st.plotly_chart(plots.digit_panel(images, labels, None, None, columns=PANEL_COLUMNS,
-                                          title=_("Waiting for the first answers...")), width="stretch", key="panel",
-                        config={"displayModeBar": False})
+        waiting = ui.live_figure("panel", ("waiting",), lambda: plots.digit_panel(
+            images, labels, None, None, columns=PANEL_COLUMNS, title=_("Waiting for the first answers...")))
+        st.plotly_chart(waiting, width="stretch", key="panel", config={"displayModeBar": False})
         return
     latest = snapshot.panels[-1]
     title = (_("Before training: {right} of {total} right") if latest.epoch == 0 else
              _("After epoch {epoch}: {right} of {total} right")).format(
         epoch=latest.epoch, right=latest.right(labels), total=len(labels))
-    st.plotly_chart(plots.digit_panel(images, labels, latest.predictions, latest.confidences, columns=PANEL_COLUMNS,
-                                      title=title), width="stretch", key="panel", config={"displayModeBar": False})
+    panel = ui.live_figure("panel", (snapshot.job_id, len(snapshot.panels)), lambda: plots.digit_panel(
+        images, labels, latest.predictions, latest.confidences, columns=PANEL_COLUMNS, title=title))
+    st.plotly_chart(panel, width="stretch", key="panel", config={"displayModeBar": False})
     if len(snapshot.panels) > 1:
         st.caption(_("Right so far: {counts}").format(counts=_(", ").join(
             (_("start: {right}") if event.epoch == 0 else _("epoch {epoch}: {right}")).format(
