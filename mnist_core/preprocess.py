@@ -197,8 +197,8 @@ def decode_canvas_grey(encoded, size: int) -> np.ndarray:
     The canvas sends its picture this way where the browser can deflate (CompressionStream): base64 of the
     zlib-deflated 8-bit grey levels, row by row (white strokes on black: the canvas' red channel, which equals its
     green and blue). It holds the same pixels as the canvas' PNG, and `to_mnist` makes the same 28x28 image of them,
-    but it is read in a tenth of the time (no PNG unfiltering, no RGBA to grey) and the preprocessing of one
-    channel takes about half as long (BENCHMARKS.md, "canvas -> probabilities").
+    but it is read in a sixth of the time (no PNG unfiltering) and one channel skips the RGBA-to-grey work of the
+    preprocessing (BENCHMARKS.md, "fourth session": canvas -> probabilities 0.85 ms for cnn, 1.7 from the PNG).
 
     Hostile until checked: its length is bounded before decoding, and inflating stops one byte past size x size,
     so a small value that would inflate to gigabytes is refused after that many. Anything but exactly size x size

@@ -4,8 +4,9 @@ Why not streamlit-drawable-canvas 0.13: its frontend waits 200 ms after every st
 (a fixed debounce in its bundle), which alone is more than the whole mouse-up -> prediction budget (issue 9:
 p50 <= 150 ms; measured 237-262 ms with it, of which 205-210 ms before the picture left the browser). Digits
 need only freehand strokes, so the component is small: pointer events (mouse, touch, pen), the picture at each
-stroke's end (deflated grey pixels, or a PNG in a browser without CompressionStream), Undo and Clear buttons inside it (a Clear inside the canvas cannot race a page rerun), and the strokes kept
-so the drawing comes back when the canvas is shown again.
+stroke's end (deflated grey pixels, or a PNG in a browser without CompressionStream), Undo and Clear buttons inside
+it (a Clear inside the canvas cannot race a page rerun), and the strokes kept so the drawing comes back when the
+canvas is shown again.
 
 Everything it sends is checked in the core (`preprocess.decode_canvas_grey` or `preprocess.decode_canvas`,
 `preprocess.checked_strokes`) before use.
@@ -115,8 +116,6 @@ def _decoded(sent: dict, size: int) -> tuple[np.ndarray, bytes | None]:
         return decode_canvas_grey(sent["grey"], size), None
     png = sent["png"]
     return decode_canvas(png, size), base64.b64decode(png[len(CANVAS_PNG_PREFIX):])
-
-
 
 
 def forget_drawing(key: str = "digit_canvas") -> None:
