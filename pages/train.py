@@ -395,7 +395,8 @@ def following_the_jobs() -> None:
     (in the classroom bench, reproduced in 3 of 3 runs: five Train pages, one Start after another) died when other
     people's trainings were queued: Streamlit 1.67's frontend received an element at a position of a block it had
     not filled yet ("Bad delta path index 5 (should be between [0, 4])"), threw, and unmounted the whole app: a
-    blank page, disconnected, the sidebar's settings gone (the "missing Training images" of earlier CI runs).
+    blank page, disconnected, the sidebar's settings gone (the "missing Training images" of earlier CI runs). The
+    other half of that fix, for "Cached ForwardMsg MISS", is in .streamlit/config.toml.
     """
     with st.container():
         augmentation_preview()

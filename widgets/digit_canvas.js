@@ -2,9 +2,9 @@
 // pixels, or a PNG where the browser cannot deflate: pictureOf).
 // Streamlit components v2 (rendered in the page, no iframe): Python passes `data` = {strokeWidth, size, strokes,
 // generation, seen}; this sends one state value, "drawing" = {grey: base64 of the deflated grey pixels, or png: a
-// data: URL (the other null; both null when empty), strokes: the
-// strokes, to draw the picture again when the canvas is shown again, generation: the `generation` it was drawn under,
-// so Python can tell a drawing made before it asked for an empty canvas, seq: a number counting the sends}. The
+// data: URL (the other null; both null when empty), strokes: the strokes, to draw the picture again when the canvas
+// is shown again, generation: the `generation` it was drawn under, so Python can tell a drawing made before it asked
+// for an empty canvas, seq: a number counting the sends}. The
 // component state lives on the parent element, so reruns that pass new data keep the drawing.
 //
 // Python echoes the last `seq` it read as `data.seen`. Under load a send was seen to get no rerun at all (about one

@@ -101,9 +101,10 @@ def digit_canvas(stroke_width: int, key: str = "digit_canvas", size: int = CANVA
     strokes = checked_strokes(value.get("strokes"))
     st.session_state[kept_key] = strokes
     st.session_state[kept_picture_key] = None
-    sent = {"grey": value["grey"]} if value.get("grey") is not None else {"png": value.get("png")}
-    if sent.get("grey") is None and sent.get("png") is None:
+    grey, png_url = value.get("grey"), value.get("png")
+    if grey is None and png_url is None:
         return Drawing(None, strokes)
+    sent = {"grey": grey} if grey is not None else {"png": png_url}
     picture, png = _decoded(sent, size)  # the check: only a picture of the canvas' size gets past it
     st.session_state[kept_picture_key] = sent  # checked: kept for when the canvas comes back
     return Drawing(picture, strokes, png)
