@@ -879,8 +879,10 @@ def test_a_forged_compact_canvas_value_is_refused_with_a_clear_message(kind, for
 
 
 def test_a_compact_canvas_value_that_inflates_to_gigabytes_stops_one_byte_past_the_canvas(monkeypatch):
+    from zlib_ng import zlib_ng
+
     inflated = []
-    real = zlib.decompressobj
+    real = zlib_ng.decompressobj
 
     class Watched:
         def __init__(self):
@@ -894,7 +896,7 @@ def test_a_compact_canvas_value_that_inflates_to_gigabytes_stops_one_byte_past_t
         def __getattr__(self, name):
             return getattr(self._inner, name)
 
-    monkeypatch.setattr(zlib, "decompressobj", Watched)
+    monkeypatch.setattr(zlib_ng, "decompressobj", Watched)
     bomb = zlib.compress(bytes(50 * 2**20), 9)  # 50 MB of zeros in about 50 KB: within the length bound
     with pytest.raises(UnreadableImageError, match="another size than itself"):
         decode_canvas_grey(base64.b64encode(bomb).decode(), 280)
@@ -939,6 +941,38 @@ def test_a_forged_canvas_png_is_refused_before_its_pixels_are_decoded(monkeypatc
     assert decodes.calls == 1
 
 
+@st.composite
+def grey_drawings(draw):
+    """8-bit grey pictures of a background level with a patch of other levels somewhere (ink on paper or on a black
+    canvas, a stroke at an edge or in a corner), now and then all one level."""
+    height, width = draw(st.integers(3, 60)), draw(st.integers(3, 60))
+    picture = np.full((height, width), draw(st.sampled_from([0, 255, 30, 220])), dtype=np.uint8)
+    top, left = draw(st.integers(0, height - 1)), draw(st.integers(0, width - 1))
+    bottom, right = draw(st.integers(top, height)), draw(st.integers(left, width))
+    patch = draw(hnp.arrays(np.uint8, (bottom - top, right - left), elements=st.integers(0, 255)))
+    picture[top:bottom, left:right] = patch
+    return picture
+
+
+@settings(max_examples=120, deadline=None)
+@given(picture=grey_drawings())
+def test_the_steps_find_the_box_on_the_levels_and_look_up_only_its_pixels(picture):
+    """preprocess_steps finds the ink's box on the 8-bit levels and looks up only the pixels inside it
+    (preprocess._ink_and_bbox): the same ink map as ink_map, to the last bit, and the same box."""
+    from mnist_core import preprocess
+
+    try:
+        expected = ink_map(picture)
+        expected_box = preprocess._ink_bbox(expected)
+    except BlankImageError:
+        with pytest.raises(BlankImageError):
+            preprocess._ink_and_bbox(picture)
+        return
+    ink, box = preprocess._ink_and_bbox(picture)
+    np.testing.assert_array_equal(ink, expected)
+    assert box == expected_box
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     picture=hnp.arrays(np.uint8, st.tuples(st.integers(3, 40), st.integers(3, 40), st.sampled_from([1, 3, 4])),
@@ -946,7 +980,7 @@ def test_a_forged_canvas_png_is_refused_before_its_pixels_are_decoded(monkeypatc
     opaque=st.booleans(),
 )
 def test_the_8_bit_shortcut_gives_the_same_ink_as_the_float_path(picture, opaque):
-    """ink_map reads 8-bit pictures through a table of the 256 levels (preprocess._normalise_levels): the same
+    """ink_map reads 8-bit pictures through a table of the 256 levels (preprocess._level_ink): the same
     numbers, to the last bit, as the arithmetic on every pixel it replaced (the float path, still used for other
     pictures)."""
     from mnist_core import preprocess
