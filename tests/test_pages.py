@@ -126,6 +126,14 @@ def texts(elements) -> list[str]:
     return [element.value for element in elements]
 
 
+def queue_rows(at) -> list[dict]:
+    """The Train page's queue table (a Markdown table under "Queue (N waiting)") as one dict per row."""
+    [table] = [text for text in texts(at.markdown) if text.startswith("| # |")]
+    header, _rule, *rows = table.split("\n")
+    names = [cell.strip() for cell in header.strip("|").split("|")]
+    return [dict(zip(names, (cell.strip() for cell in row.strip("|").split("|")))) for row in rows]
+
+
 def metric_value(at: AppTest, label: str) -> str:
     return by_label(at.metric, label).value
 
@@ -705,15 +713,16 @@ def test_a_second_visitor_queues_behind_sees_the_queue_and_only_the_owner_stops(
     assert waiting.spec.model_name == "apptest-queued"
     notes = texts(visitor.info)
     assert any(note.startswith("Your training `apptest-queued` is number 1 in the queue") for note in notes), notes
-    queue_table = visitor.dataframe[0].value
-    assert list(queue_table["model"]) == ["apptest-queued"] and list(queue_table["by"]) == ["you"]
+    queue_table = queue_rows(visitor)
+    assert [row["model"] for row in queue_table] == ["`apptest-queued`"] and [row["by"] for row in queue_table] == ["you"]
+    assert queue_table[0]["#"] == "1" and queue_table[0]["settings"] == "mlp, 1 epoch, 100 images, batch 128"
     assert by_label(visitor.button, "Cancel").label == "Cancel" and not by_label(visitor.button, "Cancel").disabled
     # The visitor watches the owner's job meanwhile.
     watching = [text for text in texts(visitor.markdown) if text.startswith("`apptest-long`")]
     assert len(watching) == 1 and "started by visitor-" in watching[0]
     # Everybody sees the queue, with whose job it is.
     owner.run()
-    assert list(owner.dataframe[0].value["by"]) == [waiting.spec.owner_name]
+    assert [row["by"] for row in queue_rows(owner)] == [waiting.spec.owner_name]
 
     # Stop once it has trained something, so there is a model to keep; the queued job then starts by itself.
     wait_until(owner, lambda at: job.snapshot().latest is not None, "the first training batch")
