@@ -41,8 +41,10 @@ def wait_for_app(page, timeout: int = APP_RUN_TIMEOUT_MS) -> None:
 
 def choose(page, combobox, option: str, attempts: int = 3) -> None:
     """Pick `option` in a select box. The sidebar's training status reruns every few seconds, and a rerun can close
-    an open list before the click lands: open it again then."""
+    an open list before the click lands: open it again then. The box is scrolled into view first: a list clicked
+    open while Playwright scrolled to it often did not open (tests/e2e/test_ownership.py)."""
     for attempt in range(attempts):
+        combobox.scroll_into_view_if_needed()
         combobox.click()
         try:
             page.get_by_role("option", name=option, exact=True).click(timeout=5_000)

@@ -15,10 +15,16 @@ def delete_options(page, expect_some: bool = False) -> list[str]:
     expect(picker if expect_some else picker.or_(main.get_by_text("No model of yours to delete here"))).to_be_visible()
     if picker.count() == 0:
         return []
+    # Scrolled to first: clicked while Playwright scrolled it into view (the section is at the foot of a long page),
+    # the list did not open in 2 of 4 tries, where a click on a picker in view opened it every time (2026-11-30):
+    # the cause of the earlier "KNOWN BUG (issue 17)" retry here; the page itself offered the model.
+    picker.scroll_into_view_if_needed()
     picker.click()
-    options = page.get_by_role("option").all_inner_texts()
+    options = page.get_by_role("option")
+    expect(options.first).to_be_visible()
+    texts = options.all_inner_texts()
     page.keyboard.press("Escape")
-    return [option.strip() for option in options]
+    return [option.strip() for option in texts]
 
 
 def test_your_model_is_yours_to_delete_and_nobody_elses(browser, app_server):
@@ -36,25 +42,10 @@ def test_your_model_is_yours_to_delete_and_nobody_elses(browser, app_server):
 
         owner.reload()  # the same visitor after a reload: still theirs
         open_page(owner, app_server, "/models")
-        # KNOWN BUG, cause not found (2026-11-30, issue 17): in about one run in five under load the owner's first
-        # Models page after a reload says "No model of yours to delete here" although the next load offers the model
-        # (same cookie). The test loads the page once more then, and says so in its output; twice is a failure.
-        seen = []
-        for _attempt in range(2):
-            try:
-                mine = delete_options(owner, expect_some=True)
-            except AssertionError:
-                mine = []
-            if name in mine:
-                break
-            seen.append(" ".join(owner.locator(MAIN).inner_text().split())[-300:])
-            print(f"KNOWN BUG (issue 17): the owner's Models page did not offer {name} after a reload: {seen[-1]!r}")
-            owner.reload()
-            wait_for_app(owner)
+        mine = delete_options(owner, expect_some=True)
         assert name in mine, (
-            f"{name} is not the owner's to delete after two loads (offered: {mine}); cookies "
-            f"{[cookie['name'] + '=' + cookie['value'][:6] for cookie in owner.context.cookies()]}; the pages "
-            f"ended: {seen}")
+            f"{name} is not the owner's to delete after a reload (offered: {mine}); cookies "
+            f"{[cookie['name'] + '=' + cookie['value'][:6] for cookie in owner.context.cookies()]}")
         main = owner.locator(MAIN)
         choose(owner, main.get_by_role("combobox", name="Model to delete"), name)
         wait_for_app(owner)
@@ -62,7 +53,8 @@ def test_your_model_is_yours_to_delete_and_nobody_elses(browser, app_server):
         wait_for_app(owner)
         owner.get_by_role("button", name="Delete", exact=True).click()
         expect(owner.get_by_text(f"Deleted {name}.")).to_be_visible()
-        assert name not in delete_options(owner)
+        # Their only model gone, the section says so (not the picker still on the screen while the page reruns).
+        expect(main.get_by_text("No model of yours to delete here")).to_be_visible()
         assert exception_messages(owner) == [] and exception_messages(other) == []
     finally:
         stop_if_running(owner)
