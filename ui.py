@@ -250,28 +250,46 @@ def upload_model(data: bytes, name: str) -> None:
              icon=":material/upload:")
 
 
-@st.fragment(run_every=POLL_SECONDS)
 def upload_status() -> None:
-    """How the visitor's last upload is going: waiting, evaluating, stored (with its accuracy) or refused."""
+    """How the visitor's last upload is going: waiting, evaluating, stored (with its accuracy) or refused. Followed
+    live only while it waits or runs: a Models page without an upload in progress polls nothing (it reran every
+    second in every session before)."""
     job_id = st.session_state.get("upload_job")
     job = scheduler().get(job_id) if job_id else None
     if job is None:
         return
+    if job.done:
+        _show_upload(job)
+    else:
+        _following_upload(job_id)
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def _following_upload(job_id: str) -> None:
+    job = scheduler().get(job_id)
+    if job is not None:
+        _show_upload(job)
+
+
+def _show_upload(job) -> None:
     snapshot = job.snapshot()
     if snapshot.queued:
         st.info(_("Your upload {name} waits for the training that runs now.").format(name=literal(snapshot.model_name)),
                 icon=":material/hourglass_top:")
-    elif snapshot.active:
+        return
+    if snapshot.active:
         st.info(_("Checking {name} and evaluating it on the {count} test images...").format(
             name=literal(snapshot.model_name), count=format_number(10_000)), icon=":material/hourglass_top:")
-    elif snapshot.status.value == "finished":
+        return
+    if snapshot.status.value == "finished":
         st.success(_("Stored as {name}: test accuracy {accuracy}. It is in the sidebar's model list.").format(
             name=literal(snapshot.saved_name), accuracy=format_percent(snapshot.test_accuracy)))
-        if st.session_state.get("upload_seen_end") != job_id:
-            st.session_state.upload_seen_end = job_id
-            st.rerun(scope="app")  # the table and the sidebar list the new model
     else:
         st.error(_("The upload was not stored: {error}").format(error=i18n.render(snapshot.error)))
+    if st.session_state.get("upload_seen_end") != job.job_id:
+        # Once, when it ends: the whole page again (the table and the sidebar list a new model), and no more polling.
+        st.session_state.upload_seen_end = job.job_id
+        st.rerun(scope="app")
 
 
 def deleted(name: str) -> None:
