@@ -28,6 +28,8 @@ from mnist_core.training import (
 
 LEARNING_RATES = [0.0001, 0.0003, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.03, 0.1]
 CUSTOM = "custom"
+SAVING_WAIT_SECONDS = 2.0  # how long the Train page waits for your training's save before its next poll
+
 # Short enough for the sidebar's dropdown; the detail is the caption under it.
 # Labels and help texts in English, marked for the catalog (N_) and translated where shown (_).
 PRESET_LABELS = {
@@ -276,6 +278,11 @@ def live_view() -> None:
         running = queue.running()  # watch the one that runs
         current = running[0] if running else None
     own = queue.latest_for(who, ui.TRAINING_KINDS)
+    if own is not None and own.status == JobStatus.SAVING:
+        # Your training's last second (the test-set evaluation and the save, ~1 s): wait for its end here, not for
+        # the next poll up to a second later, so "Training finished" shows as soon as the model is saved. Bounded:
+        # a click meanwhile waits at most this long.
+        own.wait(timeout=SAVING_WAIT_SECONDS)
     # When your job moves on (starts, ends), rerun the whole page: Start/Stop/Cancel and the sidebar change.
     seen = (own.job_id, own.status) if own is not None else None
     if st.session_state.get("train_seen_state", seen) != seen:
