@@ -337,6 +337,34 @@ def test_run_job_reports_a_failure_instead_of_raising(tmp_path, small_mnist, mon
     assert list_models(tmp_path) == []
 
 
+def test_a_rehearsal_trains_the_default_network_on_a_few_batches_and_keeps_nothing(monkeypatch, tmp_path, small_mnist):
+    from mnist_core.jobs import work
+
+    monkeypatch.chdir(tmp_path)  # whatever it might write would land here
+    trained = []
+    real_train = work.train
+
+    def watched(config, **options):
+        result = real_train(config, **options)
+        trained.append((config, result))
+        return result
+
+    monkeypatch.setattr(work, "train", watched)
+    assert work.rehearse(threading.Event(), mnist=small_mnist) is True
+    [(config, result)] = trained
+    assert config.architecture == "quick" and config.train_size == work.REHEARSAL_IMAGES and config.epochs == 1
+    assert result.batches_trained == work.REHEARSAL_IMAGES // config.batch_size and not result.stopped
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_rehearsal_stops_when_a_real_job_comes(small_mnist):
+    from mnist_core.jobs import work
+
+    interrupted = threading.Event()
+    interrupted.set()  # the job came before the rehearsal's first batch
+    assert work.rehearse(interrupted, mnist=small_mnist) is False
+
+
 # --- worker processes, for real ----------------------------------------------------------------------------------
 
 
@@ -430,6 +458,18 @@ def test_an_idle_worker_exits_and_warm_up_starts_one_ahead_of_need(local_queue):
     queue.warm_up()  # one ready worker is enough
     assert runner.worker_pids() == [pid]
     wait_for(lambda: runner.worker_pids() == [])
+
+
+def test_a_job_sent_to_a_worker_that_rehearses_runs_as_any_other(local_queue, tmp_path):
+    queue, runner = local_queue()
+    queue.warm_up()  # the worker gets ready with nothing to do: it rehearses (work.rehearse)
+    time.sleep(4)  # about when TensorFlow is imported and the rehearsal's first batches run
+    job = queue.submit(TINY, "after-rehearsal", ALICE)
+    assert job.wait(WAIT)
+    snapshot = job.snapshot()
+    assert snapshot.status == JobStatus.FINISHED, snapshot.error
+    assert len(snapshot.batches) == -(-300 // 32) and [epoch.epoch for epoch in snapshot.epochs] == [1]
+    assert [entry.name for entry in list_models(tmp_path)] == ["after-rehearsal"]
 
 
 def test_shutdown_ends_every_worker_and_cancels_what_runs(local_queue):

@@ -2,18 +2,21 @@
 
 It limits its own memory if asked (RLIMIT_AS: a job that needs more fails in the worker, not in the whole
 container), sets TensorFlow's thread counts, imports TensorFlow and loads MNIST before the first job (the warm-up),
-then runs the jobs it is sent one at a time. Messages to the server: ("ready",), ("event", event or SAVING),
+rehearses the default preset's job once if no job is waiting yet (work.rehearse: the first real job then starts
+faster), then runs the jobs it is sent one at a time. Messages to the server: ("ready",), ("event", event or SAVING),
 ("done", JobOutcome). From the server: ("job", JobSpec), ("stop", job_id), ("exit",). A closed pipe means the
 server is gone: the worker exits.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+log = logging.getLogger(__name__)
 
 
 def _limit_memory(megabytes: int) -> None:
@@ -45,6 +48,7 @@ def worker_main(connection, threads: int, memory_limit_mb: int = 0) -> None:
     stop = threading.Event()
     lock = threading.Lock()
     current_job: list[str | None] = [None]
+    rehearsal_over = threading.Event()
     stopped_early: set[str] = set()  # Stops that came before their job started (a worker still warming up)
 
     def listen() -> None:
@@ -54,6 +58,8 @@ def worker_main(connection, threads: int, memory_limit_mb: int = 0) -> None:
                 message = connection.recv()
             except (EOFError, OSError):
                 os._exit(0)  # the server is gone: nobody to train for
+            if message[0] in ("job", "exit"):
+                rehearsal_over.set()  # a real job (or the end) stops the rehearsal at its next batch call
             if message[0] == "stop":
                 with lock:
                     if message[1] == current_job[0]:
@@ -73,7 +79,7 @@ def worker_main(connection, threads: int, memory_limit_mb: int = 0) -> None:
         import keras
 
         from mnist_core.data import load_mnist
-        from mnist_core.jobs.work import run_job
+        from mnist_core.jobs.work import rehearse, run_job
 
         mnist = load_mnist()
     except BaseException as error:  # the runner fails the job it sends with this, and starts a new worker next time
@@ -81,6 +87,12 @@ def worker_main(connection, threads: int, memory_limit_mb: int = 0) -> None:
         connection.close()
         raise SystemExit(1) from None
     connection.send(("ready",))
+    if inbox.empty():
+        try:
+            rehearse(rehearsal_over, mnist=mnist)
+        except Exception:  # only a warm-up: the worker carries on without it
+            log.warning("the worker's rehearsal failed", exc_info=True)
+        keras.backend.clear_session()
 
     while True:
         message = inbox.get()
