@@ -645,56 +645,12 @@ def has_message(elements, start: str) -> bool:
     return any(text.startswith(start) for text in texts(elements))
 
 
-class SlowSaveRunner:
-    """A Runner whose jobs go straight to saving, which takes `save_seconds`, then end as saved."""
-
-    slots = 1
-
-    def __init__(self, save_seconds: float):
-        self.save_seconds = save_seconds
-
-    def run(self, job, on_end):
-        import threading
-        import time
-
-        from mnist_core.jobs.job import JobOutcome, JobStatus
-
-        def work():
-            job.mark_running()
-            job.mark_saving()
-            time.sleep(self.save_seconds)
-            job.end(JobOutcome(JobStatus.FINISHED, saved_name=job.spec.model_name, test_accuracy=0.99))
-            on_end(job)
-
-        threading.Thread(target=work, daemon=True).start()
-
-        class Handle:
-            def stop(self):
-                pass
-
-            def cancel(self):
-                pass
-
-        return Handle()
-
-    def admit(self, config):
-        pass
-
-    def warm_up(self):
-        pass
-
-    def describe(self):
-        return "a test runner"
-
-    def shutdown(self):
-        pass
-
-
 def test_the_train_page_shows_the_end_of_your_training_as_soon_as_it_is_saved(app, store):
     """While your training saves (its last second), the Train page waits for the end instead of the next poll up to
     a second later: the run after the click already says it finished, though the save took 0.8 s and the page's
     run without the wait takes a fraction of that."""
     import ui
+    from job_runners import SlowSaveRunner
 
     ui._scheduler(str(store)).runner = SlowSaveRunner(save_seconds=0.8)
     at = open_page(app(model="cnn"), "train")

@@ -9,6 +9,7 @@ import re
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from job_runners import QuietRunner
 from test_pages import APP, PAGE_PATHS, RUN_TIMEOUT, app, assert_ran_cleanly, open_page, store  # noqa: F401
 
 CHINESE_TITLES = {"home": "MNIST Lab", "dataset": "数据集", "train": "训练", "draw": "手写", "models": "模型",
@@ -163,11 +164,9 @@ def test_the_queues_refusal_is_explained_in_the_visitors_language(app, store, la
     assert queue.queued() == [] and queue.running() == []
 
 
-class KilledWorkerRunner:
+class KilledWorkerRunner(QuietRunner):
     """A Runner whose worker is killed (as the kernel's out-of-memory killer does) as soon as it gets a job: the job
     ends FAILED with LocalRunner's own account of it, made where no visitor's language is known."""
-
-    slots = 1
 
     def __init__(self, replaced):
         self.replaced = replaced
@@ -186,12 +185,6 @@ class KilledWorkerRunner:
         pass
 
     def cancel(self):
-        pass
-
-    def admit(self, config):
-        pass
-
-    def warm_up(self):
         pass
 
     def describe(self):
