@@ -145,7 +145,7 @@ PRESETS: dict[str, TrainConfig] = {
     # The shipped models were trained in float32 with these; bfloat16 barely speeds up the augmented strong CNN.
     # Both augment: the distortions and the flagged 1s repeated make them read drawn digits better (BENCHMARKS.md).
     "shipped-cnn": TrainConfig(
-        architecture="cnn", epochs=10, batch_size=64, augment=True, schedule="cosine", precision="float32"
+        architecture="cnn", epochs=15, batch_size=64, augment=True, schedule="cosine", precision="float32"
     ),
     "strong": TrainConfig(
         architecture="strong", epochs=15, batch_size=128, augment=True, schedule="cosine", precision="float32"
