@@ -148,17 +148,14 @@ def ink_map(image) -> np.ndarray:
     background). Otherwise the ink is the luminance, inverted when the border is light (dark ink on paper).
     Raises BlankImageError when there is no ink, ValueError when the input is not a picture.
     """
-    pixels = _as_pixels(image)
-    levels = _grey_levels(pixels)
-    if levels is not None:  # every canvas and most uploads: the same numbers, one table lookup per pixel
-        return np.take(_level_ink(levels), levels)  # np.take: the same lookup as indexing, in half the time
-    return _normalise_ink(_ink_signal(pixels))
+    return _ink_and_bbox(image)[0]
 
 
 def _ink_and_bbox(image) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """`ink_map(image)` and the box around its ink. For 8-bit grey levels (every canvas) the box is found on the
-    levels themselves and only the pixels inside it are looked up: outside it every level's ink is 0, so the map is
-    the same to the last bit, and a drawing in a corner of the canvas costs a fraction of a whole-canvas lookup
+    """`ink_map(image)` and the box around its ink. 8-bit grey levels (every canvas and most uploads) go through a
+    table of the 256 levels (`_level_ink`: the same numbers as the float path); the box is found on the levels
+    themselves and only the pixels inside it are looked up: outside it every level's ink is 0, so the map is the
+    same to the last bit as a whole-picture lookup, and a drawing in a corner of the canvas costs a fraction of one
     (0.09 instead of 0.14 ms for the bench's drawings)."""
     pixels = _as_pixels(image)
     levels = _grey_levels(pixels)
@@ -178,6 +175,7 @@ def _ink_and_bbox(image) -> tuple[np.ndarray, tuple[int, int, int, int]]:
         mask = (levels >= lowest) & (levels <= highest)
     top, left, bottom, right = bbox = _ink_bbox(mask)
     ink = np.zeros(levels.shape, dtype=np.float32)
+    # np.take: the same lookup as indexing, in half the time
     ink[top:bottom, left:right] = np.take(table, levels[top:bottom, left:right])
     return ink, bbox
 
