@@ -12,6 +12,7 @@ Run from the project root:
     .venv/bin/python bench/bench_fast_preset.py                      # 3 runs in each precision
     .venv/bin/python bench/bench_fast_preset.py --runs 5 --precision bfloat16
     .venv/bin/python bench/bench_fast_preset.py --preset demo --precision float32
+    .venv/bin/python bench/bench_fast_preset.py --cold                # without the idle worker's rehearsal first
     taskset -c 0 .venv/bin/python bench/bench_fast_preset.py         # on one core
 """
 
@@ -28,8 +29,9 @@ import benchlib
 from benchlib import median, print_header, print_table
 
 
-def child(precision: str, preset: str) -> dict:
-    """One run in this process; returns the timeline in seconds since the job's start."""
+def child(precision: str, preset: str, rehearse: bool = True) -> dict:
+    """One run in this process; returns the timeline in seconds since the job's start. With `rehearse`, the process
+    first rehearses as an idle worker does (work.rehearse: the default preset on a few batches, its model kept)."""
     import keras  # noqa: F401  (the Train page has TensorFlow loaded before anyone clicks)
 
     import threading
@@ -45,6 +47,8 @@ def child(precision: str, preset: str) -> dict:
     config = with_overrides(PRESETS[preset], precision=precision)
     build_model(config.architecture)  # the page's architecture summary
     mnist = load_mnist()
+    if rehearse:
+        work.rehearse(threading.Event(), mnist=mnist)
     marks: dict[str, float] = {}
     epochs: list[dict] = []
     real_train, real_save, real_evaluate = work.train, work.save_trained_model, evaluation.evaluate
@@ -111,10 +115,12 @@ def main() -> None:
     parser.add_argument("--precision", choices=("float32", "bfloat16"), action="append",
                         help="(repeatable) default: both")
     parser.add_argument("--preset", default="fast", help="a preset of mnist_core.training.PRESETS (default: fast)")
+    parser.add_argument("--cold", action="store_true",
+                        help="no rehearsal first (a worker that got its job before it could rehearse)")
     parser.add_argument("--child", choices=("float32", "bfloat16"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.preset)))
+        print(json.dumps(child(args.child, args.preset, rehearse=not args.cold)))
         return
 
     from mnist_core.training import PRESETS
@@ -126,8 +132,9 @@ def main() -> None:
     for run in range(1, args.runs + 1):
         for precision in precisions:  # interleaved, so a change in the machine's load hits both alike
             load = benchlib.load_average()
-            output = subprocess.run([sys.executable, __file__, "--child", precision, "--preset", args.preset], capture_output=True, text=True,
-                                    check=True).stdout
+            command = [sys.executable, __file__, "--child", precision, "--preset", args.preset,
+                       *(["--cold"] if args.cold else [])]
+            output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
             timeline = json.loads(output.strip().splitlines()[-1])
             totals[precision].append(timeline["total"])
             epochs = timeline["epochs"]

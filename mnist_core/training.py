@@ -253,6 +253,53 @@ def compile_model(model, config: TrainConfig, steps_per_epoch: int) -> None:
     )
 
 
+# A worker trains one job after another, most of them the default preset's. Keras traces a compiled model's training
+# and validation steps into graphs at its first batch and first validation: ~0.7 s for the quick CNN, for every new
+# model (measured 2026-11-30: fit over 32 batches and a validation, 1.11 s for a new model, 0.44 s for one whose steps
+# were traced). So `train(..., reuse=True)` keeps the model it compiled, and the next such call with the same
+# compiled settings (`_compiled_settings`) restarts that model instead of compiling a new one: every variable from a
+# newly built model (the job's seed: the same starting weights as without reuse) and the optimizer's variables as
+# they were before its first step. One model is kept, the last.
+@dataclass
+class _ReadyModel:
+    settings: tuple
+    model: object
+    optimizer_start: list  # the optimizer's variables (step count, moments...) before its first step
+
+
+_ready: list[_ReadyModel] = []  # zero or one
+
+
+def _compiled_settings(config: TrainConfig, steps_per_epoch: int) -> tuple:
+    """What a compiled model's traced steps depend on: two configs that agree here can share one."""
+    return (config.architecture, config.precision, config.optimizer, config.learning_rate, config.schedule,
+            config.epochs, config.batch_size, steps_per_epoch)
+
+
+def _compiled_model(config: TrainConfig, steps_per_epoch: int, reuse: bool) -> tuple[object, _ReadyModel | None]:
+    """A newly built model compiled for `config` (random state seeded by `config.seed`), or with `reuse` the kept
+    one restarted from such a model's variables when its settings match; and what to keep after training (None
+    without `reuse`)."""
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(config.architecture, config.precision)
+    if not reuse:
+        compile_model(model, config, steps_per_epoch)
+        return model, None
+    settings = _compiled_settings(config, steps_per_epoch)
+    ready = _ready.pop() if _ready else None
+    if ready is not None and ready.settings == settings:
+        for target, source in zip(ready.model.variables, model.variables, strict=True):
+            target.assign(source)
+        for target, start in zip(ready.model.optimizer.variables, ready.optimizer_start, strict=True):
+            target.assign(start)
+        return ready.model, ready
+    compile_model(model, config, steps_per_epoch)
+    model.optimizer.build(model.trainable_variables)  # now, to know its first state
+    return model, _ReadyModel(settings, model, [keras.ops.copy(variable) for variable in model.optimizer.variables])
+
+
 # How far augmentation distorts a training digit (each image gets its own random draw of every one). Chosen so the
 # distorted digits still look like the same digits, and cover what people do on the Draw page that MNIST's writers
 # rarely did (BENCHMARKS.md, "drawn digits"): lean them further, draw them squatter or narrower, wobble.
@@ -471,7 +518,10 @@ def make_train_dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig):
     return _without_autotune(dataset.prefetch(PREFETCH_BATCHES))
 
 
-def make_eval_dataset(x: np.ndarray, y: np.ndarray, batch_size: int = 250):
+EVAL_BATCH = 250
+
+
+def make_eval_dataset(x: np.ndarray, y: np.ndarray, batch_size: int = EVAL_BATCH):
     """Batched float32 [0, 1] images for validation; `x` uint8 0-255 or float32 [0, 1].
 
     Batches of 250, not more: as fast on the CPU, and a 1000-image batch through the strong CNN takes
@@ -593,6 +643,8 @@ def train(
     mnist=None,
     model=None,
     watch: np.ndarray | None = None,
+    reuse: bool = False,
+    images: int | None = None,
 ) -> TrainResult:
     """Train a fresh model (or `model`) as `config` says, reporting BatchEvent/EpochEvent through `on_event`.
 
@@ -603,6 +655,11 @@ def train(
     has `stopped=True` and the history of the epochs that ran. `mnist` defaults to the bundled data.
     A fresh model computes in `config.precision`; a given `model` in its own layers' precision. The result's model
     is float32 either way.
+
+    With `reuse` (a worker's jobs, one at a time), the model compiled here is kept for the next `reuse` call with the
+    same compiled settings, which restarts it (see `_ReadyModel`): use this call's result before the next one.
+    `images` (a warm-up) trains on only that many of the training images and validates on one batch, while the
+    model is compiled for the whole of `config`, so that what is kept serves the real job.
     """
     import keras
 
@@ -611,32 +668,43 @@ def train(
     (x_train, y_train), (x_val, y_val) = split_data(config, mnist)
     if config.augment:
         x_train, y_train = with_flagged_ones_repeated(x_train, y_train)
-    keras.utils.set_random_seed(config.seed)
-    if model is None:
-        model = build_model(config.architecture, config.precision)
     steps = math.ceil(len(y_train) / config.batch_size)
-    compile_model(model, config, steps)
-    callback = _progress_callback_class()(config, steps, on_event, stop_event,
+    if model is None:
+        model, ready = _compiled_model(config, steps, reuse)
+    else:
+        keras.utils.set_random_seed(config.seed)
+        compile_model(model, config, steps)
+        ready = None
+    epochs = config.epochs
+    if images is not None:
+        x_train, y_train = x_train[:images], y_train[:images]
+        x_val, y_val = x_val[:EVAL_BATCH], y_val[:EVAL_BATCH]
+        steps, epochs = math.ceil(len(y_train) / config.batch_size), 1
+    callback = _progress_callback_class()(replace(config, epochs=epochs), steps, on_event, stop_event,
                                           watch=None if watch is None else np.asarray(watch, dtype=np.float32))
     started = time.perf_counter()
     if stop_event.is_set():
         # Keras runs at least one batch before it looks at stop_training: a stop that came first trains nothing.
+        if ready is not None:
+            _ready[:] = [ready]
         return TrainResult(model=as_float32(model, config.architecture), config=config, stopped=True)
     model.fit(
         make_train_dataset(x_train, y_train, config),
-        epochs=config.epochs,
+        epochs=epochs,
         validation_data=make_eval_dataset(x_val, y_val),
         callbacks=[callback],
         shuffle=False,  # the dataset shuffles itself, with the config's seed
         verbose=0,
     )
     seconds = time.perf_counter() - started
+    if ready is not None:
+        _ready[:] = [ready]
     return TrainResult(
         model=as_float32(model, config.architecture),  # ~20 ms for the seed CNN
         config=config,
         history=callback.history,
         seconds=seconds,
-        stopped=stop_event.is_set() or len(callback.history) < config.epochs,
+        stopped=stop_event.is_set() or len(callback.history) < epochs,
         batches_trained=callback.batches_trained,
     )
 

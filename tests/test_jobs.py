@@ -337,24 +337,29 @@ def test_run_job_reports_a_failure_instead_of_raising(tmp_path, small_mnist, mon
     assert list_models(tmp_path) == []
 
 
-def test_a_rehearsal_trains_the_default_network_on_a_few_batches_and_keeps_nothing(monkeypatch, tmp_path, small_mnist):
+def test_a_rehearsal_trains_the_default_network_on_a_few_batches_and_keeps_only_its_model(monkeypatch, tmp_path,
+                                                                                          small_mnist):
+    from mnist_core import training
     from mnist_core.jobs import work
 
     monkeypatch.chdir(tmp_path)  # whatever it might write would land here
+    monkeypatch.setattr(training, "_ready", [])
     trained = []
     real_train = work.train
 
     def watched(config, **options):
         result = real_train(config, **options)
-        trained.append((config, result))
+        trained.append((config, options, result))
         return result
 
     monkeypatch.setattr(work, "train", watched)
     assert work.rehearse(threading.Event(), mnist=small_mnist) is True
-    [(config, result)] = trained
-    assert config.architecture == "quick" and config.train_size == work.REHEARSAL_IMAGES and config.epochs == 1
+    [(config, options, result)] = trained
+    assert config == training.PRESETS["fast"] and options["images"] == work.REHEARSAL_IMAGES and options["reuse"]
     assert result.batches_trained == work.REHEARSAL_IMAGES // config.batch_size and not result.stopped
     assert list(tmp_path.iterdir()) == []
+    [kept] = training._ready  # the next default-preset job restarts this model (test_training: as a new one trains)
+    assert kept.settings[0] == "quick"
 
 
 def test_a_rehearsal_stops_when_a_real_job_comes(small_mnist):

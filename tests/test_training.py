@@ -180,6 +180,48 @@ def test_same_config_and_seed_give_the_same_curves(small_mnist, precision):
     assert first == second
 
 
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_a_kept_model_restarted_for_the_next_job_trains_as_a_new_model_would(small_mnist, precision, monkeypatch):
+    """train(reuse=True) keeps the model it compiled (its steps traced) for the next such call with the same compiled
+    settings, which restarts it from the seed's new weights and the optimizer's first state: the same curves as a
+    model built for that call. A constant learning rate (an optimizer variable) and dropout (a seed state) included."""
+    from mnist_core import training
+
+    monkeypatch.setattr(training, "_ready", [])  # what other tests kept stays out of this one
+    config = TrainConfig(architecture="cnn", epochs=2, batch_size=64, train_size=300, seed=7, precision=precision,
+                         schedule="constant")
+
+    def curves(config, **options):
+        events = []
+        result = train(config, on_event=events.append, mnist=small_mnist, **options)
+        return ([event.loss for event in events if isinstance(event, BatchEvent)],
+                [(e.epoch, e.loss, e.accuracy, e.val_loss, e.val_accuracy) for e in result.history])
+
+    new = curves(config)
+    assert training._ready == []  # without reuse nothing is kept
+    assert curves(config, reuse=True) == new
+    [kept] = training._ready
+    assert curves(config, reuse=True) == new  # the kept model, restarted
+    assert training._ready == [kept]
+    other_seed = with_overrides(config, seed=8)  # not a compiled setting: the same model, other starting weights
+    assert curves(other_seed, reuse=True) == curves(other_seed)
+    assert training._ready == [kept]
+    faster = with_overrides(config, learning_rate=0.01)  # compiled into the optimizer: a model of its own
+    assert curves(faster, reuse=True) == curves(faster)
+    assert [ready.model for ready in training._ready] != [kept.model]
+
+
+def test_a_warm_up_trains_a_few_images_of_a_model_compiled_for_the_whole_config(small_mnist, monkeypatch):
+    from mnist_core import training
+
+    monkeypatch.setattr(training, "_ready", [])
+    config = TrainConfig(architecture="quick", epochs=2, batch_size=16, train_size=2000, seed=1)
+    result = train(config, mnist=small_mnist, reuse=True, images=64)
+    assert result.batches_trained == 4 and len(result.history) == 1 and not result.stopped  # 64 images, one epoch
+    assert training._ready[0].settings == training._compiled_settings(config, 125)  # 2,000 images: 125 an epoch
+    assert training._ready[0].model.steps_per_execution == BATCHES_PER_CALL
+
+
 def _train_and_stop_after(batch: int, small_mnist, config: TrainConfig):
     """Train, asking to stop from another thread once `batch` batches ran; return events, result, stop index."""
     stop = threading.Event()

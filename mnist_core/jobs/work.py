@@ -113,7 +113,7 @@ def train_and_save(spec: JobSpec, report: Callable[[object], None], stop_event: 
 
     watched, _ = panel_digits()
     result = train(spec.config, on_event=report, stop_event=stop_event, mnist=mnist,
-                   watch=watched.astype(np.float32) / 255.0)
+                   watch=watched.astype(np.float32) / 255.0, reuse=True)
     if result.batches_trained == 0:
         return JobOutcome(JobStatus.STOPPED, error=M_("Stopped before the first batch: there was nothing to save."))
     report(SAVING)
@@ -122,25 +122,26 @@ def train_and_save(spec: JobSpec, report: Callable[[object], None], stop_event: 
 
 
 # A worker's first job pays for what TensorFlow does once in a process (the code Keras' fit loads on first use, the
-# tracing machinery, oneDNN's kernels for the network's shapes). So a worker that is ready with nothing to do
-# rehearses the default preset's training once, on a few batches. Measured 2026-11-30 (the fast preset's job in a
-# fresh process, with and without): start-up 0.28-0.30 -> 0.15-0.17 s, first batch 1.03-1.07 -> 0.81-0.91 s, for
-# 1.7 s of the worker's time before anyone is waiting. Rehearsing the save too (the LiteRT conversion) gained 0.07 s
-# more for 0.7 s; 100 batches (Keras then runs 8 a call, as in the real job) gained nothing more than 10.
+# tracing machinery, oneDNN's kernels for the network's shapes) and for tracing its model's steps. So a worker that is
+# ready with nothing to do rehearses the default preset's training on a few batches, with the model compiled for the
+# whole preset and kept (training.train's `reuse`): a default-preset job then restarts that model, its steps already
+# traced. Measured 2026-11-30 (the fast preset's job in a fresh process, with and without): start-up 0.28-0.30 ->
+# 0.15-0.17 s and first batch 1.03-1.07 -> 0.81-0.91 s when the rehearsal's model was thrown away; see BENCHMARKS.md
+# ("sixth session") for the kept one. Rehearsing the save too (the LiteRT conversion) gained 0.07 s for 0.7 s.
 REHEARSAL_IMAGES = 1_280
 
 
 def rehearse(interrupted: threading.Event, mnist=None) -> bool:
-    """The default preset's training on REHEARSAL_IMAGES training images (1 epoch, validated on the test set, the
-    panel of test digits watched), thrown away: nothing of it stays but what TensorFlow keeps in the process.
+    """The default preset's training on REHEARSAL_IMAGES training images (1 epoch, validated on one batch of the test
+    set, the panel of test digits watched), the model kept for the next default-preset job and nothing else kept.
     `interrupted` (set when a real job comes) stops it at the next call into TensorFlow. Returns whether it ran to
     the end."""
     from mnist_core.panel import panel_digits
-    from mnist_core.training import PRESETS, with_overrides
+    from mnist_core.training import PRESETS
 
-    config = with_overrides(PRESETS["fast"], train_size=REHEARSAL_IMAGES, epochs=1)
     watched, _ = panel_digits()
-    result = train(config, stop_event=interrupted, mnist=mnist, watch=watched.astype(np.float32) / 255.0)
+    result = train(PRESETS["fast"], stop_event=interrupted, mnist=mnist, watch=watched.astype(np.float32) / 255.0,
+                   reuse=True, images=REHEARSAL_IMAGES)
     return not (interrupted.is_set() or result.stopped)
 
 
