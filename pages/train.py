@@ -292,6 +292,9 @@ def live_view() -> None:
     if current is None:
         if own is None:
             st.info(_("No training yet. Pick settings in the sidebar (or a preset) and press **Start training**."))
+            # The digits the training will be watched on, from the start. (It also has the browser load its chart
+            # code now: loaded at the click, it took ~1 s of CPU from the training's first seconds; BENCHMARKS.md.)
+            watch_it_learn(None)
         return
     snapshot = current.snapshot()
     started = (_("{name} · {architecture} · started by you · {elapsed} elapsed") if who.owns(snapshot.owner_id) else
@@ -339,13 +342,15 @@ def live_view() -> None:
 
 def watch_it_learn(snapshot) -> None:
     """The panel of 20 test digits with what the model in training says about each, as of its last epoch (the
-    training job computes them: panel.py); before its first answers, the labels alone."""
+    training job computes them: panel.py); before its first answers (or with no training: `snapshot` None), the
+    labels alone."""
     images, labels = panel_digits()
     st.markdown(_("**Watch it learn**: 20 test digits the network never trains on, 10 textbook ones on top and 10 "
                   "harder ones below; green where it reads them right, red where not, updated after every epoch"))
-    if not snapshot.panels:
-        waiting = ui.live_figure("panel", ("waiting",), lambda: plots.digit_panel(
-            images, labels, None, None, columns=PANEL_COLUMNS, title=_("Waiting for the first answers...")))
+    if snapshot is None or not snapshot.panels:
+        title = _("Their labels: no training yet") if snapshot is None else _("Waiting for the first answers...")
+        waiting = ui.live_figure("panel", ("waiting", title), lambda: plots.digit_panel(
+            images, labels, None, None, columns=PANEL_COLUMNS, title=title))
         st.plotly_chart(waiting, width="stretch", key="panel", config={"displayModeBar": False})
         return
     latest = snapshot.panels[-1]

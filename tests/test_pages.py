@@ -23,6 +23,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from mnist_core.panel import panel_digits
+
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 SHIPPED_DIR = ROOT / "models"
@@ -573,6 +575,11 @@ def test_train_sidebar_has_the_settings_with_their_bounds(app):
     assert not by_label(at.button, "Start training").disabled
     assert by_label(at.button, "Stop training").disabled  # nothing of this visitor's is running
     assert any(text.startswith("No training yet") for text in texts(at.info))
+    # The digits the training will be watched on are there from the start, with their labels.
+    [panel] = figures(at)
+    assert panel["layout"]["title"]["text"] == "Their labels: no training yet"
+    _, labels = panel_digits()
+    assert [note["text"] for note in panel["layout"]["annotations"]] == [f"label {label}" for label in labels]
     # What Start will do, in the main area (a phone folds the sidebar away: issue 20, item 8)
     assert "Start trains `my-quick`: Fast: 99% in seconds · quick, 2 epochs on 60,000 images. Change the settings " \
            "in the sidebar." in texts(at.main.caption)
