@@ -233,15 +233,9 @@ def build_model(name: str, precision: str = "float32"):
     return keras.Sequential([keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE), name="image"), *layers], name=name)
 
 
-def as_float32(model, architecture: str):
-    """A float32 copy of `model`, built as `architecture`, with the same weights (`model` itself if it is float32
-    already): what a mixed-precision model is saved as, so the classifier and every saved file compute in float32
-    whatever precision trained them."""
-    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
-        return model
-    copy = build_model(architecture, "float32")
-    copy.set_weights(model.get_weights())
-    return copy
+def is_float32(model) -> bool:
+    """Whether every layer of `model` computes in float32 (not mixed precision)."""
+    return all(layer.dtype_policy.name == "float32" for layer in model.layers)
 
 
 def parameter_count(model) -> int:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from mnist_core.architectures import ARCHITECTURES, PRECISIONS, as_float32, build_model
+from mnist_core.architectures import ARCHITECTURES, PRECISIONS, build_model, is_float32
 from mnist_core.data import load_mnist, subset
 from mnist_core.hardware import default_precision, usable_cores
 from mnist_core.i18n import M_
@@ -194,6 +194,9 @@ class TrainResult:
     seconds: float = 0.0
     stopped: bool = False
     batches_trained: int = 0
+    # The last epoch's validation was computed by a float32 model holding `model`'s weights (a float32 run's own,
+    # or after mixed precision the float32 copy's): it is then the saved model's own figure.
+    validated_in_float32: bool = False
 
 
 def split_data(config: TrainConfig, mnist=None) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
@@ -265,6 +268,7 @@ class _ReadyModel:
     settings: tuple
     model: object
     optimizer_start: list  # the optimizer's variables (step count, moments...) before its first step
+    twin: object = None  # after mixed precision: the float32 copy (_Float32Twin), its graph traced
 
 
 _ready: list[_ReadyModel] = []  # zero or one
@@ -540,9 +544,11 @@ def _progress_callback_class():
     class ProgressCallback(keras.callbacks.Callback):
         """Turns Keras' hooks into BatchEvent/EpochEvent and the stop flag into `model.stop_training`."""
 
-        def __init__(self, config: TrainConfig, steps: int, on_event, stop_event: threading.Event, watch=None):
+        def __init__(self, config: TrainConfig, steps: int, on_event, stop_event: threading.Event, watch=None,
+                     last_validation=None):
             super().__init__()
             self.watch = watch
+            self.last_validation = last_validation  # () -> (val_loss, val_accuracy) for the last epoch, or None
             self.config = config
             self.steps = steps
             self.on_event = on_event
@@ -616,6 +622,10 @@ def _progress_callback_class():
             logs = logs or {}
             stopped_early = self._last_step < self.steps
             validated = "val_loss" in logs and not (self.stop_event.is_set())
+            if (not validated and self.last_validation is not None and epoch + 1 == self.config.epochs
+                    and not stopped_early and not self.stop_event.is_set()):
+                logs = {**logs, **dict(zip(("val_loss", "val_accuracy"), self.last_validation()))}
+                validated = True
             event = EpochEvent(
                 epoch=epoch + 1,
                 epochs=self.config.epochs,
@@ -634,6 +644,31 @@ def _progress_callback_class():
             self._check_stop()
 
     return ProgressCallback
+
+
+class _Float32Twin:
+    """A float32 model of a mixed-precision model's architecture: what it is saved as, and what validates its last
+    epoch (with its final weights), so the saved accuracy is measured once, in the precision the model is saved in.
+    The same figure as evaluating the saved model afterwards, without a bfloat16 pass over the same images first."""
+
+    def __init__(self, architecture: str):
+        from mnist_core.keras_inference import KerasClassifier
+
+        self.model = build_model(architecture, "float32")
+        self.classifier = KerasClassifier(self.model)  # its graph is traced at the first call, then kept
+
+    def holding(self, model):
+        """This twin's model with `model`'s weights."""
+        self.model.set_weights(model.get_weights())
+        return self.model
+
+    def validate(self, model, images: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+        """(loss, accuracy) of `model`'s weights in float32 on `images` (uint8 or [0, 1]) and their labels."""
+        self.holding(model)
+        probabilities = self.classifier.predict_proba(images)
+        right = probabilities[np.arange(len(labels)), labels]
+        loss = float(-np.log(np.maximum(right, 1e-12), dtype=np.float64).mean())
+        return loss, float((probabilities.argmax(axis=1) == labels).mean())
 
 
 def train(
@@ -680,18 +715,33 @@ def train(
         x_train, y_train = x_train[:images], y_train[:images]
         x_val, y_val = x_val[:EVAL_BATCH], y_val[:EVAL_BATCH]
         steps, epochs = math.ceil(len(y_train) / config.batch_size), 1
-    callback = _progress_callback_class()(replace(config, epochs=epochs), steps, on_event, stop_event,
-                                          watch=None if watch is None else np.asarray(watch, dtype=np.float32))
+    twin = None
+    if not is_float32(model):
+        # Mixed precision: Keras validates every epoch but the last; the last is validated by the float32 copy the
+        # model is saved as, with its final weights (a bfloat16 validation reads an image or two differently).
+        twin = ready.twin if ready is not None and ready.twin is not None else _Float32Twin(config.architecture)
+        if ready is not None:
+            ready.twin = twin
+    callback = _progress_callback_class()(
+        replace(config, epochs=epochs), steps, on_event, stop_event,
+        watch=None if watch is None else np.asarray(watch, dtype=np.float32),
+        last_validation=None if twin is None else lambda: twin.validate(model, x_val, y_val),
+    )
+
+    def as_saved():  # the model in float32 (~20 ms to copy the weights of the seed CNN)
+        return model if twin is None else twin.holding(model)
+
     started = time.perf_counter()
     if stop_event.is_set():
         # Keras runs at least one batch before it looks at stop_training: a stop that came first trains nothing.
         if ready is not None:
             _ready[:] = [ready]
-        return TrainResult(model=as_float32(model, config.architecture), config=config, stopped=True)
+        return TrainResult(model=as_saved(), config=config, stopped=True)
     model.fit(
         make_train_dataset(x_train, y_train, config),
         epochs=epochs,
         validation_data=make_eval_dataset(x_val, y_val),
+        validation_freq=1 if twin is None else list(range(1, epochs)),
         callbacks=[callback],
         shuffle=False,  # the dataset shuffles itself, with the config's seed
         verbose=0,
@@ -699,13 +749,16 @@ def train(
     seconds = time.perf_counter() - started
     if ready is not None:
         _ready[:] = [ready]
+    last = callback.history[-1] if callback.history else None
     return TrainResult(
-        model=as_float32(model, config.architecture),  # ~20 ms for the seed CNN
+        model=as_saved(),
         config=config,
         history=callback.history,
         seconds=seconds,
         stopped=stop_event.is_set() or len(callback.history) < epochs,
         batches_trained=callback.batches_trained,
+        validated_in_float32=(last is not None and last.epoch == epochs and last.complete
+                              and last.val_accuracy is not None),
     )
 
 

@@ -556,9 +556,13 @@ def _counting_evaluations(monkeypatch) -> list:
     return calls
 
 
-def test_the_last_epochs_test_accuracy_is_the_saved_one_with_no_second_evaluation(tmp_path, small_mnist, monkeypatch):
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_the_last_epochs_test_accuracy_is_the_saved_one_with_no_second_evaluation(tmp_path, small_mnist, monkeypatch,
+                                                                                 precision):
+    """Issue 10's "no work done twice": after bfloat16 training the last epoch is validated by the float32 copy the
+    model is saved as (training.train), not in bfloat16 and then again in float32."""
     evaluations = _counting_evaluations(monkeypatch)
-    config = TrainConfig(architecture="mlp", epochs=2, batch_size=32, train_size=300, precision="float32")
+    config = TrainConfig(architecture="mlp", epochs=2, batch_size=32, train_size=300, precision=precision)
     events = []
     outcome = run_job(JobSpec(config, "once", str(tmp_path)), events.append, threading.Event(), mnist=small_mnist)
     assert outcome.status == JobStatus.FINISHED
@@ -575,8 +579,8 @@ def test_the_last_epochs_test_accuracy_is_the_saved_one_with_no_second_evaluatio
     )
 
 
-@pytest.mark.parametrize("validation, precision", [("split", "float32"), ("test", "bfloat16")])
-def test_a_model_validated_elsewhere_or_in_bfloat16_is_evaluated_on_the_test_set(
+@pytest.mark.parametrize("validation, precision", [("split", "float32"), ("split", "bfloat16")])
+def test_a_model_validated_elsewhere_is_evaluated_on_the_test_set(
     tmp_path, small_mnist, monkeypatch, validation, precision
 ):
     evaluations = _counting_evaluations(monkeypatch)

@@ -72,13 +72,13 @@ def save_trained_model(
 
 def measured_test_accuracy(result: TrainResult) -> float | None:
     """The test accuracy training already measured: the last epoch's validation accuracy when the run validated on
-    the test set, ended with that epoch complete and computed in float32 (None otherwise).
+    the test set, ended with that epoch complete and validated it in float32 (None otherwise).
 
-    Keras validates the same weights the saved model holds, so evaluating again would repeat that work (about 1 s
-    for the small networks). Not after mixed-precision training: its validation ran in bfloat16, and the saved
-    float32 copy reads a test image or two differently, which the Models page would then contradict.
+    That validation ran on the weights the saved model holds, in its precision, so evaluating again would repeat
+    it. After mixed-precision training the last epoch is validated by the float32 copy (training.train): a
+    bfloat16 validation would read a test image or two differently, which the Models page would then contradict.
     """
-    if result.config.validation != "test" or result.config.precision != "float32":
+    if result.config.validation != "test" or not result.validated_in_float32:
         return None
     if result.stopped or not result.history:
         return None
