@@ -456,7 +456,7 @@ def active_model_selector(container=st.sidebar) -> str | None:
         st.session_state[ACTIVE_MODEL_KEY] = default_model(entries)
     labels = {entry.name: model_label(entry) for entry in entries}
     return container.selectbox(
-        _("Active model"), names, key=ACTIVE_MODEL_KEY, format_func=labels.get,
+        _("Active model"), names, key=translated_choice(ACTIVE_MODEL_KEY), format_func=labels.get,
         help=_("The model the Draw and Models pages use. Shipped models are trained by the CLI and come with the app."),
     )
 
@@ -615,9 +615,25 @@ def _language_of_this_session() -> str:
 i18n.use_language_source(_language_of_this_session)
 
 
+# Keys of the choice widgets (select boxes, radios, segmented controls) whose options are shown translated. Streamlit's
+# frontend holds a choice widget's value as the label shown, and sends it back at the next interaction; after a change
+# of language that old label matched none of the new ones, and the widget fell back to its first option (on the Train
+# page: "Your own settings", mlp, the constant schedule: the next Start trained an MLP). Given again in the language
+# picker's callback, each gets its value sent to the browser in the new language.
+_TRANSLATED_CHOICES: set[str] = set()
+
+
+def translated_choice(key: str) -> str:
+    """`key`, recorded as a choice widget whose labels are translated (see _TRANSLATED_CHOICES)."""
+    _TRANSLATED_CHOICES.add(key)
+    return key
+
+
 def _language_picked() -> None:
     st.session_state[LANGUAGE_KEY] = st.session_state.language_picker
     st.session_state.language_to_keep = st.session_state.language_picker
+    for key in _TRANSLATED_CHOICES & set(st.session_state.keys()):
+        st.session_state[key] = st.session_state[key]
 
 
 def language_picker() -> None:

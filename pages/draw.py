@@ -186,9 +186,10 @@ def saliency_view(model_name: str, image, predicted: int, result) -> None:
     methods = {INTEGRATED_GRADIENTS: _("Integrated gradients"), GRAD_CAM: "Grad-CAM"}
     its_answer = _("its answer ({digit})").format(digit=predicted)
     method = st.segmented_control(_("Method"), [INTEGRATED_GRADIENTS, GRAD_CAM], default=INTEGRATED_GRADIENTS,
-                                  format_func=methods.get, key="saliency_method")
+                                  format_func=methods.get, key=ui.translated_choice("saliency_method"))
     choice = st.segmented_control(
-        _("Map for the digit"), [ITS_ANSWER, *range(len(CLASS_NAMES))], default=ITS_ANSWER, key="saliency_digit",
+        _("Map for the digit"), [ITS_ANSWER, *range(len(CLASS_NAMES))], default=ITS_ANSWER,
+        key=ui.translated_choice("saliency_digit"),
         format_func=lambda option: its_answer if option == ITS_ANSWER else str(option),
         help=_("What in this drawing argues for (or against) a digit: pick another one to ask what would make it, "
                "say, a 4."))

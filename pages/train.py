@@ -133,12 +133,14 @@ def settings_sidebar() -> tuple[TrainConfig | None, str, str]:
     schedules = {name: _(label) for name, label in SCHEDULE_LABELS.items()}
     precisions = {name: _(label) for name, label in PRECISION_LABELS.items()}
     st.sidebar.header(_("Training settings"))
-    st.sidebar.selectbox(_("Preset"), [CUSTOM, *PRESETS], key="train_preset", on_change=_apply_preset,
+    st.sidebar.selectbox(_("Preset"), [CUSTOM, *PRESETS], key=ui.translated_choice("train_preset"),
+                         on_change=_apply_preset,
                          format_func=lambda name: presets.get(name, name))
     st.sidebar.caption(_(PRESET_HELP[st.session_state.train_preset])
                        if st.session_state.train_preset in PRESET_HELP else "")
     with st.sidebar:
-        architecture = st.selectbox(_("Architecture"), list(ARCHITECTURES), key="train_architecture",
+        architecture = st.selectbox(_("Architecture"), list(ARCHITECTURES),
+                                    key=ui.translated_choice("train_architecture"),
                                     on_change=_architecture_changed,
                                     format_func=architectures.get)
         show_architecture(architecture)
@@ -154,13 +156,15 @@ def settings_sidebar() -> tuple[TrainConfig | None, str, str]:
         st.toggle(_("Augmentation"), key="train_augment", on_change=_mark_custom,
                   help=_("Random pen widths, turns, slants, zooms, shifts and elastic wobbles, and MNIST's rare "
                          "flagged 1s shown more often: slower per epoch, better on drawn digits."))
-        st.radio(_("Learning-rate schedule"), list(SCHEDULES), key="train_schedule", horizontal=True,
+        st.radio(_("Learning-rate schedule"), list(SCHEDULES), key=ui.translated_choice("train_schedule"),
+                 horizontal=True,
                  on_change=_mark_custom, format_func=schedules.get,
                  help=_(SCHEDULE_HELP))
-        st.radio(_("Precision"), list(PRECISIONS), key="train_precision", horizontal=True, on_change=_mark_custom,
+        st.radio(_("Precision"), list(PRECISIONS), key=ui.translated_choice("train_precision"), horizontal=True,
+                 on_change=_mark_custom,
                  format_func=precisions.get,
                  help=_(PRECISION_HELP[native_bfloat16()]))
-        st.radio(_("Validate on"), ["test", "split"], key="train_validation", horizontal=True,
+        st.radio(_("Validate on"), ["test", "split"], key=ui.translated_choice("train_validation"), horizontal=True,
                  format_func={"test": _("test set (10k)"), "split": _("10% held out")}.get)
         st.number_input(_("Seed"), min_value=0, max_value=2**31 - 1, step=1, key="train_seed",
                         help=_("The same settings and seed give the same curves, with augmentation off "

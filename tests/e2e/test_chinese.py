@@ -88,3 +88,24 @@ def test_a_browser_in_chinese_opens_the_app_in_chinese(browser, app_server):
             re.compile("简体中文"))
     finally:
         context.close()
+
+
+def test_the_train_pages_settings_keep_their_values_when_the_language_changes(page, app_server):
+    """Streamlit's browser side holds a choice widget's value as the label it shows, and sends it back at the next
+    interaction. After a change of language that old label matched none of the new ones, and the Train page's
+    settings fell back to their first options ("Your own settings", mlp, the constant schedule): the next Start
+    trained an MLP (seen on a screenshot, 2026-11-30). ui.translated_choice: the picker gives them again."""
+    open_page(page, app_server, "/train")
+    sidebar = page.locator(SIDEBAR)
+    expect(sidebar.get_by_role("combobox", name="Architecture")).to_have_value("quick: Quick CNN")
+    pick_language(page, "简体中文")
+    # Any interaction sends every widget's value: a new model name (which changes no setting).
+    name = sidebar.get_by_role("textbox", name="模型名称")
+    name.scroll_into_view_if_needed()
+    name.fill("my-zh")
+    name.press("Enter")
+    expect(page.locator(MAIN).get_by_text("my-zh")).to_be_visible()
+    expect(sidebar.get_by_role("combobox", name="预设")).to_have_value("快速：几秒达到 99%")
+    expect(sidebar.get_by_role("combobox", name="网络结构")).to_have_value("quick: 快速卷积神经网络")
+    expect(sidebar.get_by_role("radio", name="先预热再降低")).to_be_checked()
+    assert exception_messages(page) == []
