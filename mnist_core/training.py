@@ -741,12 +741,15 @@ def train(
         make_train_dataset(x_train, y_train, config),
         epochs=epochs,
         validation_data=make_eval_dataset(x_val, y_val),
-        validation_freq=1 if twin is None else list(range(1, epochs)),
+        # (a warm-up validates its one epoch in Keras too, so that both validations' graphs are traced)
+        validation_freq=1 if twin is None or images is not None else list(range(1, epochs)),
         callbacks=[callback],
         shuffle=False,  # the dataset shuffles itself, with the config's seed
         verbose=0,
     )
     seconds = time.perf_counter() - started
+    if images is not None and twin is not None and not stop_event.is_set():
+        twin.validate(model, x_val, y_val)
     if ready is not None:
         _ready[:] = [ready]
     last = callback.history[-1] if callback.history else None

@@ -215,11 +215,16 @@ def test_a_warm_up_trains_a_few_images_of_a_model_compiled_for_the_whole_config(
     from mnist_core import training
 
     monkeypatch.setattr(training, "_ready", [])
-    config = TrainConfig(architecture="quick", epochs=2, batch_size=16, train_size=2000, seed=1)
+    config = TrainConfig(architecture="quick", epochs=2, batch_size=16, train_size=2000, seed=1, precision="bfloat16")
     result = train(config, mnist=small_mnist, reuse=True, images=64)
     assert result.batches_trained == 4 and len(result.history) == 1 and not result.stopped  # 64 images, one epoch
-    assert training._ready[0].settings == training._compiled_settings(config, 125)  # 2,000 images: 125 an epoch
-    assert training._ready[0].model.steps_per_execution == BATCHES_PER_CALL
+    [kept] = training._ready
+    assert kept.settings == training._compiled_settings(config, 125)  # 2,000 images: 125 an epoch
+    assert kept.model.steps_per_execution == BATCHES_PER_CALL
+    # What the real job would trace otherwise: the training step, Keras' validation (epoch 1 of 2) and the float32
+    # copy's graph (the last epoch's validation).
+    assert kept.model.train_function is not None and kept.model.test_function is not None
+    assert kept.twin is not None and kept.twin.classifier._compiled is not None
 
 
 def _train_and_stop_after(batch: int, small_mnist, config: TrainConfig):
