@@ -31,6 +31,7 @@ from test_pages import (  # noqa: F401  (app and store are fixtures)
 )
 from test_preprocess import drawn_canvas_url
 
+from mnist_core import plots
 from mnist_core.explainer import Failed, Pending
 from mnist_core.panel import PANEL_INDICES, panel_digits
 
@@ -189,7 +190,7 @@ def test_the_augmentation_preview_shows_digits_and_new_draws_on_demand(app):
     wait_until(at, lambda at: preview(at) is not None, "the augmentation preview", timeout=EXPLAINER_TIMEOUT)
     first = preview(at)
     assert annotation_texts(first)[:10] == [str(digit) for digit in range(10)]  # a training digit of each kind
-    pixels = plotly_array(first["data"][0]["z"]).astype(float)
+    pixels = plots.grid_pixels(plotly_array(first["data"][0]["z"]))
     assert pixels.shape[1] == 10 * 30  # ten columns of 28 pixels and their gaps
     originals, distorted = pixels[9:37], pixels[9 + 39:37 + 39]
     assert np.nanmax(originals) > 0.9 and np.nanmax(distorted) > 0.5  # digits, not blanks
@@ -200,7 +201,7 @@ def test_the_augmentation_preview_shows_digits_and_new_draws_on_demand(app):
     wait_until(at, lambda at: preview(at) is not None and not np.array_equal(
         plotly_array(preview(at)["data"][0]["z"]), plotly_array(first["data"][0]["z"]), equal_nan=True),
         "new random draws", timeout=EXPLAINER_TIMEOUT)
-    again = plotly_array(preview(at)["data"][0]["z"]).astype(float)
+    again = plots.grid_pixels(plotly_array(preview(at)["data"][0]["z"]))
     np.testing.assert_array_equal(again[9:37], originals)  # the same training digits, new distortions
 
 

@@ -28,18 +28,20 @@ def test_sample_grid_captions_every_image():
     assert [annotation.text for annotation in figure.layout.annotations] == titles
     assert figure.layout.annotations[0].font.color == "red"
     (heatmap,) = figure.data
-    z = np.asarray(heatmap.z, dtype=float)
+    assert np.asarray(heatmap.z).dtype == np.uint8  # one byte a pixel to the browser
+    z = plots.grid_pixels(heatmap.z)
     assert np.nanmax(z) <= 1.0 and np.nanmin(z) >= 0.0  # uint8 scaled to [0, 1]
-    # The first tile holds the first image, scaled.
+    # The first tile holds the first image, scaled; the gaps and the captions' rows are gaps.
     top = 9  # caption height above the first row
-    np.testing.assert_allclose(z[top : top + 28, :28], images[0] / 255.0, atol=1e-6)
+    np.testing.assert_allclose(z[top : top + 28, :28], images[0] / 255.0, atol=0.5 / plots.GRID_INK_LEVELS)
+    assert np.isnan(z[:top]).all() and np.isnan(z[top : top + 28, 28:30]).all()
     assert figure.layout.title.text == "Some digits"
 
 
 def test_sample_grid_of_float_images_keeps_their_values():
     images = np.random.default_rng(1).random((2, 28, 28)).astype(np.float32)
-    z = np.asarray(plots.sample_grid(images, ["a", "b"]).data[0].z, dtype=float)
-    np.testing.assert_allclose(z[9 : 9 + 28, :28], images[0], atol=1e-6)
+    z = plots.grid_pixels(plots.sample_grid(images, ["a", "b"]).data[0].z)
+    np.testing.assert_allclose(z[9 : 9 + 28, :28], images[0], atol=0.5 / plots.GRID_INK_LEVELS)  # to a grey level
 
 
 def test_class_histogram_bars_are_the_counts():
@@ -273,9 +275,10 @@ def test_augmentation_grid_puts_each_digit_over_its_distortions():
     figure = plots.augmentation_grid(originals, [4, 1, 7], distorted)
     texts = [annotation.text for annotation in figure.layout.annotations]
     assert texts[:3] == ["4", "1", "7"] and texts[3] == "draw 1" and texts[6] == "draw 2"
-    z = np.asarray(figure.data[0].z, dtype=float)
-    np.testing.assert_allclose(z[9:37, :28], originals[0], atol=1e-6)  # top left: the first original
-    np.testing.assert_allclose(z[9 + 39 : 37 + 39, :28], distorted[0, 0], atol=1e-6)  # below it: its first draw
+    z = plots.grid_pixels(figure.data[0].z)
+    level = 0.5 / plots.GRID_INK_LEVELS
+    np.testing.assert_allclose(z[9:37, :28], originals[0], atol=level)  # top left: the first original
+    np.testing.assert_allclose(z[9 + 39 : 37 + 39, :28], distorted[0, 0], atol=level)  # below it: its first draw
 
 
 def test_filter_mosaic_shows_each_kernel_scaled_with_its_weights_on_hover():
