@@ -6,6 +6,7 @@ Imports no TensorFlow. Images are numpy arrays (28x28, uint8 0-255 or float 0-1,
 from __future__ import annotations
 
 import base64
+import bisect
 import io
 import math
 from collections.abc import Sequence
@@ -285,6 +286,24 @@ def training_curves(history: Sequence, references: Sequence = ()) -> go.Figure:
     figure.update_layout(margin=_MARGIN, height=340, legend=dict(orientation="h", y=-0.25))
     add_reference_lines(figure, references, row=1, col=2)
     return figure
+
+
+# A chart whose figure changes is drawn anew in the browser (Streamlit mounts a new Plotly plot); the batch chart
+# changed every second, which cost the watching browser ~0.25 of a core on a slow host (BENCHMARKS.md, "seventh
+# session"). It moves on every few seconds of the training instead; the progress bar and metrics above it still
+# move every second.
+BATCH_CHART_SECONDS = 3.0
+
+
+def batches_to_draw(batches: Sequence, finished: bool, every_seconds: float = BATCH_CHART_SECONDS) -> int:
+    """How many of a training's `batches` (BatchEvents in order) its chart shows now: all once the training has
+    `finished`; before, those up to the last whole multiple of `every_seconds` of its elapsed time (at least the
+    first). The count, and so the figure, changes once every `every_seconds` of the training however often pages
+    poll, and is the same for every page watching it."""
+    if finished or not batches:
+        return len(batches)
+    tick = math.floor(batches[-1].elapsed_seconds / every_seconds) * every_seconds
+    return max(1, bisect.bisect_right([event.elapsed_seconds for event in batches], tick))
 
 
 def batch_curves(batches: Sequence) -> go.Figure:

@@ -327,8 +327,11 @@ def live_view() -> None:
         metrics[2].metric(_("Validation accuracy"), format_percent(validated[-1].val_accuracy) if validated else "-",
                           help=_("After the last epoch that finished its validation."))
         metrics[3].metric(_("Images per second"), format_number(latest.images_per_second))
-        batch_curves = ui.live_figure("batches", (snapshot.job_id, latest.epoch, latest.step, len(snapshot.batches)),
-                                      lambda: plots.batch_curves(snapshot.batches))
+        shown = plots.batches_to_draw(snapshot.batches,
+                                      finished=not snapshot.active or snapshot.status == JobStatus.SAVING)
+        last = snapshot.batches[shown - 1] if shown else latest
+        batch_curves = ui.live_figure("batches", (snapshot.job_id, last.epoch, last.step, shown),
+                                      lambda: plots.batch_curves(snapshot.batches[:shown]))
         st.plotly_chart(batch_curves, width="stretch", key="batch_curves")
     if snapshot.epochs:
         st.markdown(_("**Per epoch: training vs validation** (when the validation curve turns up while training "

@@ -92,6 +92,23 @@ def test_batch_curves_place_batches_on_an_epoch_axis():
     assert list(figure.data[1].y) == [event.accuracy for event in batches]
 
 
+def test_the_batch_chart_moves_on_every_few_seconds_of_a_training_and_shows_all_at_its_end():
+    # A batch every 0.5 s of training: 0.5, 1.0, ..., 8.0 s.
+    batches = [
+        BatchEvent(epoch=1, epochs=1, step=step, steps=16, loss=1.0, accuracy=0.5, images_per_second=100.0,
+                   elapsed_seconds=0.5 * step, eta_seconds=1.0)
+        for step in range(1, 17)
+    ]
+    assert plots.BATCH_CHART_SECONDS == 3.0
+    shown = [plots.batches_to_draw(batches[:count], finished=False) for count in range(1, 17)]
+    # The first batch at once; the batches up to 3 s (6 of them) from the one at 3 s, up to 6 s (12) from the one at
+    # 6 s: in 8 s of training the count, and so the figure, changes three times however often a page polls.
+    assert shown == [1] * 5 + [6] * 6 + [12] * 5
+    assert plots.batches_to_draw(batches, finished=True) == 16  # the whole curve once the training has ended
+    assert plots.batches_to_draw([], finished=False) == 0
+    assert plots.batches_to_draw(batches, finished=False, every_seconds=1.0) == 16  # 8.0 s: on a whole second
+
+
 def test_probability_bars_highlight_the_winner():
     probabilities = np.array([0.01, 0.02, 0.05, 0.6, 0.02, 0.2, 0.03, 0.03, 0.02, 0.02])
     figure = plots.probability_bars(probabilities)
