@@ -45,7 +45,8 @@ PRESET_HELP = {
     "demo": N_("The quick CNN for one pass over 20,000 images: about 97.8% on the test set, a whole training in "
                "about 5 s on a quiet 2-core machine. For a class that wants to see one finish."),
     "fast": N_("The quick CNN, 2 passes over all 60,000 images, the learning rate warmed up then lowered: about "
-               "99.1%, about 10 s from Start to the saved model on an idle 2-core server (8 s of it training)."),
+               "99.1%, about 10 s from Start to the saved model on an idle 2-core server that computes in bfloat16 "
+               "(13 s on one that does not; longer on a slower or busy server)."),
     "seed": N_("Seed tutorial 000's script as written: the seed CNN, batch 32, 10 passes. Several minutes."),
     "shipped-cnn": N_("How the shipped 'cnn' was made: 15 passes at batch 64 with distorted copies of the digits, "
                       "the learning rate lowered along a curve. About 3 minutes on an idle 2-core server."),
