@@ -4,7 +4,9 @@ Each run starts a fresh `streamlit run app.py` (a scratch copy of the shipped mo
 headless Chromium with the preset it preselects (the default, "fast"), optionally switches the Precision setting,
 clicks Start training and waits for the saved-model message. The times are taken in the page itself: the click
 and the moment "Training finished" appears (performance.now() of one page). The server's own part of the run
-(start-up, each epoch, evaluation, save) is in the saved model's JSON and in bench_fast_preset.py's breakdown.
+(start-up, each epoch, evaluation, save) is in the saved model's JSON and in bench_fast_preset.py's breakdown. The CPU
+seconds each side used from the click to the message are counted too: the server, its workers, and Chromium, which
+here shares the server's cores (a visitor's browser runs on their own device; a one-machine classroom's does not).
 
 Run from the project root:
 
@@ -67,9 +69,11 @@ def one_run(playwright, chromium: tuple[str, list[str]], precision: str | None, 
             page.wait_for_timeout(read_seconds * 1000)
             page.evaluate(CLICK_PROBE)
             load = benchlib.load_average()
+            cpu_before = benchlib.cpu_seconds(server.pid, Path(chromium[0]).name)
             page.get_by_role("button", name="Start training").click()
             page.wait_for_function("window.__trainProbe.finishedAt !== null", timeout=FINISH_TIMEOUT_MS,
                                    polling="raf")
+            cpu_after = benchlib.cpu_seconds(server.pid, Path(chromium[0]).name)  # before the idle worker may exit
             probe = page.evaluate("window.__trainProbe")
             browser.close()
         finally:
@@ -79,6 +83,9 @@ def one_run(playwright, chromium: tuple[str, list[str]], precision: str | None, 
         info = json.loads(saved[0].read_text()) if saved else {}
     return {
         "seconds": (probe["finishedAt"] - probe["clickedAt"]) / 1000,
+        # CPU seconds from the click to the message: the server, its workers, the browser (which a visitor's own
+        # device runs, but the bench runs beside the server on the same cores, as on a one-machine classroom).
+        "cpu": {key: cpu_after[key] - cpu_before[key] for key in cpu_after},
         "message": probe["text"],
         "load": load,
         "info": info,
@@ -113,11 +120,13 @@ def main() -> None:
                 " + ".join(f"{epoch['seconds']:.2f}" for epoch in epochs),
                 f"{info.get('test_accuracy', float('nan')):.4f}", config.get("architecture", "?"),
                 config.get("precision", "?"), f"{result['load']:.2f}",
+                " / ".join(f"{result['cpu'][key]:.1f}" for key in ("server", "workers", "browser")),
+                f"{result['cpu']['browser'] / result['seconds']:.2f}",
             ])
             print(f"run {run}: {result['seconds']:.2f} s, {result['message']}", flush=True)
     print()
     print_table(["run", "click -> finished s", "train() s", "epochs s", "test accuracy", "architecture",
-                 "precision", "load at click"], rows)
+                 "precision", "load at click", "CPU s: server / workers / Chromium", "Chromium's cores"], rows)
     print(f"median click -> 'Training finished': {median(times):.2f} s over {len(times)} runs"
           + (f" (server on cores {args.cores})" if args.cores else "")
           + (f", clicked {args.read_seconds:g} s after the page opened" if args.read_seconds else ", clicked at once"))

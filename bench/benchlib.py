@@ -64,11 +64,52 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
+def _process_table() -> dict[int, tuple[int, str, float]]:
+    """Every process: pid -> (parent pid, command line, CPU seconds so far: user + system), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone meanwhile
+            continue
+        table[int(entry.name)] = (int(fields[1]), command, (int(fields[11]) + int(fields[12])) / ticks)
+    return table
+
+
+def cpu_seconds(server_pid: int, browser_marker: str) -> dict[str, float]:
+    """CPU seconds used so far by the app server itself, by its descendants (training workers and the like) and by
+    every process whose command line contains `browser_marker` (Chromium's executable). Take it twice and
+    subtract: processes that ended in between are not counted, so take the second reading before they end."""
+    table = _process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    descendants, waiting = [], list(children.get(server_pid, []))
+    while waiting:
+        pid = waiting.pop()
+        descendants.append(pid)
+        waiting.extend(children.get(pid, []))
+    return {
+        "server": table[server_pid][2] if server_pid in table else 0.0,
+        "workers": sum(table[pid][2] for pid in descendants),
+        "browser": sum(cpu for _, command, cpu in table.values() if browser_marker in command),
+    }
+
+
 def machine_lines(with_tensorflow: bool = False) -> list[str]:
     """A few lines that say on what, when and with which versions the figures were measured."""
     lines = [
         f"date: {date.today().isoformat()}",
         f"cpu: {cpu_model()}, {hardware.usable_cores()} cores at {cpu_mhz():.0f} MHz (from /proc/cpuinfo)",
+        # Hosts of the same name differ (2026-12-01: a Zen 3 without AVX-512 ran everything 2.5-5x slower than the
+        # Zen 4 hosts before it): the generation and the vector units say which figures compare.
+        f"cpu family {hardware.cpuinfo().get('cpu family', '?')} model {hardware.cpuinfo().get('model', '?')}; "
+        f"AVX-512: {'yes' if 'avx512f' in hardware.cpu_flags() else 'no'}; "
+        f"bfloat16 in hardware: {'yes' if hardware.native_bfloat16() else 'no'}",
         f"ram: {ram_gib():.1f} GiB; os: {os_name()}; python {platform.python_version()}",
     ]
     if with_tensorflow:
