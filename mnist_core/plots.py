@@ -303,7 +303,7 @@ def batches_to_draw(batches: Sequence, finished: bool, every_seconds: float = BA
     if finished or not batches:
         return len(batches)
     tick = math.floor(batches[-1].elapsed_seconds / every_seconds) * every_seconds
-    return max(1, bisect.bisect_right([event.elapsed_seconds for event in batches], tick))
+    return max(1, bisect.bisect_right(batches, tick, key=lambda event: event.elapsed_seconds))
 
 
 def batch_curves(batches: Sequence) -> go.Figure:

@@ -330,7 +330,7 @@ def live_view() -> None:
         metrics[3].metric(_("Images per second"), format_number(latest.images_per_second))
         shown = plots.batches_to_draw(snapshot.batches,
                                       finished=not snapshot.active or snapshot.status == JobStatus.SAVING)
-        last = snapshot.batches[shown - 1] if shown else latest
+        last = snapshot.batches[shown - 1]  # the snapshot keeps its latest batch among them: never empty here
         batch_curves = ui.live_figure("batches", (snapshot.job_id, last.epoch, last.step, shown),
                                       lambda: plots.batch_curves(snapshot.batches[:shown]))
         st.plotly_chart(batch_curves, width="stretch", key="batch_curves")
